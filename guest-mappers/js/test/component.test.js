@@ -1,4 +1,7 @@
 // The built component, end to end: build.sh, then every policy call through the canonical ABI.
+//
+// Set MAPPER_WASM to run the same checks on another build of the example policy, such as
+// `MAPPER_WASM=$PWD/../python/dist/mapper-py.wasm node --test test/component.test.js`.
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -22,6 +25,10 @@ const CLIENT = {
 let wasm;
 
 before(() => {
+  if (process.env.MAPPER_WASM) {
+    wasm = process.env.MAPPER_WASM;
+    return;
+  }
   wasm = join(mkdtempSync(join(tmpdir(), "mapper-js-")), "mapper-js.wasm");
   execFileSync(join(HERE, "..", "build.sh"), [wasm], { stdio: ["ignore", "ignore", "inherit"] });
 });

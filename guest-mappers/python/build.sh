@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Builds the Python example mapper into a wasm component with componentize-py.
+#
+#   ./build.sh [OUT.wasm]        default: dist/mapper-py.wasm
+#
+# Needs componentize-py 0.25.1 on PATH (see requirements.txt).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+out="${1:-$here/dist/mapper-py.wasm}"
+case "$out" in /*) ;; *) out="$PWD/$out" ;; esac
+
+if ! command -v componentize-py >/dev/null 2>&1; then
+    echo "error: componentize-py is not on PATH. Install the pinned toolchain, for example:" >&2
+    echo "       python3 -m venv \$HOME/.cache/interstate/venv" >&2
+    echo "       \$HOME/.cache/interstate/venv/bin/pip install -r '$here/requirements.txt'" >&2
+    echo "       export PATH=\$HOME/.cache/interstate/venv/bin:\$PATH" >&2
+    exit 1
+fi
+
+mkdir -p "$(dirname "$out")"
+cd "$here"
+# WASI stays linked (no --stub-wasi): the TOTP check reads the wall clock.
+componentize-py -d ../../wit -w mapper componentize app -p . -o "$out"
