@@ -173,6 +173,9 @@ impl Parser {
         let name = std::str::from_utf8(start.name().as_ref())
             .map_err(|_| "an element name is not valid UTF-8".to_owned())?
             .to_owned();
+        if self.stack.is_empty() {
+            self.root_start = Some((name.clone(), None));
+        }
         let mut attributes = Vec::new();
         for attribute in start.attributes() {
             let attribute =
@@ -195,12 +198,11 @@ impl Parser {
             }
             attributes.push((key, value.into_owned()));
         }
-        if self.stack.is_empty() {
-            let version = attributes
+        if let (true, Some((_, version))) = (self.stack.is_empty(), self.root_start.as_mut()) {
+            *version = attributes
                 .iter()
                 .find(|(key, _)| key == "version")
                 .map(|(_, value)| value.clone());
-            self.root_start = Some((name.clone(), version));
         }
         self.stack.push(Element {
             name,

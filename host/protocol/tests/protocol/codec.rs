@@ -1,0 +1,566 @@
+//! Decoding every request fixture, encoding every reply against golden files, and checking the
+//! reply shapes against the examples of the Teradici protocol page.
+
+use interstate_protocol::policy::{
+    Desktop, DesktopState, DialogField, FieldKind, LaunchTarget, Operation, Secret, SessionKind,
+};
+use interstate_protocol::{
+    AllocResult, AllocateResource, AllocateResp, AuthResult, Authenticate, AuthenticateResp,
+    BrokerInfo, BrokerReply, ClientRequest, DialogParameters, ErrorId, ErrorResp, Hello, HelloResp,
+    LaunchSession, LaunchSessionResp, ListResult, ResourceListResp, Root, SessionInfo,
+    decode_launch_session, decode_launch_session_resp, decode_request, encode_launch_session,
+    encode_launch_session_resp, encode_reply,
+};
+
+use crate::fixtures::{assert_golden, canonical, read};
+
+fn decode(name: &str) -> (Root, ClientRequest) {
+    let request = decode_request(&read(&format!("requests/{name}")))
+        .unwrap_or_else(|e| panic!("{name}: {e} ({:?})", e.result_id));
+    (request.root, request.message)
+}
+
+fn hello_of(name: &str) -> Hello {
+    match decode(name).1 {
+        ClientRequest::Hello(hello) => hello,
+        other => panic!("{name}: {other:?}"),
+    }
+}
+
+#[test]
+fn seed_hello_with_pcm_info() {
+    let (root, _) = decode("seed-hello.xml");
+    assert_eq!(root, Root::PcoipBroker);
+    let hello = hello_of("seed-hello.xml");
+    assert_eq!(
+        hello.client_info.product_name,
+        "Teradici Windows Soft Client"
+    );
+    assert_eq!(hello.client_info.product_version, "3.1.5");
+    assert_eq!(hello.client_info.platform, "Windows 7 64-bit");
+    assert_eq!(hello.client_info.locale, "en_US");
+    assert_eq!(hello.client_info.hostname, "my-client.teradici.local");
+    assert_eq!(hello.client_info.serial_number, "123456");
+    assert_eq!(hello.client_info.device_name, "some-name");
+    assert_eq!(hello.client_info.pcoip_unique_id, "");
+    assert!(hello.caps.is_empty());
+    assert_eq!(hello.server_address, None);
+    assert!(!hello.is_probe());
+}
+
+#[test]
+fn seed_authenticate_get_resource_list_allocate_and_bye() {
+    let (root, message) = decode("seed-authenticate.xml");
+    assert_eq!(root, Root::PcoipBroker);
+    let ClientRequest::Authenticate(Authenticate::Password {
+        username,
+        password,
+        domain,
+    }) = message
+    else {
+        panic!("{message:?}");
+    };
+    assert_eq!(username, "username");
+    assert_eq!(password.expose(), "password");
+    assert_eq!(domain, "domain");
+
+    let (_, message) = decode("seed-get-resource-list.xml");
+    let ClientRequest::GetResourceList(list) = message else {
+        panic!("{message:?}");
+    };
+    assert!(list.protocols.is_empty() && list.resource_types.is_empty());
+
+    let (_, message) = decode("seed-allocate-resource.xml");
+    assert_eq!(
+        message,
+        ClientRequest::AllocateResource(AllocateResource {
+            resource_id: "abcdef0123456789".into(),
+            protocol: "PCOIP".into(),
+            client_ip: "192.168.0.57".into(),
+            client_mac: "00:67:a8:2d:84:7e".into(),
+            time_zone_windows: "Pacific Standard Time".into(),
+        })
+    );
+
+    assert_eq!(decode("seed-bye.xml").1, ClientRequest::Bye);
+}
+
+#[test]
+fn ils_captures() {
+    let (root, _) = decode("ils-hello.xml");
+    assert_eq!(root, Root::PcoipClient);
+    let hello = hello_of("ils-hello.xml");
+    assert_eq!(
+        hello.client_info.product_name,
+        "Teradici PCoIP Desktop Client"
+    );
+    assert_eq!(hello.client_info.product_version, "19.11.0");
+    assert_eq!(hello.client_info.pcoip_unique_id, "00:00:00:00:00:00");
+    assert_eq!(
+        hello.caps,
+        [
+            "CAP_DISCLAIMER_AUTHENTICATION",
+            "CAP_NO_AUTHENTICATION",
+            "CAP_DIALOG_AUTHENTICATION",
+            "CAP_ALTERNATE_PROVISIONING"
+        ]
+    );
+    assert!(hello.has_cap("CAP_DIALOG_AUTHENTICATION"));
+    let address = hello.server_address.clone().unwrap();
+    assert_eq!(address.ip_address, "::1");
+    assert_eq!(address.hostname, "broker.example.com");
+    assert!(!hello.is_probe());
+
+    let probe = hello_of("ils-hello-probe.xml");
+    assert!(probe.is_probe());
+    assert!(probe.caps.is_empty());
+    assert_eq!(probe.client_info.platform, "PCoIP");
+
+    let ClientRequest::Authenticate(Authenticate::Password {
+        username,
+        password,
+        domain,
+    }) = decode("ils-authenticate.xml").1
+    else {
+        panic!("not a password login");
+    };
+    assert_eq!(
+        (username.as_str(), password.expose(), domain.as_str()),
+        ("alice", "correct horse", "")
+    );
+
+    let ClientRequest::GetResourceList(list) = decode("ils-get-resource-list.xml").1 else {
+        panic!("not a list");
+    };
+    assert_eq!(list.protocols, ["PCOIP"]);
+    assert_eq!(list.resource_types, ["DESKTOP"]);
+
+    let ClientRequest::AllocateResource(allocate) = decode("ils-allocate-resource.xml").1 else {
+        panic!("not an allocation");
+    };
+    assert_eq!(allocate.resource_id, "ws-7");
+    assert_eq!(allocate.client_ip, "192.168.114.8");
+    assert_eq!(allocate.client_mac, "00:00:00:00:00:00");
+    assert_eq!(allocate.time_zone_windows, "");
+
+    assert_eq!(
+        decode("ils-bye.xml"),
+        (Root::PcoipClient, ClientRequest::Bye)
+    );
+}
+
+#[test]
+fn dialog_answer() {
+    let ClientRequest::Authenticate(Authenticate::Dialog { answers, button_id }) =
+        decode("dialog-answer.xml").1
+    else {
+        panic!("not a dialog answer");
+    };
+    assert_eq!(answers.len(), 1);
+    assert_eq!(answers[0].id, "passcode");
+    assert_eq!(answers[0].value.expose(), "123456");
+    assert_eq!(button_id.as_deref(), Some("ok"));
+}
+
+fn broker_info() -> BrokerInfo {
+    BrokerInfo {
+        product_name: "Interstate".into(),
+        product_version: "0.1.0".into(),
+        platform: "linux".into(),
+        locale: "en_US".into(),
+        ip_address: "N/A".into(),
+        hostname: "broker01".into(),
+    }
+}
+
+fn desktops() -> Vec<Desktop> {
+    vec![
+        Desktop {
+            id: "ws-7".into(),
+            name: "Workstation 7".into(),
+            hostname: "ws-7.example.com".into(),
+            agent_port: None,
+            session_kind: SessionKind::Vdi,
+            state: DesktopState::Unknown,
+            operations: vec![],
+        },
+        Desktop {
+            id: "rds-1".into(),
+            name: "Shared <R&D> host".into(),
+            hostname: "rds-1.example.com".into(),
+            agent_port: Some(60444),
+            session_kind: SessionKind::Rds,
+            state: DesktopState::Running,
+            operations: vec![Operation::Restart, Operation::PowerDown, Operation::PowerUp],
+        },
+    ]
+}
+
+fn target() -> LaunchTarget {
+    LaunchTarget {
+        ip_address: "10.64.60.147".into(),
+        hostname: "ws-7.example.com".into(),
+        sni: "SAL-W7P64-SA15".into(),
+        port: 4172,
+        session_id: "2305843009213693954".into(),
+        connect_tag: Secret::new("SCS1fw0Zbk+Eu7q2AA"),
+    }
+}
+
+/// Every reply shape, in both roots where it matters.
+fn golden_replies() -> Vec<(&'static str, Root, BrokerReply)> {
+    let auth = |method: Option<&str>, id: AuthResult, dialog| {
+        BrokerReply::Authenticate(AuthenticateResp {
+            method: method.map(str::to_owned),
+            result_id: id,
+            result_str: id.default_text().into(),
+            dialog,
+        })
+    };
+    let alloc = |id: AllocResult, target: Option<LaunchTarget>| {
+        BrokerReply::Allocate(AllocateResp {
+            result_id: id,
+            result_str: id.default_text().into(),
+            target,
+            resource_id: "ws-7".into(),
+            protocol: "PCOIP".into(),
+        })
+    };
+    vec![
+        (
+            "hello-resp.xml",
+            Root::PcoipClient,
+            BrokerReply::Hello(HelloResp {
+                broker_info: broker_info(),
+                domains: vec!["example.com".into(), "LAB".into()],
+            }),
+        ),
+        (
+            "hello-resp-no-domains.xml",
+            Root::PcoipBroker,
+            BrokerReply::Hello(HelloResp {
+                broker_info: broker_info(),
+                domains: vec![],
+            }),
+        ),
+        (
+            "authenticate-resp-success.xml",
+            Root::PcoipClient,
+            auth(Some("password"), AuthResult::SuccessfulAndComplete, None),
+        ),
+        (
+            "authenticate-resp-failed.xml",
+            Root::PcoipClient,
+            auth(
+                Some("password"),
+                AuthResult::FailedUnknownUsernameOrPassword,
+                None,
+            ),
+        ),
+        (
+            "authenticate-resp-dialog.xml",
+            Root::PcoipClient,
+            auth(
+                Some("password"),
+                AuthResult::SuccessfulAndIncomplete,
+                Some(DialogParameters {
+                    prompt: "Enter the code from your authenticator app".into(),
+                    error_text: String::new(),
+                    fields: vec![
+                        DialogField {
+                            id: "notice".into(),
+                            label: "Codes change every 30 s".into(),
+                            kind: FieldKind::ReadOnly,
+                        },
+                        DialogField {
+                            id: "username".into(),
+                            label: "User".into(),
+                            kind: FieldKind::Text,
+                        },
+                        DialogField {
+                            id: "pin".into(),
+                            label: "PIN".into(),
+                            kind: FieldKind::Number,
+                        },
+                        DialogField {
+                            id: "passcode".into(),
+                            label: "Passcode".into(),
+                            kind: FieldKind::Secret,
+                        },
+                    ],
+                }),
+            ),
+        ),
+        (
+            "authenticate-resp-dialog-complete.xml",
+            Root::PcoipClient,
+            auth(None, AuthResult::SuccessfulAndComplete, None),
+        ),
+        (
+            "get-resource-list-resp.xml",
+            Root::PcoipClient,
+            BrokerReply::ResourceList(ResourceListResp {
+                result_id: ListResult::Successful,
+                result_str: ListResult::Successful.default_text().into(),
+                resources: desktops(),
+            }),
+        ),
+        (
+            "get-resource-list-resp-no-entitlement.xml",
+            Root::PcoipClient,
+            BrokerReply::ResourceList(ResourceListResp {
+                result_id: ListResult::FailedNoEntitlement,
+                result_str: ListResult::FailedNoEntitlement.default_text().into(),
+                resources: vec![],
+            }),
+        ),
+        (
+            "allocate-resource-resp.xml",
+            Root::PcoipClient,
+            alloc(AllocResult::Successful, Some(target())),
+        ),
+        (
+            "allocate-resource-resp-failed.xml",
+            Root::PcoipClient,
+            alloc(AllocResult::FailedToAllocateAgent, None),
+        ),
+        ("bye-resp.xml", Root::PcoipClient, BrokerReply::Bye),
+        (
+            "error-resp.xml",
+            Root::PcoipBroker,
+            BrokerReply::Error(ErrorResp {
+                result_id: ErrorId::InvalidMsgFormat,
+                result_str: ErrorId::InvalidMsgFormat.default_text().into(),
+                detail: Some("<client-info> is not closed (found the end tag of <hello>)".into()),
+            }),
+        ),
+        (
+            "error-resp-no-detail.xml",
+            Root::PcoipClient,
+            BrokerReply::error(ErrorId::InvalidSession, None),
+        ),
+    ]
+}
+
+#[test]
+fn replies_match_golden_files() {
+    for (name, root, reply) in golden_replies() {
+        let encoded = encode_reply(root, &reply);
+        assert!(encoded.starts_with(b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"));
+        assert_golden(name, &encoded);
+    }
+}
+
+#[test]
+fn replies_have_the_shape_of_the_protocol_page() {
+    let text = |id: &str| -> String { id.to_owned() };
+    let seed_target = LaunchTarget {
+        ip_address: "192.168.1.56".into(),
+        hostname: "mydesktop.teradici.com".into(),
+        sni: String::new(),
+        port: 4172,
+        session_id: String::new(),
+        connect_tag: Secret::new("tag"),
+    };
+    let cases: Vec<(&str, BrokerReply)> = vec![
+        (
+            "hello-resp.xml",
+            BrokerReply::Hello(HelloResp {
+                broker_info: BrokerInfo {
+                    product_name: "XYZ Broker".into(),
+                    product_version: "5.1.0".into(),
+                    platform: "Linux Ubuntu 10.4 64-bit".into(),
+                    locale: "en_US".into(),
+                    ip_address: "10.0.136.26".into(),
+                    hostname: "broker1.teradici.com".into(),
+                },
+                domains: vec!["domain-1".into(), "domain-2".into()],
+            }),
+        ),
+        (
+            "authenticate-resp.xml",
+            BrokerReply::Authenticate(AuthenticateResp {
+                method: Some("password".into()),
+                result_id: AuthResult::SuccessfulAndComplete,
+                result_str: text("Authentication completed successfully"),
+                dialog: None,
+            }),
+        ),
+        (
+            "get-resource-list-resp.xml",
+            BrokerReply::ResourceList(ResourceListResp {
+                result_id: ListResult::Successful,
+                result_str: text("The user is entitled to resources"),
+                resources: [
+                    ("My Desktop", "abcdef0123456789", SessionKind::Vdi),
+                    ("My Session Desktop", "abcdef9876543210", SessionKind::Rds),
+                ]
+                .into_iter()
+                .map(|(name, id, kind)| Desktop {
+                    id: id.into(),
+                    name: name.into(),
+                    hostname: "ignored".into(),
+                    agent_port: None,
+                    session_kind: kind,
+                    state: DesktopState::Unknown,
+                    operations: vec![],
+                })
+                .collect(),
+            }),
+        ),
+        ("bye-resp.xml", BrokerReply::Bye),
+        (
+            "error-resp.xml",
+            BrokerReply::Error(ErrorResp {
+                result_id: ErrorId::InvalidMsgFormat,
+                result_str: text("Invalid XML message format"),
+                detail: Some("failed to close \u{2018}client-info\u{2019} element".into()),
+            }),
+        ),
+    ];
+    for (name, reply) in cases {
+        let ours = canonical(&encode_reply(Root::PcoipBroker, &reply));
+        let theirs = canonical(&read(&format!("seed-replies/{name}")));
+        assert_eq!(ours, theirs, "{name}");
+    }
+
+    // The page's example target has only ip-address and hostname; ours adds the fields a
+    // real client needs, in that order, around the same surrounding elements.
+    let ours = canonical(&encode_reply(
+        Root::PcoipBroker,
+        &BrokerReply::Allocate(AllocateResp {
+            result_id: AllocResult::Successful,
+            result_str: text("Successfully allocated resource"),
+            target: Some(seed_target),
+            resource_id: "desktop-id".into(),
+            protocol: "PCOIP".into(),
+        }),
+    ));
+    let theirs = canonical(&read("seed-replies/allocate-resource-resp.xml"));
+    let mut remaining = ours.iter();
+    for token in &theirs {
+        assert!(
+            remaining.any(|t| t == token),
+            "allocate-resource-resp lacks {token} in order"
+        );
+    }
+}
+
+fn launch_session() -> LaunchSession {
+    LaunchSession {
+        session_type: "UNSPECIFIED".into(),
+        ip_address: "172.16.43.3".into(),
+        hostname: "ws-7.example.com".into(),
+        username: "alice".into(),
+        password: Secret::new("correct horse"),
+        domain: "example.com".into(),
+        client_mac: "28:b2:bd:ed:a4:7c".into(),
+        client_ip: "10.27.0.5".into(),
+        client_name: "ford".into(),
+        license_path: Some("2589@license-server".into()),
+        session_log_id: "d9836980-34c4-1fed-9dea-000000000000".into(),
+    }
+}
+
+#[test]
+fn agent_launch_session() {
+    let launch = launch_session();
+    let encoded = encode_launch_session(&launch);
+    assert_golden("agent-launch-session.xml", &encoded);
+    assert_eq!(decode_launch_session(&encoded).unwrap(), launch);
+
+    // The reference capture (with the CM's extra time-zone-windows) decodes to the same.
+    let reference = decode_launch_session(&read("agent/launch-session-reference.xml")).unwrap();
+    assert_eq!(reference, launch);
+
+    let without_licence = LaunchSession {
+        license_path: None,
+        domain: String::new(),
+        ..launch
+    };
+    let encoded = encode_launch_session(&without_licence);
+    assert!(!String::from_utf8_lossy(&encoded).contains("license-path"));
+    assert_eq!(decode_launch_session(&encoded).unwrap(), without_licence);
+}
+
+#[test]
+fn agent_launch_session_resp() {
+    let success =
+        decode_launch_session_resp(&read("agent/launch-session-resp-success.xml")).unwrap();
+    assert_eq!(
+        success,
+        LaunchSessionResp {
+            result_id: "SUCCESSFUL".into(),
+            session_info: Some(SessionInfo {
+                ip_address: "10.64.60.147".into(),
+                sni: "SAL-W7P64-SA15".into(),
+                port: 4172,
+                session_id: "2305843009213693954".into(),
+                session_tag: Secret::new("SCS1fw0Zbk+Eu7q2AA"),
+            }),
+            fail_reason: None,
+        }
+    );
+    let user_auth =
+        decode_launch_session_resp(&read("agent/launch-session-resp-user-auth.xml")).unwrap();
+    assert_eq!(user_auth.result_id, "FAILED_USER_AUTH");
+    assert_eq!(user_auth.session_info, None);
+    assert!(
+        user_auth
+            .fail_reason
+            .unwrap()
+            .contains("user authentication")
+    );
+    let another =
+        decode_launch_session_resp(&read("agent/launch-session-resp-another-session.xml")).unwrap();
+    assert_eq!(another.result_id, "FAILED_ANOTHER_SESSION_STARTED");
+
+    for (name, resp) in [
+        ("agent-launch-session-resp-success.xml", success),
+        ("agent-launch-session-resp-another-session.xml", another),
+    ] {
+        let encoded = encode_launch_session_resp(&resp);
+        assert_golden(name, &encoded);
+        assert_eq!(decode_launch_session_resp(&encoded).unwrap(), resp);
+    }
+}
+
+#[test]
+fn agent_decoding_errors() {
+    let cases: &[(&str, ErrorId)] = &[
+        (
+            "<pcoip-client version='2.1'><bye/></pcoip-client>",
+            ErrorId::InvalidMsgEnvelope,
+        ),
+        (
+            "<pcoip-agent version='1.0'/>",
+            ErrorId::InvalidMissingMsgContent,
+        ),
+        (
+            "<pcoip-agent version='1.0'><launch-session/></pcoip-agent>",
+            ErrorId::UnsupportedRequest,
+        ),
+        (
+            "<pcoip-agent version='1.0'><launch-session-resp/></pcoip-agent>",
+            ErrorId::InvalidInvalidMsgContent,
+        ),
+        (
+            "<pcoip-agent version='1.0'><launch-session-resp><result-id>SUCCESSFUL</result-id><session-info><port>70000</port></session-info></launch-session-resp></pcoip-agent>",
+            ErrorId::InvalidInvalidMsgContent,
+        ),
+        (
+            "<!DOCTYPE x [<!ENTITY a 'b'>]><pcoip-agent version='1.0'/>",
+            ErrorId::InvalidMsgFormat,
+        ),
+    ];
+    for (body, id) in cases {
+        let error = decode_launch_session_resp(body.as_bytes()).unwrap_err();
+        assert_eq!(error.result_id, *id, "{body}: {error}");
+        assert_eq!(error.root, None);
+    }
+    let error = decode_launch_session(
+        b"<pcoip-agent version='1.0'><launch-session><logon><username>a</username></logon></launch-session></pcoip-agent>",
+    )
+    .unwrap_err();
+    assert_eq!(error.result_id, ErrorId::InvalidInvalidMsgContent);
+}

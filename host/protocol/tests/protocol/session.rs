@@ -1,0 +1,763 @@
+//! The session state machine: table-driven transitions with explicit time, expiry and the
+//! password wipe.
+#![allow(
+    clippy::type_complexity,
+    reason = "each table row is a tuple so that a case fits on one line"
+)]
+
+use interstate_protocol::policy::{
+    Allocation, AuthOutcome, ClientContext, Desktop, DesktopState, Dialog, DialogField,
+    FieldAnswer, FieldKind, Identity, Launch, LaunchTarget, MapperError, RefusalKind, Rejection,
+    RejectionKind, Secret, SessionKind,
+};
+use interstate_protocol::{
+    AgentFailure, AllocStep, AllocateResource, Authenticate, BrokerInfo, BrokerReply,
+    ClientRequest, GetResourceList, Hello, HelloClientInfo, LaunchSessionResp, Limits, Phase, Root,
+    Session, SessionInfo, Step, encode_reply, hello_reply,
+};
+
+const PASSWORD: &str = "  s3cr3t <&> pässword ";
+const T0: u64 = 1_700_000_000_000;
+
+fn hello(dialog: bool) -> Hello {
+    Hello {
+        client_info: HelloClientInfo {
+            product_name: "Teradici PCoIP Desktop Client".into(),
+            product_version: "24.07.3".into(),
+            hostname: "ford".into(),
+            ..HelloClientInfo::default()
+        },
+        caps: if dialog {
+            vec![
+                "CAP_NO_AUTHENTICATION".into(),
+                "CAP_DIALOG_AUTHENTICATION".into(),
+            ]
+        } else {
+            vec!["CAP_NO_AUTHENTICATION".into()]
+        },
+        server_address: None,
+    }
+}
+
+fn client() -> ClientContext {
+    ClientContext {
+        address: "10.27.0.5".into(),
+        log_id: "d9836980-34c4-1fed-9dea-000000000000".into(),
+        ..ClientContext::default()
+    }
+}
+
+fn identity(domain: &str) -> Identity {
+    Identity {
+        username: "alice".into(),
+        domain: domain.into(),
+        attributes: vec![],
+    }
+}
+
+fn desktop() -> Desktop {
+    Desktop {
+        id: "ws-7".into(),
+        name: "Workstation 7".into(),
+        hostname: "ws-7.example.com".into(),
+        agent_port: Some(60444),
+        session_kind: SessionKind::Vdi,
+        state: DesktopState::Unknown,
+        operations: vec![],
+    }
+}
+
+fn password_request(domain: &str) -> ClientRequest {
+    ClientRequest::Authenticate(Authenticate::Password {
+        username: "alice".into(),
+        password: Secret::new(PASSWORD),
+        domain: domain.into(),
+    })
+}
+
+fn dialog_request() -> ClientRequest {
+    ClientRequest::Authenticate(Authenticate::Dialog {
+        answers: vec![FieldAnswer {
+            id: "otp".into(),
+            value: Secret::new("123456"),
+        }],
+        button_id: None,
+    })
+}
+
+fn list_request() -> ClientRequest {
+    ClientRequest::GetResourceList(GetResourceList::default())
+}
+
+fn allocate_request(id: &str) -> ClientRequest {
+    ClientRequest::AllocateResource(AllocateResource {
+        resource_id: id.into(),
+        protocol: "PCOIP".into(),
+        client_ip: "192.168.114.8".into(),
+        client_mac: "28:b2:bd:ed:a4:7c".into(),
+        time_zone_windows: String::new(),
+    })
+}
+
+fn challenge(error_text: &str) -> AuthOutcome {
+    AuthOutcome::Challenge(Dialog {
+        prompt: "Enter your code".into(),
+        error_text: error_text.into(),
+        fields: vec![DialogField {
+            id: "otp".into(),
+            label: "Code".into(),
+            kind: FieldKind::Secret,
+        }],
+        state: Secret::new("mapper-state-42"),
+    })
+}
+
+fn created() -> Session {
+    Session::new(&hello(true), client(), T0)
+}
+
+fn created_without_dialog() -> Session {
+    Session::new(&hello(false), client(), T0)
+}
+
+fn challenged() -> Session {
+    let mut session = created();
+    let Step::Authenticate(_) = session.on_request(password_request("TYPED"), T0 + 1) else {
+        panic!("no authenticate step");
+    };
+    session.on_auth_outcome(Ok(challenge("")), T0 + 2);
+    session
+}
+
+fn authenticated_with(domain: &str) -> Session {
+    let mut session = created();
+    let Step::Authenticate(_) = session.on_request(password_request("TYPED"), T0 + 1) else {
+        panic!("no authenticate step");
+    };
+    session.on_auth_outcome(Ok(AuthOutcome::Accepted(identity(domain))), T0 + 2);
+    assert_eq!(session.phase(), Phase::Authenticated);
+    session
+}
+
+fn authenticated() -> Session {
+    authenticated_with("")
+}
+
+fn listed() -> Session {
+    let mut session = authenticated();
+    let Step::ListDesktops(_) = session.on_request(list_request(), T0 + 3) else {
+        panic!("no list step");
+    };
+    session.on_desktops(Ok(vec![desktop()]), T0 + 4);
+    session
+}
+
+fn allocating() -> Session {
+    let mut session = listed();
+    let Step::Allocate { .. } = session.on_request(allocate_request("ws-7"), T0 + 5) else {
+        panic!("no allocate step");
+    };
+    session
+}
+
+fn launching() -> Session {
+    let mut session = allocating();
+    let AllocStep::Launch(_) = session.on_allocation(Ok(Allocation::Launch(launch())), T0 + 6)
+    else {
+        panic!("no launch");
+    };
+    session
+}
+
+fn allocated() -> Session {
+    let mut session = launching();
+    let reply = session.on_launch(Ok(agent_success("tag")), T0 + 7);
+    assert_eq!(reply.result_id(), Some("ALLOC_SUCCESSFUL"));
+    session
+}
+
+fn launch() -> Launch {
+    Launch {
+        hostname: String::new(),
+        agent_port: None,
+        username: None,
+        domain: None,
+    }
+}
+
+fn agent_success(tag: &str) -> LaunchSessionResp {
+    LaunchSessionResp {
+        result_id: "successful".into(),
+        session_info: Some(SessionInfo {
+            ip_address: "10.64.60.147".into(),
+            sni: "SAL-W7P64-SA15".into(),
+            port: 4172,
+            session_id: "2305843009213693954".into(),
+            session_tag: Secret::new(tag),
+        }),
+        fail_reason: None,
+    }
+}
+
+fn agent_failure(id: &str, reason: Option<&str>) -> LaunchSessionResp {
+    LaunchSessionResp {
+        result_id: id.into(),
+        session_info: None,
+        fail_reason: reason.map(str::to_owned),
+    }
+}
+
+/// What a step should be.
+#[derive(Debug)]
+enum Expect {
+    Reply(&'static str),
+    Authenticate,
+    Continue,
+    List,
+    Allocate,
+    End,
+}
+
+fn check_step(name: &str, step: &Step, expect: &Expect) {
+    match (step, expect) {
+        (Step::Reply(reply), Expect::Reply(id)) => {
+            assert_eq!(reply.result_id(), Some(*id), "{name}: {reply:?}");
+        }
+        (Step::Authenticate(login), Expect::Authenticate) => {
+            assert_eq!(login.username, "alice", "{name}");
+            assert_eq!(login.password.expose(), PASSWORD, "{name}");
+            assert_eq!(login.client.hostname, "ford", "{name}");
+        }
+        (Step::ContinueAuthentication { state, answers }, Expect::Continue) => {
+            assert_eq!(state.expose(), "mapper-state-42", "{name}");
+            assert_eq!(answers.len(), 1, "{name}");
+        }
+        (Step::ListDesktops(user), Expect::List) => assert_eq!(user.username, "alice", "{name}"),
+        (Step::Allocate { user, desktop_id }, Expect::Allocate) => {
+            assert_eq!(
+                (user.username.as_str(), desktop_id.as_str()),
+                ("alice", "ws-7")
+            );
+        }
+        (Step::End(BrokerReply::Bye), Expect::End) => {}
+        _ => panic!("{name}: expected {expect:?}, got {step:?}"),
+    }
+}
+
+#[test]
+fn requests_in_every_phase() {
+    type Start = fn() -> Session;
+    let unsupported = || ClientRequest::Unsupported {
+        name: "perform-operation".into(),
+    };
+    let disclaimer = || {
+        ClientRequest::Authenticate(Authenticate::Other {
+            method: "disclaimer".into(),
+        })
+    };
+    #[rustfmt::skip]
+    let cases: Vec<(&str, Start, ClientRequest, Expect, Phase, bool)> = vec![
+        // name, start, request, expected step, phase after, holds password after
+        ("hello again", created, ClientRequest::Hello(hello(true)), Expect::Reply("ERR_UNSUPPORTED_REQUEST"), Phase::Created, false),
+        ("hello when authenticated", authenticated, ClientRequest::Hello(hello(true)), Expect::Reply("ERR_UNSUPPORTED_REQUEST"), Phase::Authenticated, true),
+        ("unsupported", created, unsupported(), Expect::Reply("ERR_UNSUPPORTED_REQUEST"), Phase::Created, false),
+        ("unsupported when authenticated", authenticated, unsupported(), Expect::Reply("ERR_UNSUPPORTED_REQUEST"), Phase::Authenticated, true),
+        ("bye created", created, ClientRequest::Bye, Expect::End, Phase::Created, false),
+        ("bye authenticated", authenticated, ClientRequest::Bye, Expect::End, Phase::Created, false),
+        ("bye allocated", allocated, ClientRequest::Bye, Expect::End, Phase::Created, false),
+        ("password created", created, password_request(""), Expect::Authenticate, Phase::Created, true),
+        ("password restarts authenticated", authenticated, password_request(""), Expect::Authenticate, Phase::Created, true),
+        ("password restarts allocated", allocated, password_request(""), Expect::Authenticate, Phase::Created, true),
+        ("password during a challenge", challenged, password_request(""), Expect::Authenticate, Phase::Created, true),
+        ("dialog with a challenge", challenged, dialog_request(), Expect::Continue, Phase::Created, true),
+        ("dialog without a challenge", created, dialog_request(), Expect::Reply("AUTH_FAILED_UNEXPECTED_METHOD"), Phase::Created, false),
+        ("dialog when authenticated", authenticated, dialog_request(), Expect::Reply("AUTH_FAILED_UNEXPECTED_METHOD"), Phase::Authenticated, true),
+        ("disclaimer", created, disclaimer(), Expect::Reply("AUTH_FAILED_UNEXPECTED_METHOD"), Phase::Created, false),
+        ("list before login", created, list_request(), Expect::Reply("LIST_FAILED_NO_USER"), Phase::Created, false),
+        ("list during a challenge", challenged, list_request(), Expect::Reply("LIST_FAILED_NO_USER"), Phase::Created, true),
+        ("list after login", authenticated, list_request(), Expect::List, Phase::Authenticated, true),
+        ("list after allocation", allocated, list_request(), Expect::List, Phase::Allocated, false),
+        ("allocate before login", created, allocate_request("ws-7"), Expect::Reply("ALLOC_FAILED_NO_USER"), Phase::Created, false),
+        ("allocate before listing", authenticated, allocate_request("ws-7"), Expect::Reply("ALLOC_FAILED_INVALID_PARAMETER"), Phase::Authenticated, true),
+        ("allocate unknown id", listed, allocate_request("ws-8"), Expect::Reply("ALLOC_FAILED_INVALID_PARAMETER"), Phase::Authenticated, true),
+        ("allocate listed id", listed, allocate_request("ws-7"), Expect::Allocate, Phase::Authenticated, true),
+        ("allocate again after allocation", allocated, allocate_request("ws-7"), Expect::Reply("ALLOC_FAILED_NO_USER"), Phase::Allocated, false),
+    ];
+    for (name, start, request, expect, phase, holds) in cases {
+        let mut session = start();
+        let now = T0 + 100;
+        let step = session.on_request(request, now);
+        check_step(name, &step, &expect);
+        assert_eq!(session.phase(), phase, "{name}");
+        assert_eq!(session.holds_password(), holds, "{name}");
+        assert_eq!(session.last_seen(), now, "{name}");
+        if let Step::Reply(reply) | Step::End(reply) = &step {
+            assert!(!encode_reply(Root::PcoipClient, reply).is_empty());
+        }
+    }
+}
+
+#[test]
+fn allocate_again_asks_to_log_in_again() {
+    let mut session = allocated();
+    let Step::Reply(BrokerReply::Allocate(resp)) =
+        session.on_request(allocate_request("ws-7"), T0 + 10)
+    else {
+        panic!("not an allocate reply");
+    };
+    assert!(
+        resp.result_str.contains("log in again"),
+        "{}",
+        resp.result_str
+    );
+}
+
+#[test]
+fn authentication_outcomes() {
+    type Start = fn() -> Session;
+    let rejected = |kind| {
+        Ok(AuthOutcome::Rejected(Rejection {
+            kind,
+            reason: "LDAP said: user alice is locked (secret detail)".into(),
+        }))
+    };
+    let started = || {
+        let mut session = created();
+        session.on_request(password_request("TYPED"), T0 + 1);
+        session
+    };
+    let continued = || {
+        let mut session = challenged();
+        session.on_request(dialog_request(), T0 + 3);
+        session
+    };
+    let started_without_dialog = || {
+        let mut session = created_without_dialog();
+        session.on_request(password_request("TYPED"), T0 + 1);
+        session
+    };
+    #[rustfmt::skip]
+    let cases: Vec<(&str, Start, Result<AuthOutcome, MapperError>, &str, Option<&str>, Phase, bool)> = vec![
+        // name, start, outcome, result id, method attribute, phase after, holds password
+        ("accepted", started, Ok(AuthOutcome::Accepted(identity(""))), "AUTH_SUCCESSFUL_AND_COMPLETE", Some("password"), Phase::Authenticated, true),
+        ("bad credentials", started, rejected(RejectionKind::BadCredentials), "AUTH_FAILED_UNKNOWN_USERNAME_OR_PASSWORD", Some("password"), Phase::Created, false),
+        ("expired", started, rejected(RejectionKind::ExpiredPassword), "AUTH_FAILED_EXPIRED_PASSWORD", Some("password"), Phase::Created, false),
+        ("access denied", started, rejected(RejectionKind::AccessDenied), "AUTH_FAILED_ACCESS_DENIED", Some("password"), Phase::Created, false),
+        ("no resources", started, rejected(RejectionKind::NoResources), "AUTH_FAILED_USER_HAS_NO_RESOURCE", Some("password"), Phase::Created, false),
+        ("challenge", started, Ok(challenge("")), "AUTH_SUCCESSFUL_AND_INCOMPLETE", Some("password"), Phase::Created, true),
+        ("challenge, client without dialogs", started_without_dialog, Ok(challenge("")), "AUTH_FAILED_ACCESS_DENIED", Some("password"), Phase::Created, false),
+        ("mapper error", started, Err(MapperError::Timeout(5000)), "ERR_BROKER_SYS_FAILED", None, Phase::Created, true),
+        ("dialog accepted", continued, Ok(AuthOutcome::Accepted(identity(""))), "AUTH_SUCCESSFUL_AND_COMPLETE", None, Phase::Authenticated, true),
+        ("dialog answered wrong", continued, Ok(challenge("Wrong code, try again")), "AUTH_SUCCESSFUL_AND_INCOMPLETE", None, Phase::Created, true),
+        ("dialog rejected", continued, rejected(RejectionKind::BadCredentials), "AUTH_FAILED_UNKNOWN_USERNAME_OR_PASSWORD", None, Phase::Created, false),
+        ("dialog mapper error", continued, Err(MapperError::Trap("unreachable".into())), "ERR_BROKER_SYS_FAILED", None, Phase::Created, true),
+    ];
+    for (name, start, outcome, id, method, phase, holds) in cases {
+        let mut session = start();
+        let reply = session.on_auth_outcome(outcome, T0 + 50);
+        assert_eq!(reply.result_id(), Some(id), "{name}");
+        assert_eq!(session.phase(), phase, "{name}");
+        assert_eq!(session.holds_password(), holds, "{name}");
+        let encoded = String::from_utf8(encode_reply(Root::PcoipClient, &reply)).unwrap();
+        assert!(
+            !encoded.contains("secret detail"),
+            "{name}: mapper reason leaked"
+        );
+        assert!(
+            !encoded.contains("mapper-state-42"),
+            "{name}: dialog state leaked"
+        );
+        assert!(!encoded.contains("s3cr3t"), "{name}: password leaked");
+        if let BrokerReply::Authenticate(resp) = &reply {
+            assert_eq!(resp.method.as_deref(), method, "{name}");
+            assert_eq!(
+                resp.dialog.is_some(),
+                id == "AUTH_SUCCESSFUL_AND_INCOMPLETE",
+                "{name}"
+            );
+        }
+        if name == "dialog answered wrong" {
+            let BrokerReply::Authenticate(resp) = &reply else {
+                unreachable!()
+            };
+            assert_eq!(
+                resp.dialog.as_ref().unwrap().error_text,
+                "Wrong code, try again"
+            );
+            // and the next answer continues with the new state
+            let step = session.on_request(dialog_request(), T0 + 60);
+            check_step(name, &step, &Expect::Continue);
+        }
+        if name == "challenge, client without dialogs" {
+            let BrokerReply::Authenticate(resp) = &reply else {
+                unreachable!()
+            };
+            assert!(resp.result_str.contains("second"), "{}", resp.result_str);
+        }
+    }
+}
+
+#[test]
+fn a_rejected_user_may_retry() {
+    let mut session = created();
+    session.on_request(password_request(""), T0 + 1);
+    session.on_auth_outcome(
+        Ok(AuthOutcome::Rejected(Rejection {
+            kind: RejectionKind::BadCredentials,
+            reason: String::new(),
+        })),
+        T0 + 2,
+    );
+    check_step(
+        "retry",
+        &session.on_request(password_request(""), T0 + 3),
+        &Expect::Authenticate,
+    );
+    let reply = session.on_auth_outcome(Ok(AuthOutcome::Accepted(identity(""))), T0 + 4);
+    assert_eq!(reply.result_id(), Some("AUTH_SUCCESSFUL_AND_COMPLETE"));
+    assert_eq!(session.identity().unwrap().username, "alice");
+}
+
+#[test]
+fn desktop_listings() {
+    let cases: Vec<(&str, Result<Vec<Desktop>, MapperError>, &str)> = vec![
+        ("listed", Ok(vec![desktop()]), "LIST_SUCCESSFUL"),
+        ("empty", Ok(vec![]), "LIST_FAILED_NO_ENTITLEMENT"),
+        (
+            "error",
+            Err(MapperError::Guest("down".into())),
+            "ERR_BROKER_SYS_FAILED",
+        ),
+    ];
+    for (name, desktops, id) in cases {
+        let mut session = authenticated();
+        session.on_request(list_request(), T0 + 3);
+        let reply = session.on_desktops(desktops, T0 + 4);
+        assert_eq!(reply.result_id(), Some(id), "{name}");
+        assert_eq!(session.phase(), Phase::Authenticated, "{name}");
+        // Only a successful listing makes its ids allocatable.
+        let step = session.on_request(allocate_request("ws-7"), T0 + 5);
+        let allocatable = matches!(step, Step::Allocate { .. });
+        assert_eq!(allocatable, id == "LIST_SUCCESSFUL", "{name}");
+    }
+}
+
+#[test]
+fn allocation_decisions() {
+    let direct = |tag: &str| {
+        Ok(Allocation::Direct(LaunchTarget {
+            ip_address: "10.1.1.1".into(),
+            hostname: "ws-7.example.com".into(),
+            sni: "ws-7".into(),
+            port: 4172,
+            session_id: "1".into(),
+            connect_tag: Secret::new(tag),
+        }))
+    };
+    #[rustfmt::skip]
+    let cases: Vec<(&str, Result<Allocation, MapperError>, Option<&str>, Phase, bool)> = vec![
+        // name, allocation, reply id (None = launch), phase after, holds password
+        ("direct", direct("tag"), Some("ALLOC_SUCCESSFUL"), Phase::Allocated, false),
+        ("direct without a tag", direct(""), Some("ALLOC_FAILED_TO_ALLOCATE_AGENT"), Phase::Authenticated, true),
+        ("try again", Ok(Allocation::TryAgain("powering on".into())), Some("ALLOC_PENDING_TRY_AGAIN"), Phase::Authenticated, true),
+        ("refused unknown", Ok(Allocation::Refused(RefusalKind::UnknownDesktop, "x".into())), Some("ALLOC_FAILED_INVALID_PARAMETER"), Phase::Authenticated, true),
+        ("refused licence", Ok(Allocation::Refused(RefusalKind::NoLicense, "x".into())), Some("ALLOC_FAILED_NO_LICENSE"), Phase::Authenticated, true),
+        ("refused unavailable", Ok(Allocation::Refused(RefusalKind::Unavailable, "x".into())), Some("ALLOC_FAILED_TO_ALLOCATE_AGENT"), Phase::Authenticated, true),
+        ("mapper error", Err(MapperError::OutOfMemory(64)), Some("ALLOC_FAILED_TO_ALLOCATE_BROKER"), Phase::Authenticated, true),
+        ("launch", Ok(Allocation::Launch(launch())), None, Phase::Authenticated, true),
+    ];
+    for (name, allocation, id, phase, holds) in cases {
+        let mut session = allocating();
+        match (session.on_allocation(allocation, T0 + 6), id) {
+            (AllocStep::Reply(reply), Some(id)) => {
+                assert_eq!(reply.result_id(), Some(id), "{name}");
+                let BrokerReply::Allocate(resp) = &reply else {
+                    panic!("{name}: {reply:?}");
+                };
+                assert_eq!(resp.target.is_some(), id == "ALLOC_SUCCESSFUL", "{name}");
+                assert_eq!(resp.resource_id, "ws-7", "{name}");
+                assert_eq!(resp.protocol, "PCOIP", "{name}");
+            }
+            (AllocStep::Launch(_), None) => {}
+            (step, _) => panic!("{name}: {step:?}"),
+        }
+        assert_eq!(session.phase(), phase, "{name}");
+        assert_eq!(session.holds_password(), holds, "{name}");
+    }
+}
+
+#[test]
+fn launch_requests_combine_mapper_identity_and_typed_values() {
+    struct Case {
+        name: &'static str,
+        identity_domain: &'static str,
+        launch: Launch,
+        host: &'static str,
+        port: Option<u16>,
+        username: &'static str,
+        domain: &'static str,
+    }
+    let cases = [
+        Case {
+            name: "defaults: desktop host and port, identity user, typed domain",
+            identity_domain: "",
+            launch: launch(),
+            host: "ws-7.example.com",
+            port: Some(60444),
+            username: "alice",
+            domain: "TYPED",
+        },
+        Case {
+            name: "identity domain beats the typed one",
+            identity_domain: "CORP",
+            launch: launch(),
+            host: "ws-7.example.com",
+            port: Some(60444),
+            username: "alice",
+            domain: "CORP",
+        },
+        Case {
+            name: "the launch overrides everything",
+            identity_domain: "CORP",
+            launch: Launch {
+                hostname: "10.9.9.9".into(),
+                agent_port: Some(60443),
+                username: Some("svc-alice".into()),
+                domain: Some(String::new()),
+            },
+            host: "10.9.9.9",
+            port: Some(60443),
+            username: "svc-alice",
+            domain: "",
+        },
+    ];
+    for case in cases {
+        let mut session = authenticated_with(case.identity_domain);
+        session.on_request(list_request(), T0 + 3);
+        session.on_desktops(Ok(vec![desktop()]), T0 + 4);
+        session.on_request(allocate_request("ws-7"), T0 + 5);
+        let AllocStep::Launch(request) =
+            session.on_allocation(Ok(Allocation::Launch(case.launch)), T0 + 6)
+        else {
+            panic!("{}: no launch", case.name);
+        };
+        let name = case.name;
+        assert_eq!(request.agent_host, case.host, "{name}");
+        assert_eq!(request.agent_port, case.port, "{name}");
+        let launch = &request.launch;
+        assert_eq!(launch.session_type, "UNSPECIFIED", "{name}");
+        assert_eq!(launch.ip_address, case.host, "{name}");
+        assert_eq!(launch.hostname, "ws-7.example.com", "{name}");
+        assert_eq!(launch.username, case.username, "{name}");
+        assert_eq!(launch.password.expose(), PASSWORD, "{name}");
+        assert_eq!(launch.domain, case.domain, "{name}");
+        assert_eq!(launch.client_ip, "192.168.114.8", "{name}");
+        assert_eq!(launch.client_mac, "28:b2:bd:ed:a4:7c", "{name}");
+        assert_eq!(launch.client_name, "ford", "{name}");
+        assert_eq!(launch.session_log_id, client().log_id, "{name}");
+        assert_eq!(launch.license_path, None, "{name}");
+    }
+}
+
+#[test]
+fn password_after_a_dialog_is_the_first_steps() {
+    let mut session = challenged();
+    session.on_request(dialog_request(), T0 + 3);
+    session.on_auth_outcome(Ok(AuthOutcome::Accepted(identity(""))), T0 + 4);
+    session.on_request(list_request(), T0 + 5);
+    session.on_desktops(Ok(vec![desktop()]), T0 + 6);
+    session.on_request(allocate_request("ws-7"), T0 + 7);
+    let AllocStep::Launch(request) =
+        session.on_allocation(Ok(Allocation::Launch(launch())), T0 + 8)
+    else {
+        panic!("no launch");
+    };
+    assert_eq!(request.launch.password.expose(), PASSWORD);
+}
+
+#[test]
+fn agent_answers() {
+    #[rustfmt::skip]
+    let cases: Vec<(&str, Result<LaunchSessionResp, AgentFailure>, &str, &str, Phase)> = vec![
+        // name, agent answer, result id, text fragment, phase after
+        ("success", Ok(agent_success("SCS1fw0Zbk")), "ALLOC_SUCCESSFUL", "", Phase::Allocated),
+        ("success, upper case", Ok(LaunchSessionResp { result_id: " SUCCESSFUL ".into(), ..agent_success("t") }), "ALLOC_SUCCESSFUL", "", Phase::Allocated),
+        ("success without a tag", Ok(agent_success("")), "ALLOC_FAILED_TO_ALLOCATE_AGENT", "no session", Phase::Authenticated),
+        ("success without session-info", Ok(agent_failure("SUCCESSFUL", None)), "ALLOC_FAILED_TO_ALLOCATE_AGENT", "no session", Phase::Authenticated),
+        ("user auth", Ok(agent_failure("FAILED_USER_AUTH", Some("bad password"))), "ALLOC_FAILED_UNKNOWN_USERNAME_OR_PASSWORD", "", Phase::Authenticated),
+        ("user auth, lower case", Ok(agent_failure("failed_user_auth", None)), "ALLOC_FAILED_UNKNOWN_USERNAME_OR_PASSWORD", "", Phase::Authenticated),
+        ("another session", Ok(agent_failure("FAILED_ANOTHER_SESSION_STARTED", None)), "ALLOC_FAILED_TO_ALLOCATE_AGENT", "another user is already logged in", Phase::Authenticated),
+        ("licence", Ok(agent_failure("FAILED", Some("Could not launch a remote session because there are no configured license servers"))), "ALLOC_FAILED_NO_LICENSE", "", Phase::Authenticated),
+        ("licence, British", Ok(agent_failure("FAILED_LAUNCH", Some("No Licence available"))), "ALLOC_FAILED_NO_LICENSE", "", Phase::Authenticated),
+        ("other id", Ok(agent_failure("FAILED_SOMETHING_NEW", Some("?"))), "ALLOC_FAILED_TO_ALLOCATE_AGENT", "FAILED_SOMETHING_NEW", Phase::Authenticated),
+        ("timeout", Err(AgentFailure::Timeout { after_ms: 10_000 }), "ALLOC_FAILED_TO_ALLOCATE_AGENT", "did not answer within 10 s", Phase::Authenticated),
+        ("unreachable", Err(AgentFailure::Unreachable("connection refused".into())), "ALLOC_FAILED_TO_ALLOCATE_AGENT", "could not reach", Phase::Authenticated),
+        ("bad response", Err(AgentFailure::BadResponse("not XML".into())), "ALLOC_FAILED_TO_ALLOCATE_AGENT", "could not read", Phase::Authenticated),
+    ];
+    for (name, answer, id, fragment, phase) in cases {
+        let mut session = launching();
+        let reply = session.on_launch(answer, T0 + 7);
+        let BrokerReply::Allocate(resp) = &reply else {
+            panic!("{name}: {reply:?}");
+        };
+        assert_eq!(resp.result_id.as_str(), id, "{name}");
+        assert!(
+            resp.result_str
+                .to_lowercase()
+                .contains(&fragment.to_lowercase()),
+            "{name}: {}",
+            resp.result_str
+        );
+        assert_eq!(session.phase(), phase, "{name}");
+        assert_eq!(
+            session.holds_password(),
+            phase != Phase::Allocated,
+            "{name}"
+        );
+        let encoded = String::from_utf8(encode_reply(Root::PcoipClient, &reply)).unwrap();
+        for agent_id in ["<result-id>SUCCESSFUL", "<result-id>FAILED_"] {
+            assert!(
+                !encoded.contains(agent_id),
+                "{name}: agent id sent as a result id"
+            );
+        }
+        if id == "ALLOC_SUCCESSFUL" {
+            let target = resp.target.as_ref().unwrap();
+            assert_eq!(target.ip_address, "10.64.60.147");
+            assert_eq!(target.hostname, "ws-7.example.com");
+            assert_eq!(target.sni, "SAL-W7P64-SA15");
+            assert_eq!(target.port, 4172);
+            assert!(!target.connect_tag.is_empty());
+        }
+    }
+}
+
+#[test]
+fn success_without_an_agent_address_targets_the_agent_host() {
+    let mut session = launching();
+    let mut resp = agent_success("tag");
+    if let Some(info) = resp.session_info.as_mut() {
+        info.ip_address.clear();
+    }
+    let BrokerReply::Allocate(reply) = session.on_launch(Ok(resp), T0 + 7) else {
+        panic!("not an allocate reply");
+    };
+    assert_eq!(reply.target.unwrap().ip_address, "ws-7.example.com");
+}
+
+#[test]
+fn answers_out_of_order_fail_cleanly() {
+    let mut session = authenticated();
+    let AllocStep::Reply(reply) = session.on_allocation(Ok(Allocation::Launch(launch())), T0 + 9)
+    else {
+        panic!("launch without an allocate request");
+    };
+    assert_eq!(reply.result_id(), Some("ALLOC_FAILED_TO_ALLOCATE_BROKER"));
+    let reply = session.on_launch(Ok(agent_success("tag")), T0 + 9);
+    assert_eq!(reply.result_id(), Some("ALLOC_FAILED_TO_ALLOCATE_BROKER"));
+    assert_eq!(session.phase(), Phase::Authenticated);
+}
+
+#[test]
+fn expiry() {
+    let limits = Limits::default();
+    assert_eq!(limits.idle_ms, 600_000);
+    assert_eq!(limits.absolute_ms, 3_600_000);
+    let mut session = created();
+    #[rustfmt::skip]
+    let cases: Vec<(&str, u64, Option<u64>, bool)> = vec![
+        // name, touched at (relative), checked at (relative), expired
+        ("fresh", 0, Some(0), false),
+        ("idle just under", 0, Some(599_999), false),
+        ("idle reached", 0, Some(600_000), true),
+        ("kept alive by a request", 500_000, Some(1_000_000), false),
+        ("idle again", 500_000, Some(1_100_000), true),
+        ("busy but absolute reached", 3_599_000, Some(3_600_000), true),
+        ("busy just under absolute", 3_599_000, Some(3_599_999), false),
+        ("clock going backwards", 0, None, false),
+    ];
+    for (name, touched, checked, expired) in cases {
+        if touched > 0 {
+            session.on_request(list_request(), T0 + touched);
+        }
+        let now = match checked {
+            Some(at) => T0 + at,
+            None => T0 - 5_000,
+        };
+        assert_eq!(session.is_expired(now, &limits), expired, "{name}");
+    }
+    let short = Limits {
+        idle_ms: 10,
+        absolute_ms: 20,
+    };
+    let fresh = created();
+    assert!(!fresh.is_expired(T0 + 9, &short));
+    assert!(fresh.is_expired(T0 + 10, &short));
+    assert_eq!(fresh.created_at(), T0);
+}
+
+#[test]
+fn the_password_is_wiped_and_never_printed() {
+    let mut session = listed();
+    assert!(session.holds_password());
+    let step = session.on_request(allocate_request("ws-7"), T0 + 5);
+    let alloc = session.on_allocation(Ok(Allocation::Launch(launch())), T0 + 6);
+    for debug in [
+        format!("{session:?}"),
+        format!("{step:?}"),
+        format!("{alloc:?}"),
+        format!("{:?}", created().on_request(password_request(""), T0)),
+        format!("{:?}", challenged()),
+    ] {
+        assert!(!debug.contains("s3cr3t"), "password in {debug}");
+        assert!(
+            !debug.contains("mapper-state-42"),
+            "dialog state in {debug}"
+        );
+    }
+    let reply = session.on_launch(Ok(agent_success("the-connect-tag")), T0 + 7);
+    assert!(!session.holds_password());
+    assert_eq!(session.phase(), Phase::Allocated);
+    assert!(!format!("{reply:?}").contains("the-connect-tag"));
+    assert!(!format!("{session:?}").contains("s3cr3t"));
+
+    // A rejection drops it as well; a mapper error keeps it for a retry of the same step.
+    let mut session = created();
+    session.on_request(password_request(""), T0);
+    session.on_auth_outcome(Err(MapperError::Unavailable("busy".into())), T0 + 1);
+    assert!(session.holds_password());
+    session.on_request(ClientRequest::Bye, T0 + 2);
+    assert!(!session.holds_password());
+}
+
+#[test]
+fn client_context_is_filled_from_hello() {
+    let session = Session::new(
+        &hello(true),
+        ClientContext {
+            hostname: "from-caller".into(),
+            ..client()
+        },
+        T0,
+    );
+    let client = session.client();
+    assert_eq!(client.hostname, "from-caller");
+    assert_eq!(client.product_name, "Teradici PCoIP Desktop Client");
+    assert_eq!(client.product_version, "24.07.3");
+    assert_eq!(client.address, "10.27.0.5");
+    assert_eq!(session.phase(), Phase::Created);
+    assert!(session.identity().is_none());
+}
+
+#[test]
+fn hello_reply_carries_the_domains() {
+    let info = BrokerInfo {
+        product_name: "Interstate".into(),
+        ..BrokerInfo::default()
+    };
+    let BrokerReply::Hello(resp) = hello_reply(&info, vec!["LAB".into()]) else {
+        panic!("not a hello-resp");
+    };
+    assert_eq!(resp.broker_info, info);
+    assert_eq!(resp.domains, ["LAB"]);
+}
