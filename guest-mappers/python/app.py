@@ -7,8 +7,8 @@ componentize-py generates for the world ``mapper``.
 
 import time
 
-from wit_world import exports
 from componentize_py_types import Err
+from wit_world import exports
 from wit_world.imports import host, types
 
 from example_mapper.policy import (

@@ -131,7 +131,10 @@ export function makePolicy(host) {
       if (attempts >= MAX_CODE_ATTEMPTS) {
         return decide(reject("access-denied", `${attempts} wrong codes`), user.username);
       }
-      host.log("info", `user ${JSON.stringify(user.username)}: wrong code (attempt ${attempts} of ${MAX_CODE_ATTEMPTS})`);
+      host.log(
+        "info",
+        `user ${JSON.stringify(user.username)}: wrong code (attempt ${attempts} of ${MAX_CODE_ATTEMPTS})`,
+      );
       return challenge(user.username, attempts, WRONG_CODE_TEXT);
     },
 
@@ -155,8 +158,14 @@ export function makePolicy(host) {
       const user = userFor(identity);
       const desktop = user === null ? undefined : desktopsOf(current(), user).find((d) => d.id === desktopId);
       if (desktop === undefined) {
-        host.log("info", `user ${JSON.stringify(identity.username)}: refused desktop ${JSON.stringify(desktopId)}`);
-        return { tag: "refused", val: ["unknown-desktop", `${JSON.stringify(desktopId)} is not one of the user's desktops`] };
+        host.log(
+          "info",
+          `user ${JSON.stringify(identity.username)}: refused desktop ${JSON.stringify(desktopId)}`,
+        );
+        return {
+          tag: "refused",
+          val: ["unknown-desktop", `${JSON.stringify(desktopId)} is not one of the user's desktops`],
+        };
       }
       host.log("info", `user ${JSON.stringify(identity.username)}: launch on ${desktop.hostname}`);
       return {

@@ -205,7 +205,10 @@ function object(value, path) {
 function allowKeys(value, path, allowed) {
   for (const key of Object.keys(value)) {
     if (!allowed.includes(key)) {
-      throw new SettingsError(path === "" ? key : `${path}.${key}`, `unknown key (expected one of: ${allowed.join(", ")})`);
+      throw new SettingsError(
+        path === "" ? key : `${path}.${key}`,
+        `unknown key (expected one of: ${allowed.join(", ")})`,
+      );
     }
   }
 }

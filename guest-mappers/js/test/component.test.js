@@ -18,8 +18,13 @@ import { EXAMPLE_SETTINGS, testHost } from "./host.js";
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ALICE_KEY = base32Decode("JBSWY3DPEHPK3PXP");
 const CLIENT = {
-  address: "192.0.2.10", hostname: "zc-1", productName: "", productVersion: "",
-  platform: "", locale: "", logId: "",
+  address: "192.0.2.10",
+  hostname: "zc-1",
+  productName: "",
+  productVersion: "",
+  platform: "",
+  locale: "",
+  logId: "",
 };
 
 let wasm;
@@ -58,20 +63,27 @@ test("bob logs in, lists two desktops and launches one", async () => {
   const outcome = policy.authenticate(login("bob", "bob-pw"));
   assert.equal(outcome.tag, "accepted");
   assert.deepEqual(outcome.val, {
-    username: "bob", domain: "EXAMPLE", attributes: [{ key: "groups", value: "artists,render" }],
+    username: "bob",
+    domain: "EXAMPLE",
+    attributes: [{ key: "groups", value: "artists,render" }],
   });
   const desktops = policy.listDesktops(outcome.val, CLIENT);
-  assert.deepEqual(desktops.map((d) => [d.id, d.agentPort, d.sessionKind, d.state]), [
-    ["ws-art-1-example-com", undefined, "vdi", "unknown"],
-    ["render-7-example-com", 60443, "vdi", "unknown"],
-  ]);
+  assert.deepEqual(
+    desktops.map((d) => [d.id, d.agentPort, d.sessionKind, d.state]),
+    [
+      ["ws-art-1-example-com", undefined, "vdi", "unknown"],
+      ["render-7-example-com", 60443, "vdi", "unknown"],
+    ],
+  );
   const allocation = policy.allocate(outcome.val, "render-7-example-com", CLIENT);
   assert.deepEqual(allocation, {
     tag: "launch",
     val: { hostname: "render-7.example.com", agentPort: 60443, username: undefined, domain: undefined },
   });
   assert.equal(policy.allocate(outcome.val, "elsewhere", CLIENT).val[0], "unknown-desktop");
-  assert.ok(host.lines.length >= 3 && host.lines.every((l) => l.startsWith("info ") && !l.includes("bob-pw")));
+  assert.ok(
+    host.lines.length >= 3 && host.lines.every((l) => l.startsWith("info ") && !l.includes("bob-pw")),
+  );
 });
 
 test("rejections go through the host's password check", async () => {
@@ -87,7 +99,8 @@ test("alice's TOTP is checked against the WASI wall clock", async () => {
   const challenge = policy.authenticate(login("alice", "alice-pw"));
   assert.equal(challenge.tag, "challenge");
   assert.equal(challenge.val.fields[0].kind, "secret");
-  const answer = (state, t) => policy.continueAuthentication(state, [{ id: "code", value: totp(ALICE_KEY, t) }], CLIENT);
+  const answer = (state, t) =>
+    policy.continueAuthentication(state, [{ id: "code", value: totp(ALICE_KEY, t) }], CLIENT);
 
   // A code for a time far from the component's clock fails; one for its clock passes.
   const retry = answer(challenge.val.state, now - 3600);

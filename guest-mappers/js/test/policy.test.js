@@ -6,8 +6,13 @@ import { base32Decode, totp } from "../lib/totp.js";
 import { EXAMPLE_SETTINGS, testHost } from "./host.js";
 
 const CLIENT = {
-  address: "192.0.2.10", hostname: "zc-1", productName: "Teradici PCoIP Desktop Client",
-  productVersion: "24.07.3", platform: "Linux", locale: "en_US", logId: "log-1",
+  address: "192.0.2.10",
+  hostname: "zc-1",
+  productName: "Teradici PCoIP Desktop Client",
+  productVersion: "24.07.3",
+  platform: "Linux",
+  locale: "en_US",
+  logId: "log-1",
 };
 const ALICE_KEY = base32Decode("JBSWY3DPEHPK3PXP");
 
@@ -29,7 +34,10 @@ const BOB = {
 
 test("configure reports settings errors as the err string", () => {
   const policy = makePolicy(testHost());
-  assert.throws(() => policy.configure('{"users": 3}'), (e) => e === "users: expected a list of users");
+  assert.throws(
+    () => policy.configure('{"users": 3}'),
+    (e) => e === "users: expected a list of users",
+  );
 });
 
 test("domains come from the settings", () => {
@@ -51,7 +59,11 @@ test("wrong passwords, unknown users and disabled users are rejected", () => {
   };
   assert.equal(kind("bob", "alice-pw"), "bad-credentials");
   assert.equal(kind("mallory", "bob-pw"), "bad-credentials");
-  assert.equal(kind("carol", "wrong"), "bad-credentials", "a disabled account is not revealed by a wrong password");
+  assert.equal(
+    kind("carol", "wrong"),
+    "bad-credentials",
+    "a disabled account is not revealed by a wrong password",
+  );
   assert.equal(kind("carol", "carol-pw"), "access-denied");
   for (const line of host.lines) {
     assert.ok(!/pw|wrong"/.test(line), `no password in the log: ${line}`);
@@ -83,14 +95,18 @@ test("alice gets a one-time-code challenge and is accepted with the right code",
     tag: "accepted",
     val: { username: "alice", domain: "EXAMPLE", attributes: [{ key: "groups", value: "artists" }] },
   });
-  assert.ok(host.lines.every((line) => !line.includes(code)), "the code is never logged");
+  assert.ok(
+    host.lines.every((line) => !line.includes(code)),
+    "the code is never logged",
+  );
 });
 
 test("codes from the neighbouring steps are accepted, older ones are not", () => {
   const { policy, host } = configured();
   const state = JSON.stringify({ user: "alice", attempts: 0 });
   const attempt = (offset) =>
-    policy.continueAuthentication(state, [{ id: "code", value: totp(ALICE_KEY, host.now + offset) }], CLIENT).tag;
+    policy.continueAuthentication(state, [{ id: "code", value: totp(ALICE_KEY, host.now + offset) }], CLIENT)
+      .tag;
   assert.equal(attempt(-30), "accepted");
   assert.equal(attempt(30), "accepted");
   assert.equal(attempt(-90), "challenge");
@@ -121,20 +137,36 @@ test("a missing code answer counts as a wrong code", () => {
 
 test("a malformed state is a mapper error", () => {
   const { policy } = configured();
-  assert.throws(() => policy.continueAuthentication("not json", [], CLIENT), (e) => typeof e === "string");
-  assert.throws(() => policy.continueAuthentication('{"user":"alice"}', [], CLIENT), (e) => typeof e === "string");
+  assert.throws(
+    () => policy.continueAuthentication("not json", [], CLIENT),
+    (e) => typeof e === "string",
+  );
+  assert.throws(
+    () => policy.continueAuthentication('{"user":"alice"}', [], CLIENT),
+    (e) => typeof e === "string",
+  );
 });
 
 test("desktops are the union of the user's groups with stable ids", () => {
   const { policy } = configured();
   assert.deepEqual(policy.listDesktops(BOB, CLIENT), [
     {
-      id: "ws-art-1-example-com", name: "Artist Workstation 1", hostname: "ws-art-1.example.com",
-      agentPort: null, sessionKind: "vdi", state: "unknown", operations: [],
+      id: "ws-art-1-example-com",
+      name: "Artist Workstation 1",
+      hostname: "ws-art-1.example.com",
+      agentPort: null,
+      sessionKind: "vdi",
+      state: "unknown",
+      operations: [],
     },
     {
-      id: "render-7-example-com", name: "Render Node 7", hostname: "render-7.example.com",
-      agentPort: 60443, sessionKind: "vdi", state: "unknown", operations: [],
+      id: "render-7-example-com",
+      name: "Render Node 7",
+      hostname: "render-7.example.com",
+      agentPort: 60443,
+      sessionKind: "vdi",
+      state: "unknown",
+      operations: [],
     },
   ]);
 });
@@ -142,7 +174,10 @@ test("desktops are the union of the user's groups with stable ids", () => {
 test("desktops come from the settings, not from the identity's attributes", () => {
   const { policy } = configured();
   const forged = { username: "alice", domain: "", attributes: [{ key: "groups", value: "artists,render" }] };
-  assert.deepEqual(policy.listDesktops(forged, CLIENT).map((d) => d.id), ["ws-art-1-example-com"]);
+  assert.deepEqual(
+    policy.listDesktops(forged, CLIENT).map((d) => d.id),
+    ["ws-art-1-example-com"],
+  );
   assert.deepEqual(policy.listDesktops({ ...forged, username: "carol" }, CLIENT), []);
   assert.deepEqual(policy.listDesktops({ ...forged, username: "nobody" }, CLIENT), []);
 });
@@ -162,5 +197,8 @@ test("allocate launches the user's desktop and refuses others", () => {
 
 test("calls before configure are mapper errors", () => {
   const policy = makePolicy(testHost());
-  assert.throws(() => policy.domains(), (e) => e === "configure was not called");
+  assert.throws(
+    () => policy.domains(),
+    (e) => e === "configure was not called",
+  );
 });

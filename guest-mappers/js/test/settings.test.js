@@ -15,10 +15,13 @@ function settingsWith(patch) {
 }
 
 function assertRejects(json, message) {
-  assert.throws(() => parseSettings(json), (error) => {
-    assert.equal(error.message, message);
-    return true;
-  });
+  assert.throws(
+    () => parseSettings(json),
+    (error) => {
+      assert.equal(error.message, message);
+      return true;
+    },
+  );
 }
 
 test("the example settings parse", () => {
@@ -50,36 +53,106 @@ test("errors name the key path", () => {
   assertRejects("{", "settings: not valid JSON (" + jsonError("{") + ")");
   assertRejects("[]", "settings: expected an object");
   assertRejects("{}", "users: missing (expected a list of users)");
-  assertRejects(settingsWith((s) => ({ ...s, colour: "blue" })),
-    "colour: unknown key (expected one of: users, groups, domains, logon_domain)");
-  assertRejects(settingsWith((s) => { s.users[0].groups = "artists"; }),
-    "users[0].groups: expected a list of strings");
-  assertRejects(settingsWith((s) => { s.users.push({ username: "eve", password_hash: HASH, groups: [1] }); }),
-    "users[1].groups: expected a list of strings");
-  assertRejects(settingsWith((s) => { s.users[0].groups = ["artists", "nobody"]; }),
-    'users[0].groups[1]: unknown group "nobody"');
-  assertRejects(settingsWith((s) => { s.users[0].shell = "/bin/sh"; }),
-    "users[0].shell: unknown key (expected one of: username, password_hash, groups, mfa, totp_secret, disabled)");
-  assertRejects(settingsWith((s) => { delete s.users[0].password_hash; }),
-    "users[0].password_hash: missing (expected a non-empty string)");
-  assertRejects(settingsWith((s) => { s.users[0].mfa = "yes"; }), "users[0].mfa: expected true or false");
-  assertRejects(settingsWith((s) => { s.users[0].mfa = true; }),
-    "users[0].totp_secret: missing (required when mfa is true)");
-  assertRejects(settingsWith((s) => { s.users[0].totp_secret = "not base32!"; }),
-    "users[0].totp_secret: expected a base32 secret");
-  assertRejects(settingsWith((s) => { s.users.push({ ...s.users[0] }); }),
-    'users[1].username: duplicate user "bob"');
-  assertRejects(settingsWith((s) => { s.groups.artists = {}; }), "groups.artists: expected a list of desktops");
-  assertRejects(settingsWith((s) => { s.groups.artists[0].agent_port = 70000; }),
-    "groups.artists[0].agent_port: expected a port number between 1 and 65535");
-  assertRejects(settingsWith((s) => { s.groups.artists[0].agent_port = "60443"; }),
-    "groups.artists[0].agent_port: expected a port number between 1 and 65535");
-  assertRejects(settingsWith((s) => { s.groups.artists[0].hostname = "two words"; }),
-    "groups.artists[0].hostname: expected a host name or an IP address");
-  assertRejects(settingsWith((s) => { s.groups.artists[0].os = "linux"; }),
-    "groups.artists[0].os: unknown key (expected one of: name, hostname, agent_port)");
-  assertRejects(settingsWith((s) => { s.domains = "EXAMPLE"; }), "domains: expected a list of strings");
-  assertRejects(settingsWith((s) => { s.logon_domain = 7; }), "logon_domain: expected a string");
+  assertRejects(
+    settingsWith((s) => ({ ...s, colour: "blue" })),
+    "colour: unknown key (expected one of: users, groups, domains, logon_domain)",
+  );
+  assertRejects(
+    settingsWith((s) => {
+      s.users[0].groups = "artists";
+    }),
+    "users[0].groups: expected a list of strings",
+  );
+  assertRejects(
+    settingsWith((s) => {
+      s.users.push({ username: "eve", password_hash: HASH, groups: [1] });
+    }),
+    "users[1].groups: expected a list of strings",
+  );
+  assertRejects(
+    settingsWith((s) => {
+      s.users[0].groups = ["artists", "nobody"];
+    }),
+    'users[0].groups[1]: unknown group "nobody"',
+  );
+  assertRejects(
+    settingsWith((s) => {
+      s.users[0].shell = "/bin/sh";
+    }),
+    "users[0].shell: unknown key (expected one of: username, password_hash, groups, mfa, totp_secret, disabled)",
+  );
+  assertRejects(
+    settingsWith((s) => {
+      delete s.users[0].password_hash;
+    }),
+    "users[0].password_hash: missing (expected a non-empty string)",
+  );
+  assertRejects(
+    settingsWith((s) => {
+      s.users[0].mfa = "yes";
+    }),
+    "users[0].mfa: expected true or false",
+  );
+  assertRejects(
+    settingsWith((s) => {
+      s.users[0].mfa = true;
+    }),
+    "users[0].totp_secret: missing (required when mfa is true)",
+  );
+  assertRejects(
+    settingsWith((s) => {
+      s.users[0].totp_secret = "not base32!";
+    }),
+    "users[0].totp_secret: expected a base32 secret",
+  );
+  assertRejects(
+    settingsWith((s) => {
+      s.users.push({ ...s.users[0] });
+    }),
+    'users[1].username: duplicate user "bob"',
+  );
+  assertRejects(
+    settingsWith((s) => {
+      s.groups.artists = {};
+    }),
+    "groups.artists: expected a list of desktops",
+  );
+  assertRejects(
+    settingsWith((s) => {
+      s.groups.artists[0].agent_port = 70000;
+    }),
+    "groups.artists[0].agent_port: expected a port number between 1 and 65535",
+  );
+  assertRejects(
+    settingsWith((s) => {
+      s.groups.artists[0].agent_port = "60443";
+    }),
+    "groups.artists[0].agent_port: expected a port number between 1 and 65535",
+  );
+  assertRejects(
+    settingsWith((s) => {
+      s.groups.artists[0].hostname = "two words";
+    }),
+    "groups.artists[0].hostname: expected a host name or an IP address",
+  );
+  assertRejects(
+    settingsWith((s) => {
+      s.groups.artists[0].os = "linux";
+    }),
+    "groups.artists[0].os: unknown key (expected one of: name, hostname, agent_port)",
+  );
+  assertRejects(
+    settingsWith((s) => {
+      s.domains = "EXAMPLE";
+    }),
+    "domains: expected a list of strings",
+  );
+  assertRejects(
+    settingsWith((s) => {
+      s.logon_domain = 7;
+    }),
+    "logon_domain: expected a string",
+  );
 });
 
 test("two different desktops cannot share an id", () => {
@@ -90,10 +163,12 @@ test("two different desktops cannot share an id", () => {
     'groups.render[0].hostname: desktop id "ws-art-1-example-com" is already used by groups.artists[0] with a different name or agent_port',
   );
   // The same desktop in two groups is fine and listed once.
-  const settings = parseSettings(settingsWith((s) => {
-    s.groups.render = [{ name: "Artist Workstation 1", hostname: "ws-art-1.example.com" }];
-    s.users[0].groups = ["artists", "render"];
-  }));
+  const settings = parseSettings(
+    settingsWith((s) => {
+      s.groups.render = [{ name: "Artist Workstation 1", hostname: "ws-art-1.example.com" }];
+      s.users[0].groups = ["artists", "render"];
+    }),
+  );
   assert.equal(desktopsOf(settings, settings.users.get("bob")).length, 1);
 });
 

@@ -81,8 +81,16 @@ test("base32 decodes RFC 4648 vectors, lower case and spaces", () => {
 test("HOTP matches the RFC 4226 appendix D values", () => {
   const key = utf8("12345678901234567890");
   const expected = [
-    "755224", "287082", "359152", "969429", "338314",
-    "254676", "287922", "162583", "399871", "520489",
+    "755224",
+    "287082",
+    "359152",
+    "969429",
+    "338314",
+    "254676",
+    "287922",
+    "162583",
+    "399871",
+    "520489",
   ];
   expected.forEach((code, counter) => assert.equal(hotp(key, counter), code));
 });

@@ -17,6 +17,9 @@ MAX_ID_BYTES = 128
 
 _HOSTNAME = re.compile(r"[A-Za-z0-9._:-]+")
 
+# Tells an absent key from an explicit JSON null.
+_MISSING = object()
+
 
 class SettingsError(ValueError):
     """A settings mistake: ``path`` names the key, the message says what was expected."""
@@ -137,24 +140,22 @@ def _parse_groups(value: Any) -> dict[str, tuple[DesktopEntry, ...]]:
 def _parse_desktop(value: Any, path: str) -> DesktopEntry:
     desktop = _object(value, path)
     _allow_keys(desktop, path, ("name", "hostname", "agent_port"))
-    name = _non_empty_string(desktop.get("name"), f"{path}.name")
-    hostname = _non_empty_string(desktop.get("hostname"), f"{path}.hostname")
+    name = _non_empty_string(desktop.get("name", _MISSING), f"{path}.name")
+    hostname = _non_empty_string(desktop.get("hostname", _MISSING), f"{path}.hostname")
     if _HOSTNAME.fullmatch(hostname) is None:
         raise SettingsError(f"{path}.hostname", "expected a host name or an IP address")
     identifier = desktop_id(hostname)
     if len(identifier.encode()) > MAX_ID_BYTES:
         raise SettingsError(f"{path}.hostname", f"longer than {MAX_ID_BYTES} characters")
     agent_port = desktop.get("agent_port")
-    if agent_port is not None or "agent_port" in desktop:
+    if "agent_port" in desktop:
         # bool is an int subclass in Python; JSON true is not a port.
         if (
             not isinstance(agent_port, int)
             or isinstance(agent_port, bool)
             or not 1 <= agent_port <= 65535
         ):
-            raise SettingsError(
-                f"{path}.agent_port", "expected a port number between 1 and 65535"
-            )
+            raise SettingsError(f"{path}.agent_port", "expected a port number between 1 and 65535")
     return DesktopEntry(id=identifier, name=name, hostname=hostname, agent_port=agent_port)
 
 
@@ -163,8 +164,8 @@ def _parse_user(value: Any, path: str, groups: dict[str, Any]) -> User:
     _allow_keys(
         user, path, ("username", "password_hash", "groups", "mfa", "totp_secret", "disabled")
     )
-    username = _non_empty_string(user.get("username"), f"{path}.username")
-    password_hash = _non_empty_string(user.get("password_hash"), f"{path}.password_hash")
+    username = _non_empty_string(user.get("username", _MISSING), f"{path}.username")
+    password_hash = _non_empty_string(user.get("password_hash", _MISSING), f"{path}.password_hash")
     user_groups = _string_list(user.get("groups", []), f"{path}.groups")
     for index, group in enumerate(user_groups):
         if group not in groups:
@@ -211,7 +212,7 @@ def _string(value: Any, path: str) -> str:
 
 
 def _non_empty_string(value: Any, path: str) -> str:
-    if value is None:
+    if value is _MISSING:
         raise SettingsError(path, "missing (expected a non-empty string)")
     if not isinstance(value, str) or value == "":
         raise SettingsError(path, "expected a non-empty string")

@@ -75,7 +75,9 @@ class PolicyTest(unittest.TestCase):
         now = self.recorder.now
         for offset, accepted in [(-30, True), (30, True), (-90, False)]:
             with self.subTest(offset=offset):
-                outcome = self.policy.continue_authentication(state, [("code", totp(ALICE_KEY, now + offset))])
+                outcome = self.policy.continue_authentication(
+                    state, [("code", totp(ALICE_KEY, now + offset))]
+                )
                 self.assertEqual(isinstance(outcome, Accepted), accepted)
 
     def test_three_wrong_codes_end_in_access_denied(self) -> None:
@@ -102,17 +104,25 @@ class PolicyTest(unittest.TestCase):
                 self.policy.continue_authentication(state, [])
 
     def test_desktops_come_from_the_settings_not_the_identity(self) -> None:
-        self.assertEqual([d.id for d in self.policy.list_desktops("bob")],
-                         ["ws-art-1-example-com", "render-7-example-com"])
-        self.assertEqual([d.id for d in self.policy.list_desktops("alice")], ["ws-art-1-example-com"])
+        self.assertEqual(
+            [d.id for d in self.policy.list_desktops("bob")],
+            ["ws-art-1-example-com", "render-7-example-com"],
+        )
+        self.assertEqual(
+            [d.id for d in self.policy.list_desktops("alice")], ["ws-art-1-example-com"]
+        )
         self.assertEqual(self.policy.list_desktops("carol"), [])
         self.assertEqual(self.policy.list_desktops("nobody"), [])
 
     def test_allocate_launches_the_users_desktop_and_refuses_others(self) -> None:
-        self.assertEqual(self.policy.allocate("bob", "render-7-example-com"),
-                         Launch("render-7.example.com", 60443))
-        self.assertEqual(self.policy.allocate("bob", "ws-art-1-example-com"),
-                         Launch("ws-art-1.example.com", None))
+        self.assertEqual(
+            self.policy.allocate("bob", "render-7-example-com"),
+            Launch("render-7.example.com", 60443),
+        )
+        self.assertEqual(
+            self.policy.allocate("bob", "ws-art-1-example-com"),
+            Launch("ws-art-1.example.com", None),
+        )
         self.assertIsInstance(self.policy.allocate("alice", "render-7-example-com"), Refused)
         self.assertIsInstance(self.policy.allocate("bob", "0"), Refused)
 

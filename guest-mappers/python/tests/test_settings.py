@@ -13,7 +13,9 @@ HASH = "8ff41da5ef01bf7ddb6aef29749422ebad97fb879df33126aed850aeb22325e8"
 def settings_with(patch: Callable[[dict[str, Any]], Any]) -> str:
     base: dict[str, Any] = {
         "users": [{"username": "bob", "password_hash": HASH, "groups": ["artists"]}],
-        "groups": {"artists": [{"name": "Artist Workstation 1", "hostname": "ws-art-1.example.com"}]},
+        "groups": {
+            "artists": [{"name": "Artist Workstation 1", "hostname": "ws-art-1.example.com"}]
+        },
     }
     replaced = patch(base)
     return json.dumps(base if replaced is None else replaced)
@@ -43,8 +45,10 @@ class SettingsTest(unittest.TestCase):
 
     def test_optional_keys_have_defaults(self) -> None:
         settings = parse_settings('{"users": []}')
-        self.assertEqual((settings.users, settings.groups, settings.domains, settings.logon_domain),
-                         ({}, {}, [], ""))
+        self.assertEqual(
+            (settings.users, settings.groups, settings.domains, settings.logon_domain),
+            ({}, {}, [], ""),
+        )
 
     def test_errors_name_the_key_path(self) -> None:
         def patch_user(**changes: Any) -> Callable[[dict[str, Any]], None]:
@@ -56,39 +60,76 @@ class SettingsTest(unittest.TestCase):
         cases = [
             ("[]", "settings: expected an object"),
             ("{}", "users: missing (expected a list of users)"),
-            (settings_with(lambda s: {**s, "colour": "blue"}),
-             "colour: unknown key (expected one of: users, groups, domains, logon_domain)"),
-            (settings_with(patch_user(groups="artists")), "users[0].groups: expected a list of strings"),
-            (settings_with(lambda s: s["users"].append(
-                {"username": "eve", "password_hash": HASH, "groups": [1]})),
-             "users[1].groups: expected a list of strings"),
-            (settings_with(patch_user(groups=["artists", "nobody"])),
-             'users[0].groups[1]: unknown group "nobody"'),
-            (settings_with(patch_user(shell="/bin/sh")),
-             "users[0].shell: unknown key (expected one of: username, password_hash, groups, "
-             "mfa, totp_secret, disabled)"),
-            (settings_with(lambda s: s["users"][0].__delitem__("password_hash")),
-             "users[0].password_hash: missing (expected a non-empty string)"),
+            (
+                settings_with(lambda s: {**s, "colour": "blue"}),
+                "colour: unknown key (expected one of: users, groups, domains, logon_domain)",
+            ),
+            (
+                settings_with(patch_user(groups="artists")),
+                "users[0].groups: expected a list of strings",
+            ),
+            (
+                settings_with(
+                    lambda s: s["users"].append(
+                        {"username": "eve", "password_hash": HASH, "groups": [1]}
+                    )
+                ),
+                "users[1].groups: expected a list of strings",
+            ),
+            (
+                settings_with(patch_user(groups=["artists", "nobody"])),
+                'users[0].groups[1]: unknown group "nobody"',
+            ),
+            (
+                settings_with(patch_user(shell="/bin/sh")),
+                "users[0].shell: unknown key (expected one of: username, password_hash, groups, "
+                "mfa, totp_secret, disabled)",
+            ),
+            (
+                settings_with(lambda s: s["users"][0].__delitem__("password_hash")),
+                "users[0].password_hash: missing (expected a non-empty string)",
+            ),
             (settings_with(patch_user(mfa="yes")), "users[0].mfa: expected true or false"),
-            (settings_with(patch_user(mfa=True)),
-             "users[0].totp_secret: missing (required when mfa is true)"),
-            (settings_with(patch_user(totp_secret="not base32!")),
-             "users[0].totp_secret: expected a base32 secret"),
-            (settings_with(lambda s: s["users"].append(dict(s["users"][0]))),
-             'users[1].username: duplicate user "bob"'),
-            (settings_with(lambda s: s["groups"].update(artists={})),
-             "groups.artists: expected a list of desktops"),
-            (settings_with(patch_desktop(agent_port=70000)),
-             "groups.artists[0].agent_port: expected a port number between 1 and 65535"),
-            (settings_with(patch_desktop(agent_port="60443")),
-             "groups.artists[0].agent_port: expected a port number between 1 and 65535"),
-            (settings_with(patch_desktop(agent_port=True)),
-             "groups.artists[0].agent_port: expected a port number between 1 and 65535"),
-            (settings_with(patch_desktop(hostname="two words")),
-             "groups.artists[0].hostname: expected a host name or an IP address"),
-            (settings_with(patch_desktop(os="linux")),
-             "groups.artists[0].os: unknown key (expected one of: name, hostname, agent_port)"),
-            (settings_with(lambda s: {**s, "domains": "EXAMPLE"}), "domains: expected a list of strings"),
+            (
+                settings_with(patch_user(mfa=True)),
+                "users[0].totp_secret: missing (required when mfa is true)",
+            ),
+            (
+                settings_with(patch_user(totp_secret="not base32!")),
+                "users[0].totp_secret: expected a base32 secret",
+            ),
+            (
+                settings_with(lambda s: s["users"].append(dict(s["users"][0]))),
+                'users[1].username: duplicate user "bob"',
+            ),
+            (
+                settings_with(lambda s: s["groups"].update(artists={})),
+                "groups.artists: expected a list of desktops",
+            ),
+            (
+                settings_with(patch_desktop(agent_port=70000)),
+                "groups.artists[0].agent_port: expected a port number between 1 and 65535",
+            ),
+            (
+                settings_with(patch_desktop(agent_port="60443")),
+                "groups.artists[0].agent_port: expected a port number between 1 and 65535",
+            ),
+            (
+                settings_with(patch_desktop(agent_port=True)),
+                "groups.artists[0].agent_port: expected a port number between 1 and 65535",
+            ),
+            (
+                settings_with(patch_desktop(hostname="two words")),
+                "groups.artists[0].hostname: expected a host name or an IP address",
+            ),
+            (
+                settings_with(patch_desktop(os="linux")),
+                "groups.artists[0].os: unknown key (expected one of: name, hostname, agent_port)",
+            ),
+            (
+                settings_with(lambda s: {**s, "domains": "EXAMPLE"}),
+                "domains: expected a list of strings",
+            ),
             (settings_with(lambda s: {**s, "logon_domain": 7}), "logon_domain: expected a string"),
         ]
         for text, message in cases:
@@ -102,14 +143,19 @@ class SettingsTest(unittest.TestCase):
 
     def test_two_different_desktops_cannot_share_an_id(self) -> None:
         self.assert_rejects(
-            settings_with(lambda s: s["groups"].update(
-                render=[{"name": "Other", "hostname": "WS-ART-1.example.com"}])),
+            settings_with(
+                lambda s: s["groups"].update(
+                    render=[{"name": "Other", "hostname": "WS-ART-1.example.com"}]
+                )
+            ),
             'groups.render[0].hostname: desktop id "ws-art-1-example-com" is already used by '
             "groups.artists[0] with a different name or agent_port",
         )
 
         def same_desktop_twice(s: dict[str, Any]) -> None:
-            s["groups"]["render"] = [{"name": "Artist Workstation 1", "hostname": "ws-art-1.example.com"}]
+            s["groups"]["render"] = [
+                {"name": "Artist Workstation 1", "hostname": "ws-art-1.example.com"}
+            ]
             s["users"][0]["groups"] = ["artists", "render"]
 
         settings = parse_settings(settings_with(same_desktop_twice))

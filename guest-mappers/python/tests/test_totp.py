@@ -7,13 +7,29 @@ RFC_KEY = b"12345678901234567890"
 
 class TotpTest(unittest.TestCase):
     def test_hotp_matches_rfc_4226_appendix_d(self) -> None:
-        expected = ["755224", "287082", "359152", "969429", "338314",
-                    "254676", "287922", "162583", "399871", "520489"]
+        expected = [
+            "755224",
+            "287082",
+            "359152",
+            "969429",
+            "338314",
+            "254676",
+            "287922",
+            "162583",
+            "399871",
+            "520489",
+        ]
         self.assertEqual([hotp(RFC_KEY, counter) for counter in range(10)], expected)
 
     def test_totp_matches_rfc_6238_appendix_b_sha1(self) -> None:
-        vectors = [(59, "94287082"), (1111111109, "07081804"), (1111111111, "14050471"),
-                   (1234567890, "89005924"), (2000000000, "69279037"), (20000000000, "65353130")]
+        vectors = [
+            (59, "94287082"),
+            (1111111109, "07081804"),
+            (1111111111, "14050471"),
+            (1234567890, "89005924"),
+            (2000000000, "69279037"),
+            (20000000000, "65353130"),
+        ]
         for time, code in vectors:
             with self.subTest(time=time):
                 self.assertEqual(totp(RFC_KEY, time, 8), code)
