@@ -248,3 +248,11 @@ fn unknown_elements_are_ignored() {
     ));
     assert!(decode_request(body.as_bytes()).is_ok());
 }
+
+#[test]
+fn a_utf8_byte_order_mark_is_accepted() {
+    let mut body = b"\xef\xbb\xbf".to_vec();
+    body.extend_from_slice(client("<bye/>").as_bytes());
+    let request = decode_request(&body).unwrap();
+    assert_eq!(request.message, interstate_protocol::ClientRequest::Bye);
+}
