@@ -1,1 +1,7 @@
-//! placeholder
+//! End-to-end tests: a real TLS broker on 127.0.0.1:0, the fake PCoIP agent on 127.0.0.2, real
+//! wasm mappers, and a client that checks the bytes on the wire.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
+mod failures;
+mod flow;

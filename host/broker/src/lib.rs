@@ -1,1 +1,27 @@
-//! placeholder
+//! Interstate: a PCoIP connection broker whose site policy runs in WebAssembly mappers.
+//!
+//! # Layout
+//! - [`settings`]: `settings.json` (ILS-compatible) into typed, validated settings.
+//! - [`tls`]: the broker's certificate (files or generated) and the rustls server config.
+//! - [`server`]: the accept loop (connection cap, TLS in the task, HTTP/1.1, graceful drain).
+//! - [`service`]: one HTTP request → one PCoIP exchange (sessions, state machine, mapper, agent).
+//! - [`store`]: live sessions in memory.
+//! - [`agent`]: the `launch-session` call to a desktop's PCoIP agent.
+//! - [`body`]: the chunked response body PCoIP clients need.
+//! - [`client`]: a PCoIP-client-shaped HTTP/1.1 client that keeps the raw bytes (probe, tests).
+//! - [`verify`]: certificate checks for self-signed peers (pins, or none).
+//! - [`app`]: assembling all of the above from settings; reload.
+//!
+//! The protocol codec and the session state machine live in `interstate-protocol` (no IO); the
+//! wasm host lives in `interstate-mapper`.
+
+pub mod agent;
+pub mod app;
+pub mod body;
+pub mod client;
+pub mod server;
+pub mod service;
+pub mod settings;
+pub mod store;
+pub mod tls;
+pub mod verify;

@@ -1,0 +1,177 @@
+//! The call to a desktop's PCoIP agent: `POST https://<host>:60443/pcoip-agent/xml` with
+//! `launch-session`.
+//!
+//! Agents ship self-signed certificates, so verification is off by default (the channel is
+//! still TLS); operators can require a private CA or pin fingerprints. One connection per call:
+//! launches are rare and go to many different hosts.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::rt::TokioIo;
+use interstate_protocol::{
+    AgentFailure, LaunchRequest, LaunchSessionResp, decode_launch_session_resp,
+    encode_launch_session,
+};
+use rustls::ClientConfig;
+use rustls::pki_types::ServerName;
+use tokio::net::TcpStream;
+
+use crate::settings::{AgentConfig, AgentVerify};
+use crate::verify::{PinnedOrAny, roots_from_pem};
+
+/// Largest agent answer read.
+const MAX_AGENT_RESPONSE: usize = 64 * 1024;
+
+/// Why the agent client could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AgentSetupError {
+    /// The CA file could not be read or holds no certificate.
+    #[error("agent.tls.ca_file {path}: {message}")]
+    CaFile {
+        /// The file.
+        path: String,
+        /// Why.
+        message: String,
+    },
+    /// rustls refused the configuration.
+    #[error("agent TLS configuration: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// Calls agents. Cheap to clone.
+#[derive(Clone)]
+pub struct AgentClient {
+    tls: tokio_rustls::TlsConnector,
+    timeout: Duration,
+    default_port: u16,
+}
+
+impl std::fmt::Debug for AgentClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentClient")
+            .field("timeout", &self.timeout)
+            .field("default_port", &self.default_port)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AgentClient {
+    /// Builds the client from the `agent` settings.
+    pub fn new(config: &AgentConfig) -> Result<Self, AgentSetupError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = ClientConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
+        let tls = match &config.verify {
+            AgentVerify::Off => builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(PinnedOrAny::danger_accept_any(
+                    provider,
+                )))
+                .with_no_client_auth(),
+            AgentVerify::Pinned(pins) => builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(PinnedOrAny::pinned(
+                    pins.clone(),
+                    provider,
+                )))
+                .with_no_client_auth(),
+            AgentVerify::Ca(path) => {
+                let roots = roots_from_pem(path).map_err(|message| AgentSetupError::CaFile {
+                    path: path.display().to_string(),
+                    message,
+                })?;
+                builder.with_root_certificates(roots).with_no_client_auth()
+            }
+        };
+        Ok(Self {
+            tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
+            timeout: config.timeout,
+            default_port: config.port,
+        })
+    }
+
+    /// The call deadline.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Sends `launch-session` and decodes the answer, within the deadline.
+    pub async fn launch(&self, request: &LaunchRequest) -> Result<LaunchSessionResp, AgentFailure> {
+        let started = Instant::now();
+        match tokio::time::timeout(self.timeout, self.launch_inner(request)).await {
+            Ok(result) => result,
+            Err(_) => Err(AgentFailure::Timeout {
+                after_ms: elapsed_ms(started),
+            }),
+        }
+    }
+
+    async fn launch_inner(
+        &self,
+        request: &LaunchRequest,
+    ) -> Result<LaunchSessionResp, AgentFailure> {
+        let host = request
+            .agent_host
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let port = request.agent_port.unwrap_or(self.default_port);
+        let tcp = TcpStream::connect((host, port)).await.map_err(|e| {
+            AgentFailure::Unreachable(format!("cannot connect to {host}:{port}: {e}"))
+        })?;
+        let _ = tcp.set_nodelay(true);
+        let name = ServerName::try_from(host.to_owned())
+            .map_err(|_| AgentFailure::Unreachable(format!("{host:?} is not a valid host name")))?;
+        let tls = self.tls.connect(name, tcp).await.map_err(|e| {
+            AgentFailure::Unreachable(format!("TLS handshake with {host}:{port} failed: {e}"))
+        })?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(|e| AgentFailure::Unreachable(format!("HTTP to {host}:{port} failed: {e}")))?;
+        let driver = tokio::spawn(connection);
+
+        let authority = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        let body = Bytes::from(encode_launch_session(&request.launch));
+        let http_request = http::Request::post("/pcoip-agent/xml")
+            .header(http::header::HOST, authority)
+            .header(http::header::CONTENT_TYPE, "application/xml; charset=UTF-8")
+            .header(
+                http::header::USER_AGENT,
+                concat!("Interstate/", env!("CARGO_PKG_VERSION")),
+            )
+            .body(Full::new(body))
+            .map_err(|e| AgentFailure::BadResponse(format!("cannot build the request: {e}")))?;
+        let response = sender.send_request(http_request).await.map_err(|e| {
+            AgentFailure::BadResponse(format!("no HTTP answer from {host}:{port}: {e}"))
+        })?;
+        let status = response.status();
+        let collected = Limited::new(response.into_body(), MAX_AGENT_RESPONSE)
+            .collect()
+            .await
+            .map_err(|e| {
+                AgentFailure::BadResponse(format!("reading the answer of {host}:{port}: {e}"))
+            })?;
+        driver.abort();
+        if status != http::StatusCode::OK {
+            return Err(AgentFailure::BadResponse(format!(
+                "{host}:{port} answered HTTP {status}"
+            )));
+        }
+        decode_launch_session_resp(&collected.to_bytes()).map_err(|e| {
+            AgentFailure::BadResponse(format!(
+                "{host}:{port} sent an unreadable launch-session-resp: {e}"
+            ))
+        })
+    }
+}
+
+fn elapsed_ms(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+}

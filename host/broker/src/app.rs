@@ -1,0 +1,227 @@
+//! Assembling a running broker from settings: TLS identity, mapper, agent client, listener.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use interstate_mapper::{
+    LoadError, MapperRuntime, MapperSettings, MapperSource, RuntimeConfig, WasmMapper,
+};
+use interstate_protocol::Limits as SessionLimits;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::info;
+
+use crate::agent::{AgentClient, AgentSetupError};
+use crate::server;
+use crate::service::{Broker, Generation, now_ms};
+use crate::settings::{PluginSource, Settings};
+use crate::store::MemoryStore;
+use crate::tls::{Identity, TlsError};
+
+/// Why the broker could not start (or reload).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The certificate or key.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The mapper did not load or refused its settings.
+    #[error("mapper {plugin}: {source}")]
+    Mapper {
+        /// What `mapper.plugin` names.
+        plugin: String,
+        /// Why.
+        source: LoadError,
+    },
+    /// The agent client settings.
+    #[error(transparent)]
+    Agent(#[from] AgentSetupError),
+    /// The listener.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// The mapper runtime settings shared by every generation.
+pub fn runtime_config(settings: &Settings) -> RuntimeConfig {
+    RuntimeConfig {
+        cache_dir: settings.mapper.cache_dir.clone(),
+        max_concurrent_calls: settings.mapper.max_concurrent_calls,
+    }
+}
+
+/// Loads the mapper named by the settings.
+pub async fn load_mapper(
+    runtime: &MapperRuntime,
+    settings: &Settings,
+) -> Result<WasmMapper, StartError> {
+    let (source, plugin) = match &settings.mapper.plugin {
+        PluginSource::Simple => (MapperSource::Simple, "SimpleMapper".to_owned()),
+        PluginSource::File(path) => (MapperSource::File(path.clone()), path.display().to_string()),
+    };
+    let mapper_settings = MapperSettings {
+        settings_json: settings.mapper.settings_json.clone(),
+        timeout: settings.mapper.timeout,
+        memory_limit_bytes: settings.mapper.memory_limit_bytes,
+        allowed_hosts: settings.mapper.allowed_hosts.clone(),
+    };
+    runtime
+        .load(source, mapper_settings)
+        .await
+        .map_err(|source| StartError::Mapper { plugin, source })
+}
+
+/// Builds a generation: the mapper, the agent client and the broker's identity in `hello-resp`.
+pub async fn build_generation(
+    runtime: &MapperRuntime,
+    settings: Settings,
+) -> Result<Generation, StartError> {
+    let mapper = load_mapper(runtime, &settings).await?;
+    let info = mapper.info();
+    info!(mapper = %info.name, version = %info.world_version, "mapper loaded");
+    let agent = AgentClient::new(&settings.agent)?;
+    Ok(Generation::new(settings, Arc::new(mapper), agent))
+}
+
+/// The TLS identity for the settings: the configured files, or a self-signed certificate.
+pub fn identity(settings: &Settings) -> Result<Identity, TlsError> {
+    match (&settings.server.cert, &settings.server.key) {
+        (Some(cert), Some(key)) => Identity::from_files(cert, key),
+        _ => {
+            let mut names = vec![
+                "localhost".to_owned(),
+                "127.0.0.1".to_owned(),
+                "::1".to_owned(),
+            ];
+            let host = &settings.server.host;
+            if !names.contains(host) && host != "0.0.0.0" && host != "::" {
+                names.push(host.clone());
+            }
+            Identity::self_signed(&names)
+        }
+    }
+}
+
+/// A broker serving in the background.
+#[derive(Debug)]
+pub struct Running {
+    /// Where it listens.
+    pub local_addr: SocketAddr,
+    /// SHA-256 of its certificate.
+    pub fingerprint: String,
+    /// True when the certificate was generated.
+    pub self_signed: bool,
+    /// The shared state (sessions, current generation).
+    pub broker: Arc<Broker>,
+    /// The mapper runtime, for reloads.
+    pub runtime: Arc<MapperRuntime>,
+    tls: watch::Sender<Arc<rustls::ServerConfig>>,
+    stopped: watch::Receiver<bool>,
+}
+
+impl Running {
+    /// Waits until the server has drained after its shutdown future resolved.
+    pub async fn stopped(&self) {
+        let mut stopped = self.stopped.clone();
+        let _ = stopped.wait_for(|done| *done).await;
+    }
+
+    /// Reloads settings, mapper and certificate, swapping them in atomically. Requests in flight
+    /// finish on the old generation; sessions are kept. On error the old generation keeps serving.
+    pub async fn reload(&self, settings: Settings) -> Result<(), StartError> {
+        let tls = identity(&settings)?.server_config()?;
+        let generation = build_generation(&self.runtime, settings).await?;
+        self.broker.swap(generation);
+        let _ = self.tls.send(tls);
+        info!("configuration reloaded");
+        Ok(())
+    }
+}
+
+/// Starts serving on `listener` with `settings` until `shutdown` resolves.
+pub async fn start(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<Running, StartError> {
+    let identity = identity(&settings)?;
+    let tls_config = identity.server_config()?;
+    let runtime = Arc::new(
+        MapperRuntime::new(runtime_config(&settings)).map_err(|source| StartError::Mapper {
+            plugin: "(runtime)".into(),
+            source,
+        })?,
+    );
+    let limits = SessionLimits {
+        idle_ms: u64::try_from(settings.session.idle_timeout.as_millis()).unwrap_or(u64::MAX),
+        absolute_ms: u64::try_from(settings.session.absolute_timeout.as_millis())
+            .unwrap_or(u64::MAX),
+    };
+    let store = MemoryStore::new(settings.session.max_sessions, limits);
+    let server_limits = server::Limits {
+        max_connections: settings.server.max_connections,
+        handshake_timeout: settings.server.handshake_timeout,
+        header_timeout: settings.server.header_timeout,
+        shutdown_grace: settings.server.shutdown_grace,
+    };
+    let generation = build_generation(&runtime, settings).await?;
+    let broker = Arc::new(Broker::new(generation, store));
+    let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: "listener".into(),
+        source,
+    })?;
+    let (tls, tls_rx) = watch::channel(tls_config);
+
+    let sweeper = {
+        let broker = Arc::downgrade(&broker);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+            loop {
+                tick.tick().await;
+                let Some(broker) = broker.upgrade() else {
+                    break;
+                };
+                let swept = broker.store().sweep(now_ms());
+                if swept > 0 {
+                    tracing::debug!(swept, "expired sessions dropped");
+                }
+            }
+        })
+    };
+    let (done, stopped) = watch::channel(false);
+    {
+        let broker = broker.clone();
+        tokio::spawn(async move {
+            server::run(listener, tls_rx, broker, server_limits, shutdown).await;
+            sweeper.abort();
+            let _ = done.send(true);
+        });
+    }
+    Ok(Running {
+        local_addr,
+        fingerprint: identity.fingerprint,
+        self_signed: identity.self_signed,
+        broker,
+        runtime,
+        tls,
+        stopped,
+    })
+}
+
+/// Binds the listener named by the settings.
+pub async fn bind(settings: &Settings) -> Result<TcpListener, StartError> {
+    let addr = format!("{}:{}", settings.server.host, settings.server.port);
+    let addr = if settings.server.host.contains(':') && !settings.server.host.starts_with('[') {
+        format!("[{}]:{}", settings.server.host, settings.server.port)
+    } else {
+        addr
+    };
+    TcpListener::bind(&addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })
+}

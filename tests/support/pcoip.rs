@@ -1,0 +1,202 @@
+//! A PCoIP client for tests: message builders and a connection that keeps the cookie.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use interstate::client::{Connection, Verify, WireResponse, element_text, tls_config};
+
+/// How long a test waits for any one answer.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Message bodies, without the root element.
+pub mod msg {
+    /// Escapes XML text.
+    pub fn escape(text: &str) -> String {
+        text.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+            .replace('\'', "&apos;")
+    }
+
+    /// The `QueryBrokerClient` probe (client 19.11 capture).
+    pub fn probe() -> String {
+        "<hello><client-info><product-name>QueryBrokerClient</product-name><product-version>1.0</product-version>\
+         <platform>PCoIP</platform><locale>en_US</locale><hostname>euler.leonhard.gov</hostname>\
+         <serial-number>00:00:00:00:00:00</serial-number><device-name>euler.leonhard.gov</device-name>\
+         <pcoip-unique-id>00:00:00:00:00:00</pcoip-unique-id></client-info><caps></caps></hello>"
+            .into()
+    }
+
+    /// A real client's hello (client 19.11 capture), with the dialog capability.
+    pub fn hello() -> String {
+        "<hello><client-info><product-name>Teradici PCoIP Desktop Client</product-name>\
+         <product-version>19.11.0</product-version><platform>CentOS Linux 7 (Core) linux x86_64</platform>\
+         <locale>en_US</locale><hostname>euler.leonhard.gov</hostname><serial-number>00:00:00:00:00:00</serial-number>\
+         <device-name>euler.leonhard.gov</device-name><pcoip-unique-id>00:00:00:00:00:00</pcoip-unique-id></client-info>\
+         <caps><cap>CAP_DISCLAIMER_AUTHENTICATION</cap><cap>CAP_NO_AUTHENTICATION</cap><cap>CAP_DIALOG_AUTHENTICATION</cap>\
+         <cap>CAP_ALTERNATE_PROVISIONING</cap></caps><server-address><ip-address>127.0.0.1</ip-address>\
+         <hostname>broker.example.com</hostname></server-address></hello>"
+            .into()
+    }
+
+    /// `authenticate method="password"`; `domain: None` leaves the element out.
+    pub fn authenticate(username: &str, password: &str, domain: Option<&str>) -> String {
+        let domain = domain
+            .map(|d| format!("<domain>{}</domain>", escape(d)))
+            .unwrap_or_default();
+        format!(
+            "<authenticate method=\"password\"><username>{}</username><password>{}</password>{domain}</authenticate>",
+            escape(username),
+            escape(password)
+        )
+    }
+
+    /// `authenticate method="dialog"` answering field `id`.
+    pub fn dialog(id: &str, text: &str) -> String {
+        format!(
+            "<authenticate method=\"dialog\"><fields><field><id>{}</id><text do-not-log=\"true\">{}</text></field></fields></authenticate>",
+            escape(id),
+            escape(text)
+        )
+    }
+
+    /// `get-resource-list` as clients send it.
+    pub fn list() -> String {
+        "<get-resource-list><protocols><protocol>PCOIP</protocol></protocols>\
+         <resource-types><resource-type>DESKTOP</resource-type></resource-types></get-resource-list>"
+            .into()
+    }
+
+    /// `allocate-resource` for `id`.
+    pub fn allocate(id: &str) -> String {
+        format!(
+            "<allocate-resource><resource-id>{}</resource-id><protocol>PCOIP</protocol><client-info>\
+             <ip-address>192.168.114.8</ip-address><mac-address>00:67:a8:2d:84:7e</mac-address></client-info></allocate-resource>",
+            escape(id)
+        )
+    }
+
+    /// `bye`.
+    pub fn bye() -> String {
+        "<bye></bye>".into()
+    }
+}
+
+/// A client connection with a cookie jar of one.
+#[derive(Debug)]
+pub struct TestClient {
+    conn: Connection,
+    addr: SocketAddr,
+    /// The `JSESSIONID` to send, if any.
+    pub cookie: Option<String>,
+    /// Whether to send the cookie back (false imitates clients that drop it).
+    pub send_cookie: bool,
+    /// The `Client-Log-Id` header, if any.
+    pub log_id: Option<String>,
+    /// The root element to use.
+    pub root: &'static str,
+}
+
+impl TestClient {
+    /// Connects to a broker, accepting its self-signed certificate.
+    pub async fn connect(addr: SocketAddr) -> Self {
+        let conn = Self::open(addr).await;
+        Self {
+            conn,
+            addr,
+            cookie: None,
+            send_cookie: true,
+            log_id: Some("ddff1100-72e7-1039-8825-0123456789ab".into()),
+            root: "pcoip-client",
+        }
+    }
+
+    async fn open(addr: SocketAddr) -> Connection {
+        let tls = tls_config(&Verify::Insecure).unwrap();
+        Connection::connect(&addr.to_string(), "localhost", tls, ANSWER_TIMEOUT)
+            .await
+            .expect("connect to broker")
+    }
+
+    /// Opens a new connection (keeping the cookie), as clients do after a close.
+    pub async fn reconnect(&mut self) {
+        self.conn = Self::open(self.addr).await;
+    }
+
+    /// The underlying connection.
+    pub fn connection(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    /// Sends a message wrapped in the client's root and checks the wire rules every answer must
+    /// follow (HTTP/1.1 200, chunked, exact `Set-Cookie` spelling).
+    pub async fn send(&mut self, message: &str) -> WireResponse {
+        let body = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<{root} version=\"2.1\">{message}</{root}>",
+            root = self.root
+        );
+        self.send_body(body.as_bytes()).await
+    }
+
+    /// Sends a raw body (for malformed input) and checks the wire rules.
+    pub async fn send_body(&mut self, body: &[u8]) -> WireResponse {
+        let mut headers: Vec<(&str, String)> = Vec::new();
+        if let (Some(cookie), true) = (&self.cookie, self.send_cookie) {
+            headers.push(("Cookie", format!("JSESSIONID={cookie}")));
+        }
+        if let Some(log_id) = &self.log_id {
+            headers.push(("Client-Log-Id", log_id.clone()));
+        }
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let response = self
+            .conn
+            .post("/pcoip-broker/xml", &headers, body, ANSWER_TIMEOUT)
+            .await
+            .expect("broker answered");
+        check_wire(&response);
+        if let Some(cookie) = response.header_exact("Set-Cookie") {
+            let value = cookie
+                .strip_prefix("JSESSIONID=")
+                .expect("cookie is JSESSIONID");
+            self.cookie = Some(value.split(';').next().unwrap().to_owned());
+        }
+        response
+    }
+}
+
+/// The rules every broker answer follows on the wire.
+pub fn check_wire(response: &WireResponse) {
+    assert_eq!(
+        response.status_line, "HTTP/1.1 200 OK",
+        "every answer is HTTP/1.1 200"
+    );
+    assert!(
+        response.chunked,
+        "every answer is chunked: {:?}",
+        response.headers
+    );
+    assert_eq!(response.header_exact("Transfer-Encoding"), Some("chunked"));
+    assert!(
+        response.header("content-length").is_none(),
+        "no Content-Length with chunked"
+    );
+    for (name, value) in &response.headers {
+        if name.eq_ignore_ascii_case("set-cookie") {
+            assert_eq!(name, "Set-Cookie", "exact header spelling");
+            let (id, attributes) = value.split_once("; ").expect("cookie attributes");
+            let id = id.strip_prefix("JSESSIONID=").expect("JSESSIONID cookie");
+            assert_eq!(id.len(), 32, "128-bit session id");
+            assert!(
+                id.bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            );
+            assert_eq!(attributes, "Path=/; Secure; HttpOnly");
+        }
+    }
+}
+
+/// The `result-id` of an answer.
+pub fn result_id(response: &WireResponse) -> String {
+    element_text(&response.text(), "result-id").unwrap_or_default()
+}
