@@ -1,1 +1,82 @@
-//! placeholder
+//! The sandboxed wasmtime host for Interstate mapper components.
+//!
+//! A mapper is a WebAssembly component implementing the `mapper` world of `wit/mapper.wit`.
+//! This crate loads it, checks what it exports and imports, compiles it once (with a disk
+//! cache), and then runs every call in a fresh, limited instance:
+//!
+//! ```text
+//! MapperRuntime (one per process)
+//!  ├ Engine        async, epoch interruption (10 ms ticker), pooling allocator
+//!  ├ Linker        interstate:mapper/host + WASI p2 (async) + wasi:http (allow-listed)
+//!  └ load(source, settings) ─► WasmMapper (Arc inside, cheap to clone)
+//!       compile or read the cache → check exports/imports → InstancePre
+//!       → configure + domains once
+//!
+//! WasmMapper call (interstate_protocol::policy::Mapper)
+//!  permit (semaphore) → fresh Store (memory limiter, deadline, handle/fuel caps)
+//!  → instantiate → configure(settings) → the call → convert + bound the answer
+//! ```
+//!
+//! # Layout
+//! - [`runtime`]: the engine, linker and epoch ticker; `load`.
+//! - `cache`: the on-disk compile cache.
+//! - `inspect`: the world version from the exports, the import allow-list.
+//! - `call`: one call in a fresh store: limits, deadline, error classification.
+//! - `state`, `host`, `http`: the store's data, the host imports, the wasi:http allow-list.
+//! - `convert`: bindings ↔ `interstate_protocol::policy` types, with the contract's bounds.
+//! - [`password`]: `verify-password` (ILS PBKDF2, PHC argon2id and pbkdf2-sha256).
+//! - [`check`]: the report behind `interstate mapper check`.
+
+mod bindings;
+mod cache;
+mod call;
+pub mod check;
+mod config;
+mod convert;
+mod error;
+mod guest_build;
+mod host;
+mod http;
+mod inspect;
+mod mapper;
+pub mod password;
+pub mod runtime;
+mod state;
+
+pub use crate::check::{CheckLogin, CheckReport, check};
+pub use crate::config::{MapperSettings, MapperSource, RuntimeConfig};
+pub use crate::error::LoadError;
+pub use crate::inspect::SUPPORTED_POLICY;
+pub use crate::mapper::{MapperInfo, WasmMapper};
+pub use crate::runtime::MapperRuntime;
+
+/// The embedded SimpleMapper component (`guest-mappers/simple`, built by `build.rs`).
+pub fn simple_mapper_wasm() -> &'static [u8] {
+    include_bytes!(concat!(env!("OUT_DIR"), "/simple.wasm"))
+}
+
+/// Helpers for tests and benches: building the other Rust guests of `guest-mappers/`.
+#[doc(hidden)]
+pub mod testing {
+    use std::path::PathBuf;
+
+    pub use crate::guest_build::GuestBuildError;
+    use crate::guest_build::GuestBuilder;
+
+    /// Builds the Rust guest `package` of `guest-mappers/` (release, wasm32-wasip2) exactly
+    /// as `build.rs` builds the SimpleMapper, and returns the path of its component. Safe to
+    /// call from concurrent tests: cargo's own lock serialises the builds.
+    pub fn build_rust_guest(package: &str) -> Result<PathBuf, GuestBuildError> {
+        GuestBuilder {
+            cargo: PathBuf::from(env!("INTERSTATE_GUEST_CARGO")),
+            guests_dir: PathBuf::from(env!("INTERSTATE_GUESTS_DIR")),
+            target_dir: PathBuf::from(env!("INTERSTATE_GUEST_TARGET_DIR")),
+        }
+        .build(package)
+    }
+
+    /// The path of the embedded SimpleMapper component as built by `build.rs`.
+    pub fn simple_mapper_path() -> PathBuf {
+        PathBuf::from(env!("INTERSTATE_SIMPLE_WASM"))
+    }
+}

@@ -1,0 +1,65 @@
+//! What the broker hands the runtime: the runtime's knobs, a mapper's source and its settings.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The process-wide knobs of a [`MapperRuntime`](crate::MapperRuntime).
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Where compiled components are cached (`<sha256>-<engine>.cwasm`). `None`: no disk
+    /// cache, every start compiles again (seconds for JS or Python guests).
+    pub cache_dir: Option<PathBuf>,
+    /// How many mapper calls may run at once; more wait briefly, then fail as unavailable.
+    /// It also sizes the pooling allocator.
+    pub max_concurrent_calls: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            cache_dir: None,
+            max_concurrent_calls: 64,
+        }
+    }
+}
+
+/// Where a mapper component comes from.
+#[derive(Debug, Clone)]
+pub enum MapperSource {
+    /// The embedded SimpleMapper (`"plugin": "SimpleMapper"`).
+    Simple,
+    /// A `.wasm` component file.
+    File(PathBuf),
+    /// A component already in memory; `name` labels it in logs and reports.
+    Bytes {
+        /// The name used in logs.
+        name: String,
+        /// The component.
+        wasm: Vec<u8>,
+    },
+}
+
+/// The operator's settings for one mapper.
+#[derive(Debug, Clone)]
+pub struct MapperSettings {
+    /// The `mapper.settings` object, as JSON, handed to `configure` before every call.
+    pub settings_json: String,
+    /// The deadline of each call (configure included).
+    pub timeout: Duration,
+    /// The most each linear memory of the mapper may grow to.
+    pub memory_limit_bytes: u64,
+    /// Hosts the mapper may reach with wasi:http, as `host` (any port) or `host:port`.
+    /// Empty: no outgoing HTTP at all.
+    pub allowed_hosts: Vec<String>,
+}
+
+impl Default for MapperSettings {
+    fn default() -> Self {
+        Self {
+            settings_json: "{}".to_owned(),
+            timeout: Duration::from_secs(5),
+            memory_limit_bytes: 64 << 20,
+            allowed_hosts: Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! The wasi:http allow-list: a mapper reaches only the hosts its settings list, and never
+//! past its call's deadline.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http_body_util::BodyExt;
+use wasmtime_wasi_http::{RequestOptions, WasiBody, WasiHttpHooks};
+
+/// Returned to the guest by `send_request`: a response and the connection's driver future.
+type SendResult = wasmtime_wasi_http::Result<(
+    http::Response<WasiBody>,
+    Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+)>;
+
+/// The smallest timeout handed to the connector, so that an almost-spent deadline still
+/// fails as a timeout rather than as a zero-duration oddity.
+const MIN_TIMEOUT: Duration = Duration::from_millis(1);
+
+/// The per-call wasi:http hooks.
+#[derive(Debug)]
+pub(crate) struct HttpPolicy {
+    mapper: Arc<str>,
+    allowed_hosts: Arc<[String]>,
+    deadline: Instant,
+}
+
+impl HttpPolicy {
+    pub(crate) fn new(mapper: Arc<str>, allowed_hosts: Arc<[String]>, deadline: Instant) -> Self {
+        Self {
+            mapper,
+            allowed_hosts,
+            deadline,
+        }
+    }
+}
+
+/// Whether `uri` targets one of `allowed` (`host` allows any port, `host:port` one port).
+pub(crate) fn host_allowed(allowed: &[String], uri: &http::Uri) -> bool {
+    let Some(host) = uri.host() else {
+        return false;
+    };
+    let port = uri.port_u16().unwrap_or(match uri.scheme_str() {
+        Some("http") => 80,
+        _ => 443,
+    });
+    allowed.iter().any(|entry| {
+        let entry = entry.trim();
+        match split_host_port(entry) {
+            (entry_host, Some(entry_port)) => {
+                entry_port == port && entry_host.eq_ignore_ascii_case(host)
+            }
+            (entry_host, None) => entry_host.eq_ignore_ascii_case(host),
+        }
+    })
+}
+
+/// Splits `host:port`, `[v6]:port`, `[v6]` or `host` (a bare IPv6 address has no port).
+fn split_host_port(entry: &str) -> (&str, Option<u16>) {
+    if entry.starts_with('[') {
+        if let Some((host, port)) = entry.rsplit_once("]:") {
+            return (&entry[..host.len() + 1], port.parse().ok());
+        }
+        return (entry, None);
+    }
+    match entry.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') => match port.parse() {
+            Ok(port) => (host, Some(port)),
+            Err(_) => (entry, None),
+        },
+        _ => (entry, None),
+    }
+}
+
+fn clamp(timeout: Option<Duration>, remaining: Duration) -> Option<Duration> {
+    let bounded = timeout.map_or(remaining, |t| t.min(remaining));
+    Some(bounded.max(MIN_TIMEOUT))
+}
+
+impl WasiHttpHooks for HttpPolicy {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+    ) -> Box<dyn Future<Output = SendResult> + Send> {
+        drop(fut);
+        let uri = request.uri().clone();
+        if !host_allowed(&self.allowed_hosts, &uri) {
+            tracing::warn!(
+                target: "interstate::mapper",
+                mapper = %self.mapper,
+                host = uri.authority().map(|a| a.as_str()).unwrap_or(""),
+                "outgoing HTTP request refused: the host is not in mapper.allowed_hosts"
+            );
+            return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
+        }
+        let remaining = self.deadline.saturating_duration_since(Instant::now());
+        let asked = options.unwrap_or_default();
+        let options = RequestOptions {
+            connect_timeout: clamp(asked.connect_timeout, remaining),
+            first_byte_timeout: clamp(asked.first_byte_timeout, remaining),
+            between_bytes_timeout: clamp(asked.between_bytes_timeout, remaining),
+        };
+        tracing::debug!(
+            target: "interstate::mapper",
+            mapper = %self.mapper,
+            method = %request.method(),
+            host = uri.authority().map(|a| a.as_str()).unwrap_or(""),
+            "outgoing HTTP request"
+        );
+        Box::new(async move {
+            let (response, io) =
+                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+            let driver: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send> =
+                Box::new(io);
+            Ok((response.map(BodyExt::boxed_unsync), driver))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn allowed(list: &[&str], uri: &str) -> bool {
+        let list: Vec<String> = list.iter().map(|s| (*s).to_owned()).collect();
+        host_allowed(&list, &uri.parse().unwrap())
+    }
+
+    #[test]
+    fn host_entries_allow_any_port_and_host_port_entries_one() {
+        assert!(allowed(&["api.example.com"], "https://API.example.com/x"));
+        assert!(allowed(
+            &["api.example.com"],
+            "http://api.example.com:8080/x"
+        ));
+        assert!(allowed(
+            &["api.example.com:8443"],
+            "https://api.example.com:8443/"
+        ));
+        assert!(!allowed(
+            &["api.example.com:8443"],
+            "https://api.example.com/"
+        ));
+        assert!(allowed(
+            &["api.example.com:443"],
+            "https://api.example.com/"
+        ));
+        assert!(allowed(&["127.0.0.1:80"], "http://127.0.0.1/"));
+        assert!(!allowed(
+            &["example.com"],
+            "https://evil.example.com.attacker/"
+        ));
+        assert!(!allowed(&["example.com"], "https://sub.example.com/"));
+        assert!(!allowed(&[], "https://example.com/"));
+        assert!(allowed(&["[::1]:8080"], "http://[::1]:8080/"));
+        assert!(allowed(&["[::1]"], "http://[::1]:9/"));
+    }
+}

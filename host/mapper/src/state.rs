@@ -1,0 +1,149 @@
+//! The data of one call's `Store`: WASI, wasi:http, the memory limiter and the log budget.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::http::HttpPolicy;
+
+/// Core instances, tables and memories one store may create. Python components hold a dozen
+/// core instances and several memories; anything far beyond is not a mapper.
+const MAX_INSTANCES: usize = 256;
+const MAX_TABLES: usize = 256;
+const MAX_MEMORIES: usize = 32;
+/// Elements one table may grow to.
+const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+
+/// Refuses linear-memory growth past the limit and remembers that it did, so that the trap
+/// that usually follows (an allocator abort) is reported as out-of-memory.
+#[derive(Debug)]
+pub(crate) struct MemoryLimiter {
+    limit: usize,
+    refused: bool,
+}
+
+impl MemoryLimiter {
+    pub(crate) fn new(limit_bytes: u64) -> Self {
+        Self {
+            limit: usize::try_from(limit_bytes).unwrap_or(usize::MAX),
+            refused: false,
+        }
+    }
+
+    /// Whether a growth was refused during this call.
+    pub(crate) fn refused(&self) -> bool {
+        self.refused
+    }
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = desired <= self.limit;
+        if !allowed {
+            self.refused = true;
+        }
+        Ok(allowed)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+
+    fn instances(&self) -> usize {
+        MAX_INSTANCES
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
+    }
+}
+
+/// Everything a call's store holds. Nothing survives the call.
+pub(crate) struct CallState {
+    /// The mapper's name, for log lines.
+    pub(crate) mapper: Arc<str>,
+    /// When this call must end.
+    pub(crate) deadline: Instant,
+    /// Lines logged so far in this call.
+    pub(crate) log_lines: u32,
+    pub(crate) limiter: MemoryLimiter,
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    hooks: HttpPolicy,
+    table: ResourceTable,
+}
+
+impl std::fmt::Debug for CallState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallState")
+            .field("mapper", &self.mapper)
+            .field("deadline", &self.deadline)
+            .field("log_lines", &self.log_lines)
+            .field("limiter", &self.limiter)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CallState {
+    /// A store state with no filesystem, environment, arguments, sockets or stdio (stdout and
+    /// stderr are discarded), and HTTP only to `allowed_hosts`.
+    pub(crate) fn new(
+        mapper: Arc<str>,
+        deadline: Instant,
+        memory_limit_bytes: u64,
+        allowed_hosts: Arc<[String]>,
+    ) -> Self {
+        let wasi = WasiCtx::builder()
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        Self {
+            hooks: HttpPolicy::new(mapper.clone(), allowed_hosts, deadline),
+            mapper,
+            deadline,
+            log_lines: 0,
+            limiter: MemoryLimiter::new(memory_limit_bytes),
+            wasi,
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+        }
+    }
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for CallState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}

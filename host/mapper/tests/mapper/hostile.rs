@@ -1,0 +1,220 @@
+//! Misbehaving mappers fail one call cleanly, and the runtime keeps serving.
+
+use std::time::{Duration, Instant};
+
+use interstate_mapper::LoadError;
+use interstate_protocol::policy::{ClientContext, Identity, Mapper, MapperError};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpListener;
+
+use crate::support::{assert_still_serving, assert_within, hostile, login, runtime, runtime_with};
+
+const SLACK: Duration = Duration::from_millis(250);
+
+fn someone() -> Identity {
+    Identity {
+        username: "good".to_owned(),
+        ..Identity::default()
+    }
+}
+
+#[tokio::test]
+async fn a_trap_a_panic_and_a_stack_overflow_are_traps() {
+    let rt = runtime();
+    let good = hostile(&rt, "ok", |_| {}).await;
+    for mode in ["trap", "panic", "stack-overflow"] {
+        let bad = hostile(&rt, mode, |_| {}).await;
+        let err = bad.authenticate(&login("good", "pw")).await.unwrap_err();
+        assert!(matches!(err, MapperError::Trap(_)), "{mode}: {err}");
+        // The same mapper serves its next call in a fresh instance.
+        let again = bad.authenticate(&login("good", "pw")).await.unwrap_err();
+        assert!(matches!(again, MapperError::Trap(_)), "{mode}: {again}");
+        assert_still_serving(&good).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_infinite_loop_times_out_on_time() {
+    let rt = runtime();
+    let good = hostile(&rt, "ok", |_| {}).await;
+    let timeout = Duration::from_millis(300);
+    let spinner = hostile(&rt, "loop-authenticate", |s| s.timeout = timeout).await;
+    let started = Instant::now();
+    let err = spinner
+        .authenticate(&login("good", "pw"))
+        .await
+        .unwrap_err();
+    let elapsed = started.elapsed();
+    assert_eq!(err, MapperError::Timeout(300));
+    assert_within(elapsed, timeout + SLACK);
+    assert!(elapsed >= timeout, "{elapsed:?}");
+    assert_still_serving(&good).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_spinning_guest_does_not_starve_its_worker() {
+    let rt = runtime();
+    let spinner = hostile(&rt, "loop-authenticate", |s| {
+        s.timeout = Duration::from_millis(400);
+    })
+    .await;
+    // On a single-threaded runtime, the ticker task only runs if the guest yields.
+    let ticker = tokio::spawn(async {
+        let mut ticks = 0_u32;
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_millis(300) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            ticks += 1;
+        }
+        ticks
+    });
+    let err = spinner
+        .authenticate(&login("good", "pw"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MapperError::Timeout(_)), "{err}");
+    let ticks = ticker.await.unwrap();
+    assert!(ticks >= 10, "the executor was blocked: only {ticks} ticks");
+}
+
+#[tokio::test]
+async fn a_configure_loop_fails_the_load_as_a_timeout() {
+    let rt = runtime();
+    let settings = crate::support::settings(serde_json::json!({"mode": "loop-configure"}));
+    let settings = interstate_mapper::MapperSettings {
+        timeout: Duration::from_millis(200),
+        ..settings
+    };
+    let started = Instant::now();
+    let err = rt
+        .load(
+            interstate_mapper::MapperSource::File(crate::support::guest(
+                "interstate-hostile-mapper",
+            )),
+            settings,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            LoadError::Call {
+                source: MapperError::Timeout(200),
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let good = hostile(&rt, "ok", |_| {}).await;
+    assert_still_serving(&good).await;
+}
+
+#[tokio::test]
+async fn memory_growth_past_the_limit_is_out_of_memory() {
+    let rt = runtime();
+    let good = hostile(&rt, "ok", |_| {}).await;
+    let hog = hostile(&rt, "grow-memory", |s| s.memory_limit_bytes = 16 << 20).await;
+    let err = hog.authenticate(&login("good", "pw")).await.unwrap_err();
+    assert_eq!(err, MapperError::OutOfMemory(16));
+    assert_still_serving(&good).await;
+}
+
+#[tokio::test]
+async fn oversized_answers_are_invalid_output() {
+    let rt = runtime();
+    let good = hostile(&rt, "ok", |_| {}).await;
+
+    let huge = hostile(&rt, "huge-string", |_| {}).await;
+    let err = huge.authenticate(&login("good", "pw")).await.unwrap_err();
+    assert!(matches!(err, MapperError::InvalidOutput(_)), "{err}");
+    assert!(err.to_string().contains("more than 4 MiB"), "{err}");
+    assert_still_serving(&good).await;
+
+    let flood = hostile(&rt, "million-desktops", |s| s.memory_limit_bytes = 1 << 30).await;
+    let err = flood
+        .list_desktops(&someone(), &ClientContext::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MapperError::InvalidOutput(_)), "{err}");
+    assert!(err.to_string().contains("more than 4 MiB"), "{err}");
+    assert_still_serving(&good).await;
+}
+
+#[tokio::test]
+async fn http_to_a_host_not_allowed_is_refused_without_a_connection() {
+    let rt = runtime();
+    let good = hostile(&rt, "ok", |_| {}).await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/secret", listener.local_addr().unwrap());
+    let mapper = hostile(&rt, "forbidden-http", |s| {
+        s.settings_json = serde_json::json!({"mode": "forbidden-http", "url": url}).to_string();
+        s.allowed_hosts = vec!["api.example.invalid".to_owned()];
+    })
+    .await;
+    let err = mapper.authenticate(&login("good", "pw")).await.unwrap_err();
+    assert!(
+        matches!(&err, MapperError::Guest(message) if message.contains("HttpRequestDenied")),
+        "{err}"
+    );
+    let accepted = tokio::time::timeout(Duration::from_millis(100), listener.accept()).await;
+    assert!(accepted.is_err(), "the host connected anyway");
+    assert_still_serving(&good).await;
+}
+
+#[tokio::test]
+async fn slow_http_is_cut_at_the_deadline() {
+    let rt = runtime();
+    let good = hostile(&rt, "ok", |_| {}).await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Accepts, reads the request, never answers.
+    let server = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut buf = [0_u8; 1024];
+        let read = socket.read(&mut buf).await.unwrap();
+        let request = String::from_utf8_lossy(&buf[..read]).into_owned();
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        request
+    });
+    let timeout = Duration::from_millis(500);
+    let mapper = hostile(&rt, "slow-http", |s| {
+        s.settings_json = serde_json::json!({
+            "mode": "slow-http",
+            "url": format!("http://{addr}/slow")
+        })
+        .to_string();
+        s.allowed_hosts = vec!["127.0.0.1".to_owned()];
+        s.timeout = timeout;
+    })
+    .await;
+    let started = Instant::now();
+    let err = mapper.authenticate(&login("good", "pw")).await.unwrap_err();
+    assert_within(started.elapsed(), timeout + SLACK);
+    assert!(
+        matches!(&err, MapperError::Timeout(500))
+            || matches!(&err, MapperError::Guest(m) if m.contains("Timeout")),
+        "{err}"
+    );
+    server.abort();
+    assert_still_serving(&good).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_beyond_the_concurrency_limit_are_unavailable() {
+    let rt = runtime_with(1);
+    let spinner = hostile(&rt, "loop-authenticate", |s| {
+        s.timeout = Duration::from_secs(2);
+    })
+    .await;
+    let good = hostile(&rt, "ok", |_| {}).await;
+    let busy = {
+        let spinner = spinner.clone();
+        tokio::spawn(async move { spinner.authenticate(&login("good", "pw")).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let err = good.authenticate(&login("good", "pw")).await.unwrap_err();
+    assert!(matches!(err, MapperError::Unavailable(_)), "{err}");
+    assert!(matches!(busy.await.unwrap(), Err(MapperError::Timeout(_))));
+    assert_still_serving(&good).await;
+}
