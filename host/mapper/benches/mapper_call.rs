@@ -2,7 +2,10 @@
 //!
 //! `cargo bench -p interstate-mapper --bench mapper_call`
 
-#![allow(missing_docs, reason = "criterion's macros generate undocumented items")]
+#![allow(
+    missing_docs,
+    reason = "criterion's macros generate undocumented items"
+)]
 
 use std::hint::black_box;
 

@@ -1,6 +1,9 @@
 //! The wasm mapper host against real components built from `guest-mappers/`.
 
-#![allow(clippy::unwrap_used, reason = "tests fail loudly on any unexpected error")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "tests fail loudly on any unexpected error"
+)]
 
 #[path = "mapper/support.rs"]
 mod support;
