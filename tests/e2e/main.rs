@@ -5,3 +5,4 @@
 
 mod failures;
 mod flow;
+mod ratelimit;

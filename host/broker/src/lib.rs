@@ -6,6 +6,7 @@
 //! - [`server`]: the accept loop (connection cap, TLS in the task, HTTP/1.1, graceful drain).
 //! - [`service`]: one HTTP request → one PCoIP exchange (sessions, state machine, mapper, agent).
 //! - [`store`]: live sessions in memory.
+//! - [`ratelimit`]: authentication failure limits per user and per address.
 //! - [`agent`]: the `launch-session` call to a desktop's PCoIP agent.
 //! - [`body`]: the chunked response body PCoIP clients need.
 //! - [`client`]: a PCoIP-client-shaped HTTP/1.1 client that keeps the raw bytes (probe, tests).
@@ -19,6 +20,7 @@ pub mod agent;
 pub mod app;
 pub mod body;
 pub mod client;
+pub mod ratelimit;
 pub mod server;
 pub mod service;
 pub mod settings;

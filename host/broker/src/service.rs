@@ -12,6 +12,7 @@
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -19,7 +20,9 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
-use interstate_protocol::policy::{ClientContext, Mapper};
+use interstate_protocol::policy::{
+    AuthOutcome, ClientContext, Mapper, MapperError, PasswordLogin, Rejection, RejectionKind,
+};
 use interstate_protocol::{
     AllocStep, BrokerInfo, BrokerReply, ClientRequest, ErrorId, ErrorResp, Root, Session, Step,
     decode_request, encode_reply, hello_reply,
@@ -28,6 +31,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::agent::AgentClient;
 use crate::body::ChunkedBody;
+use crate::ratelimit::{AuthLimiter, Limit};
 use crate::settings::Settings;
 use crate::store::{MemoryStore, SessionHandle};
 
@@ -89,15 +93,43 @@ impl Generation {
 pub struct Broker {
     current: RwLock<Arc<Generation>>,
     store: MemoryStore,
+    limiter: AuthLimiter,
+    stats: Stats,
+}
+
+/// Counters for operators (and tests): what the broker did since it started.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Password logins sent to the mapper.
+    pub mapper_logins: AtomicU64,
+    /// Logins refused by the failure limits without a mapper call.
+    pub rate_limited: AtomicU64,
+    /// Sessions created.
+    pub sessions_created: AtomicU64,
+    /// Successful allocations.
+    pub allocations: AtomicU64,
 }
 
 impl Broker {
     /// A broker serving `generation`, with sessions kept in `store`.
     pub fn new(generation: Generation, store: MemoryStore) -> Self {
+        let limiter = AuthLimiter::new(generation.settings.rate_limits);
         Self {
             current: RwLock::new(Arc::new(generation)),
             store,
+            limiter,
+            stats: Stats::default(),
         }
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The authentication failure limiter.
+    pub fn limiter(&self) -> &AuthLimiter {
+        &self.limiter
     }
 
     /// The generation new requests use.
@@ -277,10 +309,16 @@ impl Exchange<'_> {
             .fallback_sessions
             .then_some((self.log_id, self.client_ip));
         match store.insert(Session::new(hello, client, now), fallback, now) {
-            Ok(id) => (
-                hello_reply(&self.generation.info, self.generation.domains.clone()),
-                Some(id),
-            ),
+            Ok(id) => {
+                self.broker
+                    .stats
+                    .sessions_created
+                    .fetch_add(1, Ordering::Relaxed);
+                (
+                    hello_reply(&self.generation.info, self.generation.domains.clone()),
+                    Some(id),
+                )
+            }
             Err(full) => {
                 warn!(%full, "refusing a new session");
                 (
@@ -352,19 +390,24 @@ impl Exchange<'_> {
                 return (reply, None);
             }
             Step::Authenticate(login) => {
-                let outcome = mapper.authenticate(&login).await;
-                log_mapper_failure("authenticate", &outcome);
-                if let Ok(interstate_protocol::policy::AuthOutcome::Rejected(r)) = &outcome {
-                    info!(user = %login.username, kind = ?r.kind, reason = %r.reason, "authentication refused");
-                }
+                let outcome = self.authenticate(&login).await;
                 session.on_auth_outcome(outcome, now_ms())
             }
             Step::ContinueAuthentication { state, answers } => {
                 let client = session.client().clone();
-                let outcome = mapper
-                    .continue_authentication(&state, &answers, &client)
-                    .await;
+                let limiter = &self.broker.limiter;
+                let outcome = match limiter.check_address(self.client_ip, now_ms()) {
+                    Err(which) => Ok(rate_limited(which)),
+                    Ok(()) => {
+                        mapper
+                            .continue_authentication(&state, &answers, &client)
+                            .await
+                    }
+                };
                 log_mapper_failure("continue-authentication", &outcome);
+                if let Ok(AuthOutcome::Rejected(_)) = &outcome {
+                    limiter.failed(None, self.client_ip, now_ms());
+                }
                 session.on_auth_outcome(outcome, now_ms())
             }
             Step::ListDesktops(user) => {
@@ -379,7 +422,13 @@ impl Exchange<'_> {
                 log_mapper_failure("allocate", &allocation);
                 match session.on_allocation(allocation, now_ms()) {
                     AllocStep::Reply(reply) => reply,
-                    AllocStep::Launch(launch) => {
+                    AllocStep::Launch(mut launch) => {
+                        if launch.launch.license_path.is_none() {
+                            launch
+                                .launch
+                                .license_path
+                                .clone_from(&generation.settings.agent.license_path);
+                        }
                         let launched = generation.agent.launch(&launch).await;
                         match &launched {
                             Ok(resp) => {
@@ -394,11 +443,56 @@ impl Exchange<'_> {
                 }
             }
         };
+        if matches!(&reply, BrokerReply::Allocate(r) if r.target.is_some()) {
+            self.broker
+                .stats
+                .allocations
+                .fetch_add(1, Ordering::Relaxed);
+        }
         (reply, Some(id))
     }
 }
 
-fn log_mapper_failure<T>(call: &str, result: &Result<T, interstate_protocol::policy::MapperError>) {
+impl Exchange<'_> {
+    /// A password login, unless this user or address is over its failure limit; failures and
+    /// successes are counted.
+    async fn authenticate(&self, login: &PasswordLogin) -> Result<AuthOutcome, MapperError> {
+        let limiter = &self.broker.limiter;
+        if let Err(which) = limiter.check(&login.username, self.client_ip, now_ms()) {
+            info!(user = %login.username, limited = ?which, "authentication refused: too many failures");
+            self.broker
+                .stats
+                .rate_limited
+                .fetch_add(1, Ordering::Relaxed);
+            return Ok(rate_limited(which));
+        }
+        self.broker
+            .stats
+            .mapper_logins
+            .fetch_add(1, Ordering::Relaxed);
+        let outcome = self.generation.mapper.authenticate(login).await;
+        log_mapper_failure("authenticate", &outcome);
+        match &outcome {
+            Ok(AuthOutcome::Rejected(r)) => {
+                info!(user = %login.username, kind = ?r.kind, reason = %r.reason, "authentication refused");
+                limiter.failed(Some(&login.username), self.client_ip, now_ms());
+            }
+            Ok(AuthOutcome::Accepted(_)) => limiter.succeeded(&login.username),
+            _ => {}
+        }
+        outcome
+    }
+}
+
+/// The answer to a rate-limited attempt: the same as a wrong password, so it tells nothing.
+fn rate_limited(which: Limit) -> AuthOutcome {
+    AuthOutcome::Rejected(Rejection {
+        kind: RejectionKind::BadCredentials,
+        reason: format!("too many failed logins ({which:?})"),
+    })
+}
+
+fn log_mapper_failure<T>(call: &str, result: &Result<T, MapperError>) {
     if let Err(e) = result {
         warn!(call, error = %e, "mapper call failed");
     }

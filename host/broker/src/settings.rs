@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ratelimit::RateLimits;
+
 /// A settings error, naming the file and the key.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -52,6 +54,8 @@ pub struct RawSettings {
     pub server: RawServer,
     /// `admin`.
     pub admin: RawAdmin,
+    /// `security`.
+    pub security: RawSecurity,
 }
 
 /// `logging`.
@@ -281,6 +285,29 @@ pub struct RawAdmin {
     pub listen: Option<String>,
 }
 
+/// `security`: authentication failure limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSecurity {
+    /// Failed logins per user name per window before further attempts are refused.
+    pub auth_failures_per_user: u32,
+    /// Failed logins per client address per window.
+    pub auth_failures_per_address: u32,
+    /// The window, in seconds.
+    pub auth_window_s: u64,
+}
+
+impl Default for RawSecurity {
+    fn default() -> Self {
+        let limits = RateLimits::default();
+        Self {
+            auth_failures_per_user: limits.per_user,
+            auth_failures_per_address: limits.per_address,
+            auth_window_s: limits.window_ms / 1000,
+        }
+    }
+}
+
 /// Log verbosity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogLevel {
@@ -424,6 +451,8 @@ pub struct Settings {
     pub server: ServerConfig,
     /// The admin listener address.
     pub admin_listen: Option<String>,
+    /// Authentication failure limits.
+    pub rate_limits: RateLimits,
 }
 
 impl Settings {
@@ -705,6 +734,32 @@ impl Settings {
             shutdown_grace: Duration::from_millis(s.shutdown_grace_ms),
         };
 
+        let sec = &raw.security;
+        if sec.auth_failures_per_user == 0 {
+            return Err(bad(
+                "security.auth_failures_per_user",
+                "expected at least 1".into(),
+            ));
+        }
+        if sec.auth_failures_per_address == 0 {
+            return Err(bad(
+                "security.auth_failures_per_address",
+                "expected at least 1".into(),
+            ));
+        }
+        if !(1..=86_400).contains(&sec.auth_window_s) {
+            return Err(bad(
+                "security.auth_window_s",
+                "expected 1 to 86400 seconds".into(),
+            ));
+        }
+        let rate_limits = RateLimits {
+            per_user: sec.auth_failures_per_user,
+            per_address: sec.auth_failures_per_address,
+            window_ms: sec.auth_window_s * 1000,
+            ..RateLimits::default()
+        };
+
         Ok(Self {
             origin: origin.to_owned(),
             log_level,
@@ -714,6 +769,7 @@ impl Settings {
             agent,
             server,
             admin_listen: raw.admin.listen.clone().filter(|s| !s.is_empty()),
+            rate_limits,
         })
     }
 }

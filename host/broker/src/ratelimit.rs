@@ -1,0 +1,210 @@
+//! Authentication failure limits, per user name and per client address.
+//!
+//! Public tools spray passwords at `/pcoip-broker/xml` (reference §8.11). Each failed login counts
+//! against the user name and the client address for a window; past either limit, further
+//! attempts are refused with the same answer as a wrong password and cost no mapper call, so a
+//! sprayer learns nothing and burns no PBKDF2 time. A successful login clears its user's count.
+//! Memory is bounded: each table holds at most `max_entries`, and stale entries are dropped.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Mutex, PoisonError};
+
+/// Limits, from `security` settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    /// Failures per user name per window.
+    pub per_user: u32,
+    /// Failures per client address per window.
+    pub per_address: u32,
+    /// The window, in milliseconds.
+    pub window_ms: u64,
+    /// Most entries kept per table.
+    pub max_entries: usize,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            per_user: 5,
+            per_address: 30,
+            window_ms: 300_000,
+            max_entries: 100_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Count {
+    failures: u32,
+    window_start: u64,
+}
+
+#[derive(Debug, Default)]
+struct Tables {
+    users: HashMap<String, Count>,
+    addresses: HashMap<IpAddr, Count>,
+}
+
+/// Counts authentication failures.
+#[derive(Debug)]
+pub struct AuthLimiter {
+    limits: RateLimits,
+    tables: Mutex<Tables>,
+}
+
+/// Why an attempt is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// Too many failures for this user name.
+    User,
+    /// Too many failures from this address.
+    Address,
+}
+
+fn user_key(username: &str) -> String {
+    username.trim().to_lowercase()
+}
+
+impl AuthLimiter {
+    /// A limiter with `limits`.
+    pub fn new(limits: RateLimits) -> Self {
+        Self {
+            limits,
+            tables: Mutex::new(Tables::default()),
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> RateLimits {
+        self.limits
+    }
+
+    fn current(&self, count: Option<&Count>, now_ms: u64) -> u32 {
+        match count {
+            Some(c) if now_ms.saturating_sub(c.window_start) < self.limits.window_ms => c.failures,
+            _ => 0,
+        }
+    }
+
+    /// Whether an attempt for `username` from `address` may go to the mapper now.
+    pub fn check(&self, username: &str, address: IpAddr, now_ms: u64) -> Result<(), Limit> {
+        let tables = self.tables.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.current(tables.addresses.get(&address), now_ms) >= self.limits.per_address {
+            return Err(Limit::Address);
+        }
+        if self.current(tables.users.get(&user_key(username)), now_ms) >= self.limits.per_user {
+            return Err(Limit::User);
+        }
+        Ok(())
+    }
+
+    /// Whether an attempt from `address` with no user name (a dialog answer) may go on.
+    pub fn check_address(&self, address: IpAddr, now_ms: u64) -> Result<(), Limit> {
+        let tables = self.tables.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.current(tables.addresses.get(&address), now_ms) >= self.limits.per_address {
+            return Err(Limit::Address);
+        }
+        Ok(())
+    }
+
+    /// Counts a failed attempt. `username` is `None` when the failure has no user name (a wrong
+    /// one-time code); it then counts against the address only.
+    pub fn failed(&self, username: Option<&str>, address: IpAddr, now_ms: u64) {
+        let mut tables = self.tables.lock().unwrap_or_else(PoisonError::into_inner);
+        let (limits, window) = (self.limits, self.limits.window_ms);
+        let bump = |count: &mut Count| {
+            if now_ms.saturating_sub(count.window_start) >= window {
+                *count = Count {
+                    failures: 0,
+                    window_start: now_ms,
+                };
+            }
+            count.failures = count.failures.saturating_add(1);
+        };
+        let fresh = Count {
+            failures: 0,
+            window_start: now_ms,
+        };
+        if tables.addresses.len() >= limits.max_entries && !tables.addresses.contains_key(&address)
+        {
+            tables
+                .addresses
+                .retain(|_, c| now_ms.saturating_sub(c.window_start) < window);
+        }
+        if tables.addresses.len() < limits.max_entries || tables.addresses.contains_key(&address) {
+            bump(tables.addresses.entry(address).or_insert(fresh));
+        }
+        if let Some(username) = username {
+            let key = user_key(username);
+            if tables.users.len() >= limits.max_entries && !tables.users.contains_key(&key) {
+                tables
+                    .users
+                    .retain(|_, c| now_ms.saturating_sub(c.window_start) < window);
+            }
+            if tables.users.len() < limits.max_entries || tables.users.contains_key(&key) {
+                bump(tables.users.entry(key).or_insert(fresh));
+            }
+        }
+    }
+
+    /// Clears a user's failures after a successful login.
+    pub fn succeeded(&self, username: &str) {
+        let mut tables = self.tables.lock().unwrap_or_else(PoisonError::into_inner);
+        tables.users.remove(&user_key(username));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limiter() -> AuthLimiter {
+        AuthLimiter::new(RateLimits {
+            per_user: 3,
+            per_address: 5,
+            window_ms: 1_000,
+            max_entries: 4,
+        })
+    }
+
+    #[test]
+    fn user_limit_holds_across_addresses_and_resets_after_the_window() {
+        let l = limiter();
+        for i in 0..3u8 {
+            l.failed(Some("Alice"), IpAddr::from([10, 0, 0, i]), 0);
+        }
+        assert_eq!(
+            l.check("alice", IpAddr::from([10, 0, 0, 9]), 10),
+            Err(Limit::User)
+        );
+        assert_eq!(l.check("bob", IpAddr::from([10, 0, 0, 9]), 10), Ok(()));
+        assert_eq!(l.check("alice", IpAddr::from([10, 0, 0, 9]), 1_000), Ok(()));
+    }
+
+    #[test]
+    fn address_limit_catches_spraying_over_many_users() {
+        let l = limiter();
+        let sprayer = IpAddr::from([192, 0, 2, 1]);
+        for i in 0..5 {
+            l.failed(Some(&format!("user{i}")), sprayer, 0);
+        }
+        assert_eq!(l.check("someone-new", sprayer, 1), Err(Limit::Address));
+    }
+
+    #[test]
+    fn success_clears_the_user_and_tables_stay_bounded() {
+        let l = limiter();
+        let addr = IpAddr::from([10, 1, 1, 1]);
+        l.failed(Some("carol"), addr, 0);
+        l.failed(Some("carol"), addr, 0);
+        l.succeeded("CAROL");
+        l.failed(Some("carol"), addr, 0);
+        assert_eq!(l.check("carol", addr, 0), Ok(()));
+        for i in 0..100 {
+            l.failed(Some(&format!("u{i}")), IpAddr::from([10, 2, 0, i as u8]), 0);
+        }
+        let tables = l.tables.lock().unwrap();
+        assert!(tables.users.len() <= 4 && tables.addresses.len() <= 4);
+    }
+}
