@@ -16,6 +16,19 @@ fn simple_settings() -> interstate_mapper::MapperSettings {
     }))
 }
 
+/// The runtime that refused a component still loads and serves a good one.
+async fn assert_still_loads(rt: &MapperRuntime) {
+    let mapper = rt
+        .load(MapperSource::Simple, simple_settings())
+        .await
+        .unwrap();
+    let outcome = mapper
+        .authenticate(&login("alice", PASSWORD))
+        .await
+        .unwrap();
+    assert!(matches!(outcome, AuthOutcome::Accepted(_)), "{outcome:?}");
+}
+
 #[tokio::test]
 async fn refuses_what_is_not_a_component() {
     let rt = runtime();
@@ -88,6 +101,7 @@ async fn refuses_forbidden_imports_listing_them() {
         "{message}"
     );
     assert!(message.contains("evil:net/raw@1.0.0"), "{message}");
+    assert_still_loads(&rt).await;
 }
 
 #[tokio::test]

@@ -229,3 +229,22 @@ async fn check_reports_version_configure_login_and_desktops() {
     }
     assert!(!text.contains(PASSWORD));
 }
+
+#[tokio::test]
+async fn never_challenges_so_continuing_is_rejected() {
+    let rt = runtime();
+    let mapper = rt
+        .load(MapperSource::Simple, settings(alice_settings()))
+        .await
+        .unwrap();
+    let outcome = mapper
+        .continue_authentication(&Secret::new("forged"), &[], &ClientContext::default())
+        .await
+        .unwrap();
+    match outcome {
+        AuthOutcome::Rejected(rejection) => {
+            assert_eq!(rejection.kind, RejectionKind::BadCredentials);
+        }
+        other => panic!("expected rejected, got {other:?}"),
+    }
+}
