@@ -160,13 +160,17 @@ impl Callable {
             run(&self.pre, &mut store, &self.settings_json, request),
         )
         .await;
-        drop(permit);
-        match outcome {
+        let result = match outcome {
             Err(_elapsed) => Err(CallError::Mapper(MapperError::Timeout(self.timeout_ms()))),
             Ok(Ok(Ok(reply))) => Ok(reply),
             Ok(Ok(Err(message))) => Err(CallError::Configure(guest_message(message))),
             Ok(Err(err)) => Err(CallError::Mapper(self.classify(&err, store.data()))),
-        }
+        };
+        // The store returns its pool slots when dropped: do that before the next call may
+        // take this permit.
+        drop(store);
+        drop(permit);
+        result
     }
 
     /// Turns a wasmtime error into the failure the broker reports.
