@@ -134,12 +134,66 @@ impl Running {
     /// Reloads settings, mapper and certificate, swapping them in atomically. Requests in flight
     /// finish on the old generation; sessions are kept. On error the old generation keeps serving.
     pub async fn reload(&self, settings: Settings) -> Result<(), StartError> {
+        let current = self.broker.current();
+        let old = &current.settings.server;
+        if (old.host.as_str(), old.port) != (settings.server.host.as_str(), settings.server.port) {
+            tracing::warn!("server.host and server.port take effect only after a restart");
+        }
         let tls = identity(&settings)?.server_config()?;
         let generation = build_generation(&self.runtime, settings).await?;
         self.broker.swap(generation);
         let _ = self.tls.send(tls);
         info!("configuration reloaded");
         Ok(())
+    }
+}
+
+/// Produces fresh settings for a reload (re-reads the file and re-applies command-line flags).
+pub type SettingsSource = dyn Fn() -> Result<Settings, String> + Send + Sync;
+
+/// Reloads a running broker from its settings source, one reload at a time.
+#[derive(Clone)]
+pub struct Reloader {
+    source: Arc<SettingsSource>,
+    lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl std::fmt::Debug for Reloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reloader").finish_non_exhaustive()
+    }
+}
+
+impl Reloader {
+    /// A reloader reading settings from `source`.
+    pub fn new(source: Arc<SettingsSource>) -> Self {
+        Self {
+            source,
+            lock: Arc::new(tokio::sync::Mutex::new(())),
+        }
+    }
+
+    /// Reads the settings again and swaps them in. On error the old configuration keeps serving
+    /// and the reason is returned (and logged).
+    pub async fn reload(&self, running: &Running) -> Result<(), String> {
+        let _one_at_a_time = self.lock.lock().await;
+        let result = match (self.source)() {
+            Ok(settings) => running.reload(settings).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        match &result {
+            Ok(()) => {
+                running
+                    .broker
+                    .stats()
+                    .reloads
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            Err(reason) => {
+                tracing::error!(%reason, "reload refused; the previous configuration keeps serving")
+            }
+        }
+        result
     }
 }
 

@@ -12,10 +12,12 @@
 //! - [`client`]: a PCoIP-client-shaped HTTP/1.1 client that keeps the raw bytes (probe, tests).
 //! - [`verify`]: certificate checks for self-signed peers (pins, or none).
 //! - [`app`]: assembling all of the above from settings; reload.
+//! - [`admin`]: the operator listener (health, metrics, reload).
 //!
 //! The protocol codec and the session state machine live in `interstate-protocol` (no IO); the
 //! wasm host lives in `interstate-mapper`.
 
+pub mod admin;
 pub mod agent;
 pub mod app;
 pub mod body;

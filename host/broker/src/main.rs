@@ -3,6 +3,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -33,6 +34,21 @@ enum Command {
     /// Work with mapper components.
     #[command(subcommand)]
     Mapper(MapperCommand),
+    /// Ask a running broker to reload its settings, mapper and certificate.
+    Reload(ReloadArgs),
+}
+
+#[derive(Debug, Args)]
+struct ReloadArgs {
+    /// The pid file the broker was started with (`serve --pid-file`); sends it SIGHUP.
+    #[arg(long, conflicts_with = "admin")]
+    pid_file: Option<PathBuf>,
+    /// The admin listener, such as http://127.0.0.1:9443; waits for the outcome.
+    #[arg(long)]
+    admin: Option<String>,
+    /// The admin token (or INTERSTATE_ADMIN_TOKEN).
+    #[arg(long, requires = "admin")]
+    token: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -52,6 +68,9 @@ struct ServeArgs {
     /// PEM private key for --cert.
     #[arg(long, requires = "cert")]
     key: Option<PathBuf>,
+    /// Write the process id here (for `interstate reload --pid-file`).
+    #[arg(long)]
+    pid_file: Option<PathBuf>,
     /// Track sessions by the Client-Log-Id header when the client drops the cookie.
     #[arg(long = "fallback-sessions", alias = "fallback_sessions")]
     fallback_sessions: bool,
@@ -131,6 +150,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Some(Command::HashPassword(args)) => hash_password(args),
         Some(Command::Mapper(MapperCommand::Check(args))) => mapper_check(args),
+        Some(Command::Reload(args)) => reload(args),
     }
 }
 
@@ -195,10 +215,24 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
     }
     let settings = load_settings(&args)?;
     init_logging(&settings);
+    let pid_file = args.pid_file.clone();
     runtime()?.block_on(async move {
+        // Installed before anything else so that an early SIGHUP cannot kill the process.
+        let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("cannot install the SIGHUP handler")?;
         let listener = interstate::app::bind(&settings).await?;
-        let config = args.config.clone();
-        let running = interstate::app::start(settings, listener, shutdown_signal()).await?;
+        let admin = match settings.admin_listen {
+            Some(addr) => Some((
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on admin.listen {addr}"))?,
+                settings.admin_token.clone(),
+            )),
+            None => None,
+        };
+        let (stop_admin, admin_stopped) = tokio::sync::watch::channel(false);
+        let running =
+            Arc::new(interstate::app::start(settings, listener, shutdown_signal()).await?);
         let kind = if running.self_signed {
             "self-signed certificate"
         } else {
@@ -212,39 +246,117 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
             "interstate: {kind} SHA-256 fingerprint {}",
             running.fingerprint
         );
+        if let Some(path) = &pid_file {
+            std::fs::write(path, format!("{}\n", std::process::id()))
+                .with_context(|| format!("cannot write the pid file {}", path.display()))?;
+        }
+        let source: Arc<interstate::app::SettingsSource> =
+            Arc::new(move || load_settings(&args).map_err(|e| format!("{e:#}")));
+        let reloader = interstate::app::Reloader::new(source);
+        if let Some((listener, token)) = admin {
+            let addr = listener
+                .local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            println!(
+                "interstate: admin listener on http://{addr} (/healthz, /metrics, POST /reload)"
+            );
+            let mut stopped = admin_stopped.clone();
+            tokio::spawn(interstate::admin::run(
+                listener,
+                running.clone(),
+                reloader.clone(),
+                token,
+                async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                },
+            ));
+        }
         let _ = std::io::stdout().flush();
-        let running = std::sync::Arc::new(running);
-        let reloader = tokio::spawn(reload_on_sighup(running.clone(), config));
+        let hup_task = tokio::spawn(reload_on_sighup(hup, running.clone(), reloader));
         running.stopped().await;
-        reloader.abort();
+        hup_task.abort();
+        let _ = stop_admin.send(true);
+        if let Some(path) = &pid_file {
+            let _ = std::fs::remove_file(path);
+        }
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })
 }
 
 async fn reload_on_sighup(
-    running: std::sync::Arc<interstate::app::Running>,
-    config: Option<PathBuf>,
+    mut hup: tokio::signal::unix::Signal,
+    running: Arc<interstate::app::Running>,
+    reloader: interstate::app::Reloader,
 ) {
-    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
-        return;
-    };
     while hup.recv().await.is_some() {
-        let Some(path) = &config else {
-            tracing::warn!("SIGHUP: no --config file to reload");
-            continue;
-        };
-        match Settings::load(path) {
-            Ok(settings) => {
-                if let Err(e) = running.reload(settings).await {
-                    tracing::error!(error = %e, "reload refused; the previous configuration keeps serving");
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "reload refused; the previous configuration keeps serving")
-            }
-        }
+        tracing::info!("SIGHUP: reloading");
+        let _ = reloader.reload(&running).await;
     }
+}
+
+fn reload(args: ReloadArgs) -> Result<ExitCode> {
+    if let Some(url) = &args.admin {
+        let token = args
+            .token
+            .clone()
+            .or_else(|| std::env::var("INTERSTATE_ADMIN_TOKEN").ok());
+        let (status, body) = runtime()?.block_on(admin_post(url, "/reload", token.as_deref()))?;
+        print!("{body}");
+        if status != 200 {
+            bail!("the broker refused the reload (HTTP {status})");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let pid_file = args
+        .pid_file
+        .as_deref()
+        .context("give --pid-file PATH (as passed to serve) or --admin URL")?;
+    let text = std::fs::read_to_string(pid_file).with_context(|| {
+        format!(
+            "cannot read {}; is the broker running with --pid-file?",
+            pid_file.display()
+        )
+    })?;
+    let pid: i32 = text
+        .trim()
+        .parse()
+        .with_context(|| format!("{} does not hold a process id", pid_file.display()))?;
+    let pid =
+        rustix::process::Pid::from_raw(pid).context("the pid file holds an invalid process id")?;
+    rustix::process::kill_process(pid, rustix::process::Signal::HUP)
+        .with_context(|| format!("cannot signal process {}", pid.as_raw_nonzero()))?;
+    println!(
+        "interstate: asked process {} to reload (SIGHUP); its log says whether the new settings were taken",
+        pid.as_raw_nonzero()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A POST to the admin listener over plain HTTP/1.1.
+async fn admin_post(url: &str, path: &str, token: Option<&str>) -> Result<(u16, String)> {
+    use http_body_util::{BodyExt, Empty};
+    let authority = url
+        .strip_prefix("http://")
+        .context("the admin URL must start with http:// (the admin listener speaks plain HTTP on a private address)")?
+        .trim_end_matches('/');
+    let tcp = tokio::net::TcpStream::connect(authority)
+        .await
+        .with_context(|| format!("cannot connect to the admin listener at {authority}"))?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await?;
+    tokio::spawn(connection);
+    let mut request = http::Request::post(path).header(http::header::HOST, authority);
+    if let Some(token) = token {
+        request = request.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let response = sender
+        .send_request(request.body(Empty::<bytes::Bytes>::new())?)
+        .await?;
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await?.to_bytes();
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
 async fn shutdown_signal() {

@@ -108,6 +108,8 @@ pub struct Stats {
     pub sessions_created: AtomicU64,
     /// Successful allocations.
     pub allocations: AtomicU64,
+    /// Successful configuration reloads.
+    pub reloads: AtomicU64,
 }
 
 impl Broker {

@@ -283,6 +283,8 @@ impl Default for RawServer {
 pub struct RawAdmin {
     /// `host:port` of the admin listener, such as `127.0.0.1:9443`.
     pub listen: Option<String>,
+    /// Bearer token required on the admin listener; required unless it listens on loopback.
+    pub token: Option<String>,
 }
 
 /// `security`: authentication failure limits.
@@ -450,7 +452,9 @@ pub struct Settings {
     /// The client listener.
     pub server: ServerConfig,
     /// The admin listener address.
-    pub admin_listen: Option<String>,
+    pub admin_listen: Option<std::net::SocketAddr>,
+    /// The admin bearer token.
+    pub admin_token: Option<String>,
     /// Authentication failure limits.
     pub rate_limits: RateLimits,
 }
@@ -760,6 +764,25 @@ impl Settings {
             ..RateLimits::default()
         };
 
+        let admin_listen = match raw.admin.listen.as_deref().filter(|s| !s.is_empty()) {
+            None => None,
+            Some(text) => Some(text.parse::<std::net::SocketAddr>().map_err(|_| {
+                bad(
+                    "admin.listen",
+                    format!(
+                        "expected an address and port such as \"127.0.0.1:9443\", got {text:?}"
+                    ),
+                )
+            })?),
+        };
+        let admin_token = raw.admin.token.clone().filter(|t| !t.is_empty());
+        if admin_listen.is_some_and(|a| !a.ip().is_loopback()) && admin_token.is_none() {
+            return Err(bad(
+                "admin.token",
+                "expected a token when admin.listen is not a loopback address".into(),
+            ));
+        }
+
         Ok(Self {
             origin: origin.to_owned(),
             log_level,
@@ -768,7 +791,8 @@ impl Settings {
             session,
             agent,
             server,
-            admin_listen: raw.admin.listen.clone().filter(|s| !s.is_empty()),
+            admin_listen,
+            admin_token,
             rate_limits,
         })
     }
