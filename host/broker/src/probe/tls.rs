@@ -1,0 +1,78 @@
+//! TLS configurations for the probe: how the broker's certificate is checked, and the cipher list
+//! of the 24.07 client, which offers only AES-256-GCM-SHA384 suites.
+
+use std::sync::Arc;
+
+use rustls::crypto::CryptoProvider;
+use rustls::{CipherSuite, ClientConfig};
+
+use crate::client::{ClientError, Verify};
+use crate::verify::{PinnedOrAny, roots_from_pem};
+
+/// The only suites the 24.07 PCoIP client offers.
+const CLIENT_2407_SUITES: [CipherSuite; 3] = [
+    CipherSuite::TLS13_AES_256_GCM_SHA384,
+    CipherSuite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+    CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+];
+
+/// Parses a certificate pin: 64 hex digits, colons allowed (as fingerprints are usually shown).
+pub fn parse_pin(text: &str) -> Option<[u8; 32]> {
+    let digits: String = text.trim().chars().filter(|c| *c != ':').collect();
+    let bytes = hex::decode(digits).ok()?;
+    bytes.try_into().ok()
+}
+
+/// A client configuration offering only the 24.07 client's cipher suites.
+pub fn client_2407_config(verify: &Verify) -> Result<Arc<ClientConfig>, ClientError> {
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider
+        .cipher_suites
+        .retain(|s| CLIENT_2407_SUITES.contains(&s.suite()));
+    config_with(Arc::new(provider), verify)
+}
+
+fn config_with(
+    provider: Arc<CryptoProvider>,
+    verify: &Verify,
+) -> Result<Arc<ClientConfig>, ClientError> {
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| ClientError::Mangled(e.to_string()))?;
+    let config = match verify {
+        Verify::Insecure => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(PinnedOrAny::danger_accept_any(provider)))
+            .with_no_client_auth(),
+        Verify::Pin(pin) => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(PinnedOrAny::pinned(vec![*pin], provider)))
+            .with_no_client_auth(),
+        Verify::Ca(path) => {
+            let roots = roots_from_pem(path).map_err(|message| ClientError::CaFile {
+                path: path.display().to_string(),
+                message,
+            })?;
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+        Verify::None => builder
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth(),
+    };
+    Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pins_parse_with_or_without_colons() {
+        let hex = "ab".repeat(32);
+        assert_eq!(parse_pin(&hex), Some([0xab; 32]));
+        let colons = vec!["AB"; 32].join(":");
+        assert_eq!(parse_pin(&colons), Some([0xab; 32]));
+        assert_eq!(parse_pin("abcd"), None);
+        assert_eq!(parse_pin("zz"), None);
+    }
+}
