@@ -10,6 +10,8 @@
 //! - [`agent`]: the `launch-session` call to a desktop's PCoIP agent.
 //! - [`body`]: the chunked response body PCoIP clients need.
 //! - [`client`]: a PCoIP-client-shaped HTTP/1.1 client that keeps the raw bytes (probe, tests).
+//! - [`probe`]: `interstate probe`, a whole client flow with every quirk checked.
+//! - [`bench`]: `interstate bench`, simulated clients with latency percentiles and server usage.
 //! - [`verify`]: certificate checks for self-signed peers (pins, or none).
 //! - [`app`]: assembling all of the above from settings; reload.
 //! - [`admin`]: the operator listener (health, metrics, reload).
@@ -20,8 +22,10 @@
 pub mod admin;
 pub mod agent;
 pub mod app;
+pub mod bench;
 pub mod body;
 pub mod client;
+pub mod probe;
 pub mod ratelimit;
 pub mod server;
 pub mod service;

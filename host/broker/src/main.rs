@@ -36,6 +36,10 @@ enum Command {
     Mapper(MapperCommand),
     /// Ask a running broker to reload its settings, mapper and certificate.
     Reload(ReloadArgs),
+    /// Play a whole PCoIP client flow against a broker and check every client quirk.
+    Probe(interstate::probe::cli::ProbeArgs),
+    /// Load a broker with simulated clients; report throughput, latency and server usage.
+    Bench(interstate::bench::cli::BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -151,6 +155,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Some(Command::HashPassword(args)) => hash_password(args),
         Some(Command::Mapper(MapperCommand::Check(args))) => mapper_check(args),
         Some(Command::Reload(args)) => reload(args),
+        Some(Command::Probe(args)) => Ok(interstate::probe::cli::run(args)?),
+        Some(Command::Bench(args)) => Ok(interstate::bench::cli::run(args)?),
     }
 }
 
