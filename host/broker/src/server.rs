@@ -4,7 +4,9 @@
 //! - An accept error is logged and retried with backoff; it never stops the server.
 //! - The TLS handshake runs inside the spawned task under a deadline, so a client that never
 //!   finishes its handshake holds one permit until the deadline and nothing else.
-//! - hyper writes Title-Case header names (`Set-Cookie`, quirk 2) and bounds header reading.
+//! - hyper writes Title-Case header names (`Set-Cookie`, quirk 2) and bounds header reading; the
+//!   body then gets the same deadline ([`deadline`]), so a lying `Content-Length` cannot hold a
+//!   connection open.
 //! - On shutdown the listener closes, connections finish their request in flight, and after the
 //!   grace period whatever is left is dropped.
 
@@ -22,6 +24,10 @@ use tracing::{debug, error, info, warn};
 
 use crate::service::{Broker, handle};
 
+pub mod deadline;
+
+use deadline::DeadlineBody;
+
 /// Listener limits, from `server` settings.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -29,7 +35,7 @@ pub struct Limits {
     pub max_connections: usize,
     /// TLS handshake deadline.
     pub handshake_timeout: Duration,
-    /// Deadline for one request's headers.
+    /// Deadline for one request's headers, and again for its body.
     pub header_timeout: Duration,
     /// How long shutdown waits for requests in flight.
     pub shutdown_grace: Duration,
@@ -89,6 +95,7 @@ pub async fn run(
         let broker = broker.clone();
         let http = http.clone();
         let handshake_timeout = limits.handshake_timeout;
+        let body_timeout = limits.header_timeout;
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let _permit = permit;
@@ -103,7 +110,10 @@ pub async fn run(
                     return;
                 }
             };
-            let service = service_fn(move |request| handle(broker.clone(), peer, request));
+            let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                let request = request.map(|body| DeadlineBody::new(body, body_timeout));
+                handle(broker.clone(), peer, request)
+            });
             let connection = http.serve_connection(TokioIo::new(stream), service);
             if let Err(e) = watcher.watch(connection).await {
                 debug!(%peer, error = %e, "connection ended with an error");
