@@ -5,4 +5,5 @@
 
 mod failures;
 mod flow;
+mod hostile_client;
 mod ratelimit;
