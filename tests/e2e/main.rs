@@ -6,4 +6,5 @@
 mod failures;
 mod flow;
 mod hostile_client;
+mod probe;
 mod ratelimit;
