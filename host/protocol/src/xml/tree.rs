@@ -183,6 +183,14 @@ impl Parser {
             let key = std::str::from_utf8(attribute.key.as_ref())
                 .map_err(|_| "an attribute name is not valid UTF-8".to_owned())?
                 .to_owned();
+            // XML forbids a raw `<` in an attribute value; quick-xml lets it through, and with
+            // it whole elements a broken client meant as markup (a `<password>`, say).
+            if attribute.value.contains(&b'<') {
+                return Err(format!(
+                    "attribute value on {} holds a '<'",
+                    safe_name(&name)
+                ));
+            }
             let value = attribute.unescape_value().map_err(|_| {
                 format!(
                     "attribute value on {} is not valid UTF-8 or uses an undefined entity",
@@ -395,6 +403,7 @@ mod tests {
             b"<a>",
             b"<a/><b/>",
             b"<a/>text",
+            b"<a x=\"1<2\"/>",
             b"<a>\xff</a>",
             b"",
             b"not xml",
