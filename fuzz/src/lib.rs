@@ -21,6 +21,9 @@
 use std::ops::Range;
 use std::path::Path;
 
+use quick_xml::Reader;
+use quick_xml::events::Event;
+
 use interstate_protocol::{
     ClientRequest, decode_launch_session_resp, decode_request, encode_launch_session_resp,
     encode_reply,
@@ -45,39 +48,33 @@ pub const CLIENT_SECRETS: &[&str] = &["password", "text"];
 /// The element names whose text is a secret in agent answers.
 pub const AGENT_SECRETS: &[&str] = &["session-tag"];
 
-/// The byte ranges of the text right after each start tag named in `names`, up to the next `<`,
-/// when that text is non-empty ASCII letters and digits.
+/// The byte ranges of the first text of each element named in `names`, when that text is
+/// non-empty ASCII letters and digits. Found with quick-xml (the decoder's own tokenizer), so
+/// a `<password>` inside an attribute, a comment or CDATA is not mistaken for one.
 pub fn secret_spans(input: &[u8], names: &[&str]) -> Vec<Range<usize>> {
+    let mut reader = Reader::from_reader(input);
     let mut spans = Vec::new();
-    let mut at = 0;
-    while let Some(offset) = input[at..].iter().position(|b| *b == b'<') {
-        let open = at + offset;
-        at = open + 1;
-        let rest = &input[at..];
-        let Some(name) = names.iter().find(|name| {
-            rest.starts_with(name.as_bytes())
-                && matches!(
-                    rest.get(name.len()),
-                    Some(b'>' | b' ' | b'\t' | b'\n' | b'\r')
-                )
-        }) else {
-            continue;
-        };
-        let tag_start = at + name.len();
-        let Some(close) = input[tag_start..].iter().position(|b| *b == b'>') else {
-            break;
-        };
-        let text_start = tag_start + close + 1;
-        if input[text_start - 2] == b'/' {
-            continue;
-        }
-        let text_end = input[text_start..]
-            .iter()
-            .position(|b| *b == b'<')
-            .map_or(input.len(), |n| text_start + n);
-        let text = &input[text_start..text_end];
-        if !text.is_empty() && text.iter().all(u8::is_ascii_alphanumeric) {
-            spans.push(text_start..text_end);
+    let mut in_secret = false;
+    loop {
+        let before = usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX);
+        match reader.read_event() {
+            Ok(Event::Start(start)) => {
+                in_secret = names
+                    .iter()
+                    .any(|name| start.name().as_ref() == name.as_bytes());
+            }
+            Ok(Event::Text(_)) if in_secret => {
+                in_secret = false;
+                let after = usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX);
+                let Some(text) = input.get(before..after) else {
+                    break;
+                };
+                if !text.is_empty() && text.iter().all(u8::is_ascii_alphanumeric) {
+                    spans.push(before..after);
+                }
+            }
+            Ok(Event::Eof) | Err(_) => break,
+            Ok(_) => in_secret = false,
         }
     }
     spans
