@@ -8,3 +8,4 @@ mod flow;
 mod hostile_client;
 mod probe;
 mod ratelimit;
+mod reload;

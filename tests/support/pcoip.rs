@@ -200,3 +200,33 @@ pub fn check_wire(response: &WireResponse) {
 pub fn result_id(response: &WireResponse) -> String {
     element_text(&response.text(), "result-id").unwrap_or_default()
 }
+
+/// Plays hello, authenticate, list, allocate (first desktop) and bye on a new connection, and
+/// returns the connect tag, or what went wrong.
+pub async fn flow(addr: SocketAddr, user: &str, password: &str) -> Result<String, String> {
+    let mut client = TestClient::connect(addr).await;
+    client.send(&msg::hello()).await;
+    let expect = |response: &WireResponse, wanted: &str| {
+        let got = result_id(response);
+        if got == wanted {
+            Ok(())
+        } else {
+            Err(format!("expected {wanted}, got {got}: {}", response.text()))
+        }
+    };
+    let auth = client
+        .send(&msg::authenticate(user, password, Some("EXAMPLE")))
+        .await;
+    expect(&auth, "AUTH_SUCCESSFUL_AND_COMPLETE")?;
+    let list = client.send(&msg::list()).await;
+    expect(&list, "LIST_SUCCESSFUL")?;
+    let id = element_text(&list.text(), "resource-id").ok_or("no resource-id")?;
+    let alloc = client.send(&msg::allocate(&id)).await;
+    expect(&alloc, "ALLOC_SUCCESSFUL")?;
+    let tag = element_text(&alloc.text(), "connect-tag").ok_or("no connect-tag")?;
+    let bye = client.send(&msg::bye()).await;
+    if !bye.text().contains("<bye-resp") {
+        return Err(format!("bad bye answer: {}", bye.text()));
+    }
+    Ok(tag)
+}

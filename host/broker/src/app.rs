@@ -92,19 +92,22 @@ pub async fn build_generation(
 pub fn identity(settings: &Settings) -> Result<Identity, TlsError> {
     match (&settings.server.cert, &settings.server.key) {
         (Some(cert), Some(key)) => Identity::from_files(cert, key),
-        _ => {
-            let mut names = vec![
-                "localhost".to_owned(),
-                "127.0.0.1".to_owned(),
-                "::1".to_owned(),
-            ];
-            let host = &settings.server.host;
-            if !names.contains(host) && host != "0.0.0.0" && host != "::" {
-                names.push(host.clone());
-            }
-            Identity::self_signed(&names)
-        }
+        _ => Identity::self_signed(&default_names(settings)),
     }
+}
+
+/// The names a generated certificate covers: loopback and the configured host.
+fn default_names(settings: &Settings) -> Vec<String> {
+    let mut names = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ];
+    let host = &settings.server.host;
+    if !names.contains(host) && host != "0.0.0.0" && host != "::" {
+        names.push(host.clone());
+    }
+    names
 }
 
 /// A broker serving in the background.
@@ -122,6 +125,8 @@ pub struct Running {
     pub runtime: Arc<MapperRuntime>,
     tls: watch::Sender<Arc<rustls::ServerConfig>>,
     stopped: watch::Receiver<bool>,
+    /// The self-signed identity, generated once, for settings without certificate files.
+    generated: Arc<Identity>,
 }
 
 impl Running {
@@ -139,7 +144,12 @@ impl Running {
         if (old.host.as_str(), old.port) != (settings.server.host.as_str(), settings.server.port) {
             tracing::warn!("server.host and server.port take effect only after a restart");
         }
-        let tls = identity(&settings)?.server_config()?;
+        // Without configured files the generated certificate is kept: clients that pinned it on
+        // first use would otherwise see it change.
+        let tls = match (&settings.server.cert, &settings.server.key) {
+            (Some(_), Some(_)) => identity(&settings)?.server_config()?,
+            _ => self.generated.server_config()?,
+        };
         let generation = build_generation(&self.runtime, settings).await?;
         self.broker.swap(generation);
         let _ = self.tls.send(tls);
@@ -205,6 +215,11 @@ pub async fn start(
 ) -> Result<Running, StartError> {
     let identity = identity(&settings)?;
     let tls_config = identity.server_config()?;
+    let generated = if identity.self_signed {
+        Arc::new(identity.clone_identity())
+    } else {
+        Arc::new(Identity::self_signed(&default_names(&settings))?)
+    };
     let runtime = Arc::new(
         MapperRuntime::new(runtime_config(&settings)).map_err(|source| StartError::Mapper {
             plugin: "(runtime)".into(),
@@ -264,6 +279,7 @@ pub async fn start(
         runtime,
         tls,
         stopped,
+        generated,
     })
 }
 

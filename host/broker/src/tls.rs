@@ -94,6 +94,16 @@ impl Identity {
         })
     }
 
+    /// A copy (the key is cloned).
+    pub fn clone_identity(&self) -> Self {
+        Self {
+            chain: self.chain.clone(),
+            key: self.key.clone_key(),
+            fingerprint: self.fingerprint.clone(),
+            self_signed: self.self_signed,
+        }
+    }
+
     /// The rustls server configuration: TLS 1.2 and 1.3, ring's suites, no client auth, no ALPN.
     pub fn server_config(&self) -> Result<Arc<ServerConfig>, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());

@@ -365,8 +365,14 @@ async fn ils_flags_sighup_and_admin_reload() {
     // Metrics count what happened.
     let metrics = reqwest_like_get(&format!("127.0.0.1:{admin_port}"), "/metrics", "s3cret").await;
     assert!(metrics.contains("interstate_reloads_total 2"), "{metrics}");
-    assert!(metrics.contains("interstate_mapper_logins_total 1"), "{metrics}");
-    assert!(metrics.contains("# TYPE interstate_sessions gauge"), "{metrics}");
+    assert!(
+        metrics.contains("interstate_mapper_logins_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("# TYPE interstate_sessions gauge"),
+        "{metrics}"
+    );
 }
 
 /// A bare HTTP/1.1 GET over TCP with a bearer token.
