@@ -3,9 +3,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
+mod conformance;
 mod failures;
 mod flow;
 mod hostile_client;
 mod probe;
 mod ratelimit;
 mod reload;
+mod webservice;

@@ -9,6 +9,7 @@
 
 pub mod agent;
 pub mod broker;
+pub mod guests;
 pub mod pcoip;
 
 pub use agent::{AgentBehaviour, FakeAgent};

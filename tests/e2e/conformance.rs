@@ -1,0 +1,315 @@
+//! One scripted scenario, played through the real TLS broker against the example policy built
+//! in every language (Rust, Go, JavaScript, Python): the same answers, ids and texts.
+//!
+//! Each language is its own test so that a failure names it. Each also prints its figures:
+//! component size, build time, cold compile, warm-cache load, and the cost of one call in a
+//! fresh instance (`cargo test -p interstate-tests conformance -- --nocapture` shows them).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use interstate::client::element_text;
+use interstate::settings::Settings;
+use interstate_mapper::MapperRuntime;
+use interstate_protocol::policy::{ClientContext, Identity, Mapper};
+use interstate_tests::guests::{self, Guest};
+use interstate_tests::pcoip::result_id;
+use interstate_tests::{AgentBehaviour, FakeAgent, TestBroker, TestClient, msg};
+use serde_json::{Value, json};
+
+// The TOTP the test computes is the Rust example's module, itself checked against the RFC 4226
+// and 6238 vectors; the Go, JavaScript and Python guests check the code with their own code.
+#[path = "../../guest-mappers/example-rust/src/totp.rs"]
+#[allow(dead_code, reason = "the test uses only part of the module")]
+mod totp;
+
+/// alice's authenticator secret in `example.settings.json`.
+const ALICE_SECRET: &str = "JBSWY3DPEHPK3PXP";
+const CODE_PROMPT: &str = "Enter the 6-digit code from your authenticator app";
+const WRONG_CODE_TEXT: &str = "Wrong code, try again";
+
+/// The ids every language must derive from the two host names below.
+const EXPECTED_IDS: [&str; 2] = ["127-0-0-2", "--ffff-127-0-0-2"];
+
+/// The example settings with both desktops on the fake agent: `artists` by its IPv4 address
+/// (default port = the agent's, from the broker settings), `render` by the IPv4-mapped IPv6
+/// spelling with an explicit `agent_port`, so that the two ids differ.
+fn example_settings(agent: SocketAddr) -> Value {
+    let root = guests::repo_root().join("guest-mappers");
+    let text = std::fs::read_to_string(root.join("js/example.settings.json")).unwrap();
+    for other in ["example-rust", "go", "python"] {
+        let copy = std::fs::read_to_string(root.join(other).join("example.settings.json")).unwrap();
+        assert_eq!(
+            copy, text,
+            "{other}/example.settings.json differs from js's"
+        );
+    }
+    let mut settings: Value = serde_json::from_str(&text).unwrap();
+    settings["groups"]["artists"][0]["hostname"] = json!(agent.ip().to_string());
+    settings["groups"]["render"][0]["hostname"] = json!(format!("::ffff:{}", agent.ip()));
+    settings["groups"]["render"][0]["agent_port"] = json!(agent.port());
+    settings
+}
+
+fn broker_settings(wasm: &Path, agent: SocketAddr, cache_dir: &Path) -> Value {
+    json!({
+        "mapper": {
+            "plugin": wasm.display().to_string(),
+            "settings": example_settings(agent),
+            "cache_dir": cache_dir.display().to_string(),
+            "limits": {"max_concurrent_calls": 8}
+        },
+        "agent": {"port": agent.port(), "timeout_ms": 5000}
+    })
+}
+
+fn parse(settings: &Value) -> Settings {
+    Settings::parse(&settings.to_string(), Path::new("conformance.json")).unwrap()
+}
+
+/// Every `<tag>` text of an answer, in order.
+fn all_elements(text: &str, tag: &str) -> Vec<String> {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    text.split(&open)
+        .skip(1)
+        .filter_map(|rest| rest.split_once(&close).map(|(value, _)| value.to_owned()))
+        .collect()
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Load and call costs, measured on the component directly.
+#[derive(Debug)]
+struct Figures {
+    cold_compile: Duration,
+    cold_load: Duration,
+    warm_load: Duration,
+    cold_call_median: Duration,
+    cold_call_min: Duration,
+}
+
+/// Compiles into the (empty) cache, loads again from it, and times `list-desktops` calls,
+/// each of which runs in a fresh instance (instantiate + configure + the call).
+async fn measure(settings: &Settings) -> Figures {
+    let runtime = MapperRuntime::new(interstate::app::runtime_config(settings)).unwrap();
+    let cold = interstate::app::load_mapper(&runtime, settings)
+        .await
+        .unwrap();
+    assert!(!cold.info().from_cache, "the first load compiles");
+    assert_eq!(cold.info().world_version, "0.1.0");
+    assert_eq!(cold.info().domains, ["EXAMPLE"]);
+    drop(runtime);
+
+    let runtime = MapperRuntime::new(interstate::app::runtime_config(settings)).unwrap();
+    let warm = interstate::app::load_mapper(&runtime, settings)
+        .await
+        .unwrap();
+    assert!(
+        warm.info().from_cache,
+        "the second load reads the compile cache"
+    );
+
+    let bob = Identity {
+        username: "bob".into(),
+        domain: "EXAMPLE".into(),
+        attributes: Vec::new(),
+    };
+    let client = ClientContext::default();
+    let mut samples = Vec::new();
+    for _ in 0..25 {
+        let started = Instant::now();
+        let desktops = warm.list_desktops(&bob, &client).await.unwrap();
+        samples.push(started.elapsed());
+        assert_eq!(desktops.len(), 2);
+    }
+    samples.sort();
+    Figures {
+        cold_compile: cold.info().compile_time,
+        cold_load: cold.info().load_time,
+        warm_load: warm.info().load_time,
+        cold_call_median: samples[samples.len() / 2],
+        cold_call_min: samples[0],
+    }
+}
+
+async fn login(broker: &TestBroker, user: &str, password: &str) -> (TestClient, String) {
+    let mut client = TestClient::connect(broker.addr).await;
+    let hello = client.send(&msg::hello()).await;
+    assert!(
+        hello.text().contains("<domain>EXAMPLE</domain>"),
+        "the mapper's domains: {}",
+        hello.text()
+    );
+    let auth = client
+        .send(&msg::authenticate(user, password, Some("EXAMPLE")))
+        .await;
+    let id = result_id(&auth);
+    (client, id)
+}
+
+/// A code that is wrong in every window the mappers accept now and in the next minute.
+fn wrong_code(key: &[u8], now: i64) -> String {
+    let valid: Vec<String> = (-1..=3).map(|k| totp::totp(key, now + 30 * k)).collect();
+    ["000000", "111111", "222222", "333333", "444444", "555555"]
+        .into_iter()
+        .find(|code| !valid.iter().any(|v| v == code))
+        .unwrap()
+        .to_owned()
+}
+
+async fn scenario(guest: Guest) {
+    let built = guests::build(guest);
+    let agent = FakeAgent::start(AgentBehaviour::Succeed).await;
+    let cache = tempfile::tempdir().unwrap();
+    let settings = broker_settings(&built.path, agent.addr, cache.path());
+    let figures = measure(&parse(&settings)).await;
+    let broker = TestBroker::start(settings).await;
+    let lang = guest.label();
+
+    // bob: accepted, two desktops with host-name ids, allocation on the agent, bye.
+    let (mut client, id) = login(&broker, "bob", "bob-pw").await;
+    assert_eq!(id, "AUTH_SUCCESSFUL_AND_COMPLETE", "{lang}: bob");
+    let list = client.send(&msg::list()).await;
+    let text = list.text();
+    assert_eq!(result_id(&list), "LIST_SUCCESSFUL", "{lang}: {text}");
+    assert_eq!(
+        all_elements(&text, "resource-id"),
+        EXPECTED_IDS,
+        "{lang}: {text}"
+    );
+    assert_eq!(
+        all_elements(&text, "resource-name"),
+        ["Artist Workstation 1", "Render Node 7"],
+        "{lang}: {text}"
+    );
+    let alloc = client.send(&msg::allocate(EXPECTED_IDS[0])).await;
+    assert_eq!(
+        result_id(&alloc),
+        "ALLOC_SUCCESSFUL",
+        "{lang}: {}",
+        alloc.text()
+    );
+    let launch = agent.last().expect("the agent was called");
+    assert_eq!(launch.username, "bob", "{lang}");
+    assert_eq!(launch.password.expose(), "bob-pw", "{lang}");
+    assert_eq!(
+        launch.domain, "EXAMPLE",
+        "{lang}: the mapper's logon_domain"
+    );
+    let bye = client.send(&msg::bye()).await;
+    assert!(bye.text().contains("<bye-resp"), "{lang}: {}", bye.text());
+
+    // alice: password, then the TOTP dialog; a wrong code, then the right one.
+    let (mut client, id) = login(&broker, "alice", "alice-pw").await;
+    assert_eq!(id, "AUTH_SUCCESSFUL_AND_INCOMPLETE", "{lang}: alice");
+    let key = totp::base32_decode(ALICE_SECRET).unwrap();
+    let now = unix_now();
+    let wrong = client
+        .send(&msg::dialog("code", &wrong_code(&key, now)))
+        .await;
+    let text = wrong.text();
+    assert_eq!(
+        result_id(&wrong),
+        "AUTH_SUCCESSFUL_AND_INCOMPLETE",
+        "{lang}: {text}"
+    );
+    assert_eq!(
+        element_text(&text, "prompt").as_deref(),
+        Some(CODE_PROMPT),
+        "{lang}"
+    );
+    assert_eq!(
+        element_text(&text, "error-text").as_deref(),
+        Some(WRONG_CODE_TEXT),
+        "{lang}: {text}"
+    );
+    assert_eq!(
+        all_elements(&text, "id"),
+        ["code"],
+        "{lang}: one field: {text}"
+    );
+    let right = client
+        .send(&msg::dialog("code", &totp::totp(&key, unix_now())))
+        .await;
+    assert_eq!(
+        result_id(&right),
+        "AUTH_SUCCESSFUL_AND_COMPLETE",
+        "{lang}: {}",
+        right.text()
+    );
+    let list = client.send(&msg::list()).await;
+    assert_eq!(result_id(&list), "LIST_SUCCESSFUL", "{lang}");
+    assert_eq!(
+        all_elements(&list.text(), "resource-id"),
+        [EXPECTED_IDS[0]],
+        "{lang}"
+    );
+
+    // Refusals.
+    let (_, id) = login(&broker, "carol", "carol-pw").await;
+    assert_eq!(id, "AUTH_FAILED_ACCESS_DENIED", "{lang}: carol is disabled");
+    let (_, id) = login(&broker, "bob", "not-bobs-password").await;
+    assert_eq!(
+        id, "AUTH_FAILED_UNKNOWN_USERNAME_OR_PASSWORD",
+        "{lang}: wrong password"
+    );
+    let (_, id) = login(&broker, "mallory", "bob-pw").await;
+    assert_eq!(
+        id, "AUTH_FAILED_UNKNOWN_USERNAME_OR_PASSWORD",
+        "{lang}: unknown user"
+    );
+
+    // A cold call through the broker: one listing (fresh instance) over a kept-alive connection.
+    let (mut client, _) = login(&broker, "bob", "bob-pw").await;
+    let started = Instant::now();
+    let list = client.send(&msg::list()).await;
+    let via_broker = started.elapsed();
+    assert_eq!(result_id(&list), "LIST_SUCCESSFUL");
+
+    println!(
+        "conformance[{lang}]: size {} B; build {:.1?}{}; cold compile {:.0?} (load {:.0?}); \
+         warm-cache load {:.1?}; cold call (fresh instance, list-desktops) median {:.2?}, min {:.2?}; \
+         listing through the broker {:.2?}",
+        built.size_bytes,
+        built.build_time,
+        if built.reused {
+            " (cached component)"
+        } else {
+            ""
+        },
+        figures.cold_compile,
+        figures.cold_load,
+        figures.warm_load,
+        figures.cold_call_median,
+        figures.cold_call_min,
+        via_broker,
+    );
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_rust() {
+    scenario(Guest::ExampleRust).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_go() {
+    scenario(Guest::Go).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_js() {
+    scenario(Guest::Js).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_python() {
+    scenario(Guest::Python).await;
+}

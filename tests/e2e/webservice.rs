@@ -1,0 +1,304 @@
+//! ILS's SimpleWebserviceMapper (`guest-mappers/webservice`) behind the real broker, talking
+//! wasi:http to a real web service on 127.0.0.1, and the `mapper.allowed_hosts` fence.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use interstate::client::element_text;
+use interstate_tests::guests::{self, Guest};
+use interstate_tests::pcoip::result_id;
+use interstate_tests::{AgentBehaviour, FakeAgent, PASSWORD, TestBroker, TestClient, msg};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+const USER: &str = "kolmogorov";
+const TOKEN: &str = "c2Vzc2lvbi10b2tlbi0x";
+
+/// One request the service saw.
+#[derive(Debug, Clone)]
+struct Seen {
+    path: String,
+    authorization: Option<String>,
+    cookie: Option<String>,
+}
+
+/// The web service SimpleWebserviceMapper expects: `GET /login` with Basic credentials sets the
+/// `session` cookie; `GET /api/user=<name>` with that cookie lists the user's hosts.
+struct WebService {
+    addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for WebService {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// RFC 4648 base64, for the expected `Authorization` value.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn answer(request: &Request<hyper::body::Incoming>, agent: SocketAddr) -> Response<Full<Bytes>> {
+    let header = |name: &str| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let status = |code: StatusCode| {
+        let mut response = Response::new(Full::new(Bytes::new()));
+        *response.status_mut() = code;
+        response
+    };
+    let good_basic = format!("Basic {}", base64(format!("{USER}:{PASSWORD}").as_bytes()));
+    match request.uri().path() {
+        "/login" => {
+            if header("authorization").as_deref() != Some(good_basic.as_str()) {
+                return status(StatusCode::UNAUTHORIZED);
+            }
+            let mut response = status(StatusCode::OK);
+            response.headers_mut().insert(
+                "set-cookie",
+                format!("session={TOKEN}; Path=/; HttpOnly")
+                    .parse()
+                    .unwrap(),
+            );
+            response
+        }
+        path if path == format!("/api/user={USER}") => {
+            if header("cookie").as_deref() != Some(format!("session={TOKEN}").as_str()) {
+                return status(StatusCode::UNAUTHORIZED);
+            }
+            let body = json!({"hosts": [
+                {"name": "Elisabeth Taylor", "hostname": agent.ip().to_string()},
+                {"name": "James Dean", "hostname": "james-dean.example.com", "extra": true}
+            ]});
+            let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+            response
+                .headers_mut()
+                .insert("content-type", "application/json".parse().unwrap());
+            response
+        }
+        _ => status(StatusCode::NOT_FOUND),
+    }
+}
+
+impl WebService {
+    async fn start(agent: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let task = {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                loop {
+                    let Ok((tcp, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let seen = seen.clone();
+                    tokio::spawn(async move {
+                        let service = service_fn(move |request: Request<hyper::body::Incoming>| {
+                            let header = |name: &str| {
+                                request
+                                    .headers()
+                                    .get(name)
+                                    .and_then(|v| v.to_str().ok())
+                                    .map(str::to_owned)
+                            };
+                            seen.lock().unwrap().push(Seen {
+                                path: request.uri().path().to_owned(),
+                                authorization: header("authorization"),
+                                cookie: header("cookie"),
+                            });
+                            let response = answer(&request, agent);
+                            async move { Ok::<_, Infallible>(response) }
+                        });
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(tcp), service)
+                            .await;
+                    });
+                }
+            })
+        };
+        Self { addr, seen, task }
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+fn settings(service: &WebService, agent: SocketAddr, allowed_hosts: Value) -> Value {
+    let base = format!("http://{}", service.addr);
+    json!({
+        "mapper": {
+            "plugin": guests::build(Guest::Webservice).path.display().to_string(),
+            "allowed_hosts": allowed_hosts,
+            "settings": {
+                "base_url": format!("{base}/api/"),
+                "cookie_auth_url": format!("{base}/login"),
+                "cookie_name": "session",
+                "domains": ["EXAMPLE"],
+                "timeout_ms": 3000
+            }
+        },
+        "agent": {"port": agent.port(), "timeout_ms": 5000}
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webservice_mapper_full_flow() {
+    guests::build(Guest::Webservice);
+    let agent = FakeAgent::start(AgentBehaviour::Succeed).await;
+    let service = WebService::start(agent.addr).await;
+    let allowed = json!([service.addr.to_string()]);
+    let broker = TestBroker::start(settings(&service, agent.addr, allowed)).await;
+
+    let mut client = TestClient::connect(broker.addr).await;
+    let hello = client.send(&msg::hello()).await;
+    assert!(
+        hello.text().contains("<domain>EXAMPLE</domain>"),
+        "{}",
+        hello.text()
+    );
+    let auth = client
+        .send(&msg::authenticate(USER, PASSWORD, Some("EXAMPLE")))
+        .await;
+    assert_eq!(
+        result_id(&auth),
+        "AUTH_SUCCESSFUL_AND_COMPLETE",
+        "{}",
+        auth.text()
+    );
+    let list = client.send(&msg::list()).await;
+    let text = list.text();
+    assert_eq!(result_id(&list), "LIST_SUCCESSFUL", "{text}");
+    assert!(
+        text.contains("<resource-name>Elisabeth Taylor</resource-name>"),
+        "{text}"
+    );
+    assert!(
+        text.contains("<resource-name>James Dean</resource-name>"),
+        "{text}"
+    );
+    let id = element_text(&text, "resource-id").unwrap();
+    assert_eq!(id, agent.addr.ip().to_string(), "the id is the host name");
+    let alloc = client.send(&msg::allocate(&id)).await;
+    assert_eq!(result_id(&alloc), "ALLOC_SUCCESSFUL", "{}", alloc.text());
+    let launch = agent.last().expect("the agent was called");
+    assert_eq!(launch.username, USER);
+    assert_eq!(launch.password.expose(), PASSWORD);
+    assert_eq!(launch.domain, "EXAMPLE");
+
+    let seen = service.seen();
+    let paths: Vec<&str> = seen.iter().map(|s| s.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["/login", "/api/user=kolmogorov", "/api/user=kolmogorov"],
+        "login, listing, and the listing again to check the allocation"
+    );
+    assert!(
+        seen[0]
+            .authorization
+            .as_deref()
+            .unwrap()
+            .starts_with("Basic ")
+    );
+    assert_eq!(
+        seen[1].cookie.as_deref(),
+        Some(format!("session={TOKEN}").as_str())
+    );
+
+    let mut other = TestClient::connect(broker.addr).await;
+    other.send(&msg::hello()).await;
+    let wrong = other
+        .send(&msg::authenticate(
+            USER,
+            "not the password",
+            Some("EXAMPLE"),
+        ))
+        .await;
+    assert_eq!(
+        result_id(&wrong),
+        "AUTH_FAILED_UNKNOWN_USERNAME_OR_PASSWORD",
+        "{}",
+        wrong.text()
+    );
+    assert_eq!(
+        service.seen().len(),
+        4,
+        "the wrong password was checked by the service"
+    );
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webservice_outside_allowed_hosts_is_never_reached() {
+    guests::build(Guest::Webservice);
+    let agent = FakeAgent::start(AgentBehaviour::Succeed).await;
+    let service = WebService::start(agent.addr).await;
+    // The right host on another port, and another host: neither is the service.
+    let elsewhere = json!(["127.0.0.1:1", "hosts.example.com"]);
+    let broker = TestBroker::start(settings(&service, agent.addr, elsewhere)).await;
+
+    for _ in 0..2 {
+        let mut client = TestClient::connect(broker.addr).await;
+        let hello = client.send(&msg::hello()).await;
+        assert!(hello.text().contains("<hello-resp>"), "{}", hello.text());
+        let auth = client
+            .send(&msg::authenticate(USER, PASSWORD, Some("EXAMPLE")))
+            .await;
+        let text = auth.text();
+        assert!(
+            text.contains("<error-resp>"),
+            "a mapper error is an error-resp: {text}"
+        );
+        assert_eq!(result_id(&auth), "ERR_BROKER_SYS_FAILED", "{text}");
+        assert!(
+            !text.contains(PASSWORD) && !text.contains("allowed_hosts"),
+            "{text}"
+        );
+    }
+    assert!(
+        service.seen().is_empty(),
+        "the service saw no request: {:?}",
+        service.seen()
+    );
+
+    // The broker keeps serving: a new session still gets through hello.
+    let mut client = TestClient::connect(broker.addr).await;
+    let hello = client.send(&msg::hello()).await;
+    assert!(
+        hello.text().contains("<domain>EXAMPLE</domain>"),
+        "{}",
+        hello.text()
+    );
+    broker.stop().await;
+}
