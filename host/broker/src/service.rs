@@ -336,19 +336,19 @@ impl Exchange<'_> {
     }
 
     /// Finds the request's session: the cookie first, then (with fallback sessions) the log id.
-    fn find_session(&self) -> Result<(String, SessionHandle), BrokerReply> {
+    fn find_session(&self) -> Result<(String, SessionHandle), Box<BrokerReply>> {
         let store = self.broker.store();
-        if let Some(id) = &self.cookie {
-            if let Some(handle) = store.get(id) {
-                return Ok((id.clone(), handle));
-            }
+        if let Some(id) = &self.cookie
+            && let Some(handle) = store.get(id)
+        {
+            return Ok((id.clone(), handle));
         }
-        if self.generation.settings.server.fallback_sessions {
-            if let Some(found) = store.get_by_log_id(self.log_id, self.client_ip) {
-                return Ok(found);
-            }
+        if self.generation.settings.server.fallback_sessions
+            && let Some(found) = store.get_by_log_id(self.log_id, self.client_ip)
+        {
+            return Ok(found);
         }
-        Err(if self.cookie.is_some() {
+        Err(Box::new(if self.cookie.is_some() {
             error_reply(
                 ErrorId::InvalidSession,
                 "Your session has expired. Please log in again.",
@@ -360,13 +360,13 @@ impl Exchange<'_> {
                 "No broker session; start again from the beginning",
                 None,
             )
-        })
+        }))
     }
 
     async fn in_session(&self, message: ClientRequest) -> (BrokerReply, Option<String>) {
         let (id, handle) = match self.find_session() {
             Ok(found) => found,
-            Err(reply) => return (reply, None),
+            Err(reply) => return (*reply, None),
         };
         let mut session = handle.lock().await;
         let now = now_ms();
@@ -543,12 +543,11 @@ fn xml_response(
         HeaderValue::from_static("application/xml; charset=UTF-8"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Some(id) = cookie {
-        if let Ok(value) =
+    if let Some(id) = cookie
+        && let Ok(value) =
             HeaderValue::from_str(&format!("JSESSIONID={id}; Path=/; Secure; HttpOnly"))
-        {
-            headers.insert(header::SET_COOKIE, value);
-        }
+    {
+        headers.insert(header::SET_COOKIE, value);
     }
     if close {
         headers.insert(header::CONNECTION, HeaderValue::from_static("close"));

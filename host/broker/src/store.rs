@@ -137,16 +137,14 @@ impl MemoryStore {
     /// Ends a session.
     pub fn remove(&self, id: &str) {
         let mut inner = self.lock();
-        if let Some(entry) = inner.sessions.remove(id) {
-            if let Some(log_id) = entry.log_id {
-                if inner
-                    .by_log_id
-                    .get(&log_id)
-                    .is_some_and(|(owner, _)| owner == id)
-                {
-                    inner.by_log_id.remove(&log_id);
-                }
-            }
+        if let Some(entry) = inner.sessions.remove(id)
+            && let Some(log_id) = entry.log_id
+            && inner
+                .by_log_id
+                .get(&log_id)
+                .is_some_and(|(owner, _)| owner == id)
+        {
+            inner.by_log_id.remove(&log_id);
         }
     }
 
