@@ -328,21 +328,39 @@ async fn hostile_bodies_at_and_over_the_limit() {
     assert_eq!(answer_kind(&response), "hello-resp");
 
     // One byte over, announced by Content-Length: refused before it is read, connection closed.
+    // The broker may answer and close while the body is still being written, so a failed write
+    // or a reset instead of the answer is a closed connection, which is also a right outcome.
     let mut over = at_limit.clone();
     over.push(b' ');
     let started = Instant::now();
-    let response = client.send_body(&over).await;
+    let connection = client.connection();
+    let head = format!(
+        "POST /pcoip-broker/xml HTTP/1.1\r\nHost: broker\r\nContent-Length: {}\r\n\r\n",
+        over.len()
+    );
+    let written = connection
+        .send_raw(&[head.as_bytes(), &over].concat())
+        .await;
+    match connection.read_response(Duration::from_secs(20)).await {
+        Ok(response) => {
+            check_wire(&response);
+            assert_eq!(
+                result_id(&response),
+                "ERR_INVALID_MSG_FORMAT",
+                "{}",
+                response.text()
+            );
+            assert!(response.close, "the unread body ends the connection");
+        }
+        Err(ClientError::Io(e)) => println!(
+            "hostile: 64 KiB + 1 closed before the answer was read ({e}; write: {written:?})"
+        ),
+        Err(e) => panic!("64 KiB + 1 left the connection hanging: {e}"),
+    }
     println!(
-        "hostile: 64 KiB + 1 (Content-Length) answered in {} ms",
+        "hostile: 64 KiB + 1 (Content-Length) ended in {} ms",
         started.elapsed().as_millis()
     );
-    assert_eq!(
-        result_id(&response),
-        "ERR_INVALID_MSG_FORMAT",
-        "{}",
-        response.text()
-    );
-    assert!(response.close, "the unread body ends the connection");
 
     // One byte over, chunked (no Content-Length to refuse early): cut off at the limit.
     let mut client = TestClient::connect(broker.addr).await;
