@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: installs the guest toolchains it needs (idempotent), then runs every
-# test. This is the README's test command, and what CI runs.
+# test: the Rust workspace (unit, protocol, mapper host, e2e with real TLS, real components and a
+# fake agent on 127.0.0.2, CLI), the guests' own unit tests in each language, and a short fuzz
+# smoke run. This is the README's test command, and what CI runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
@@ -9,5 +11,27 @@ bash tests/setup-toolchains.sh
 # shellcheck source=/dev/null
 source tests/toolchains.env
 
-echo "== cargo test (workspace)"
-cargo test --workspace --locked --no-fail-fast
+failed=()
+run() {
+    local name=$1
+    shift
+    echo "== $name"
+    if ! "$@"; then
+        failed+=("$name")
+    fi
+}
+
+run "cargo test (workspace)" cargo test --workspace --locked --no-fail-fast
+run "guest unit tests: Rust mappers (host target)" \
+    bash -c 'cd guest-mappers && CARGO_TARGET_DIR="$CARGO_TARGET_DIR/guests-host" cargo test --locked \
+        --target x86_64-unknown-linux-gnu -p interstate-simple-mapper -p interstate-webservice-mapper -p interstate-example-mapper'
+run "guest unit tests: JavaScript" bash -c 'cd guest-mappers/js && node --test'
+run "guest unit tests: Python" bash -c 'cd guest-mappers/python && python3 -m unittest -q'
+run "guest unit tests: Go" bash -c 'cd guest-mappers/go && go test ./mapper/'
+run "fuzz smoke" bash tests/fuzz-smoke.sh "${FUZZ_SECONDS:-20}"
+
+if ((${#failed[@]})); then
+    printf 'FAILED: %s\n' "${failed[@]}"
+    exit 1
+fi
+echo "all test groups passed"
