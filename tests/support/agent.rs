@@ -55,22 +55,31 @@ impl Drop for FakeAgent {
 }
 
 impl FakeAgent {
-    /// Starts an agent on 127.0.0.2 with a fresh self-signed certificate.
+    /// Starts an agent on 127.0.0.2 with a fresh self-signed certificate, as agents ship.
     pub async fn start(behaviour: AgentBehaviour) -> Self {
+        let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.2".into()]).unwrap();
+        let key =
+            rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+        Self::start_with(behaviour, vec![certified.cert.der().clone()], key).await
+    }
+
+    /// Starts an agent on 127.0.0.2 presenting `chain` (leaf first) with `key`.
+    pub async fn start_with(
+        behaviour: AgentBehaviour,
+        chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+        key: rustls::pki_types::PrivateKeyDer<'static>,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.2:0")
             .await
             .expect("bind 127.0.0.2");
         let addr = listener.local_addr().unwrap();
-        let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.2".into()]).unwrap();
-        let key =
-            rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
         let config = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_no_client_auth()
-        .with_single_cert(vec![certified.cert.der().clone()], key)
+        .with_single_cert(chain, key)
         .unwrap();
         let acceptor = TlsAcceptor::from(Arc::new(config));
         let received = Arc::new(Mutex::new(Vec::new()));
