@@ -193,3 +193,27 @@ async fn wire_bytes_follow_the_client_quirks() {
     assert!(health.text().contains("OK"), "{}", health.text());
     broker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_flow_with_the_simple_mapper_loaded_from_a_wasm_file() {
+    let agent = FakeAgent::start(AgentBehaviour::Succeed).await;
+    let mut settings = simple_settings(agent.addr);
+    let wasm = interstate_mapper::testing::simple_mapper_path();
+    assert!(
+        wasm.is_file(),
+        "built from guest-mappers/simple: {}",
+        wasm.display()
+    );
+    settings["mapper"]["plugin"] = serde_json::Value::String(wasm.display().to_string());
+    let broker = TestBroker::start(settings).await;
+    assert_eq!(broker.running.broker.current().domains, ["EXAMPLE", "LAB"]);
+    let mut client = TestClient::connect(broker.addr).await;
+    full_flow(&mut client, &agent).await;
+    let mut client = TestClient::connect(broker.addr).await;
+    client.send(&msg::hello()).await;
+    let auth = client
+        .send(&msg::authenticate("kolmogorov", "not it", Some("EXAMPLE")))
+        .await;
+    assert_eq!(result_id(&auth), "AUTH_FAILED_UNKNOWN_USERNAME_OR_PASSWORD");
+    broker.stop().await;
+}
