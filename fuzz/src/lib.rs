@@ -56,21 +56,24 @@ pub fn secret_spans(input: &[u8], names: &[&str]) -> Vec<Range<usize>> {
     let mut spans = Vec::new();
     let mut in_secret = false;
     loop {
-        let before = usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX);
         match reader.read_event() {
             Ok(Event::Start(start)) => {
                 in_secret = names
                     .iter()
                     .any(|name| start.name().as_ref() == name.as_bytes());
             }
-            Ok(Event::Text(_)) if in_secret => {
+            Ok(Event::Text(text)) if in_secret => {
                 in_secret = false;
-                let after = usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX);
-                let Some(text) = input.get(before..after) else {
-                    break;
-                };
-                if !text.is_empty() && text.iter().all(u8::is_ascii_alphanumeric) {
-                    spans.push(before..after);
+                // The event borrows from `input`, so its address gives its offset exactly (the
+                // reader's own position does not count a skipped byte order mark).
+                let content: &[u8] = &text;
+                let start = (content.as_ptr() as usize).wrapping_sub(input.as_ptr() as usize);
+                let span = start..start.saturating_add(content.len());
+                if input.get(span.clone()) == Some(content)
+                    && !content.is_empty()
+                    && content.iter().all(u8::is_ascii_alphanumeric)
+                {
+                    spans.push(span);
                 }
             }
             Ok(Event::Eof) | Err(_) => break,

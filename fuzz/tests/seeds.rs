@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use interstate_fuzz::{
-    CLIENT_SECRETS, check_agent_response, check_client_request, check_settings, rotate,
-    secret_spans,
+    AGENT_SECRETS, CLIENT_SECRETS, check_agent_response, check_client_request, check_settings,
+    rotate, secret_spans,
 };
 
 #[test]
@@ -18,6 +18,15 @@ fn spans_cover_only_plain_secret_text() {
     let rotated = rotate(input, &spans);
     assert_eq!(&rotated[spans[0].clone()], b"bcd0A");
     assert_eq!(rotated.len(), input.len());
+
+    let with_bom = b"\xef\xbb\xbf<a><session-tag>23</session-tag></a>";
+    let spans = secret_spans(with_bom, AGENT_SECRETS);
+    assert_eq!(spans.len(), 1);
+    assert_eq!(
+        &with_bom[spans[0].clone()],
+        b"23",
+        "a byte order mark shifts nothing"
+    );
 }
 
 #[test]
