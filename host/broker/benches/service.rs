@@ -9,7 +9,10 @@
     clippy::expect_used,
     reason = "a benchmark fails loudly"
 )]
-#![allow(missing_docs, reason = "criterion's macros generate undocumented functions")]
+#![allow(
+    missing_docs,
+    reason = "criterion's macros generate undocumented functions"
+)]
 
 use std::hint::black_box;
 use std::net::SocketAddr;
