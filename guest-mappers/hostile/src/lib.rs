@@ -2,7 +2,7 @@
 
 mod http;
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::hint::black_box;
 
 use crate::bindings::exports::interstate::mapper::policy::Guest;
@@ -31,6 +31,8 @@ mod bindings {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
     Ok,
+    /// Each call behaves as the mode named by its user (see `for_user`).
+    ByUser,
     LoopAuthenticate,
     LoopConfigure,
     GrowMemory,
@@ -47,6 +49,7 @@ impl Mode {
     fn parse(name: &str) -> Option<Self> {
         Some(match name {
             "ok" => Self::Ok,
+            "by-user" => Self::ByUser,
             "loop-authenticate" => Self::LoopAuthenticate,
             "loop-configure" => Self::LoopConfigure,
             "grow-memory" => Self::GrowMemory,
@@ -60,11 +63,63 @@ impl Mode {
             _ => return None,
         })
     }
+
+    /// What one call does: the configured mode, or under `by-user` the mode the user names
+    /// (`loop-configure` and `by-user` are not per-call behaviours; any other name behaves).
+    fn for_user(self, username: &str) -> Self {
+        if self != Self::ByUser {
+            return self;
+        }
+        match Self::parse(username) {
+            Some(Self::ByUser | Self::LoopConfigure) | None => Self::Ok,
+            Some(mode) => mode,
+        }
+    }
+}
+
+/// What `configure` keeps for the call that follows.
+struct Config {
+    mode: Mode,
+    /// What `slow-http` GETs: `urls["slow-http"]`, else `url`.
+    slow_http_url: String,
+    /// What `forbidden-http` GETs: `urls["forbidden-http"]`, else `url`.
+    forbidden_http_url: String,
+    /// The host name of the one well-behaved desktop.
+    agent: String,
+}
+
+impl Config {
+    const fn new() -> Self {
+        Self {
+            mode: Mode::Ok,
+            slow_http_url: String::new(),
+            forbidden_http_url: String::new(),
+            agent: String::new(),
+        }
+    }
+
+    fn url_for(&self, mode: Mode) -> String {
+        if mode == Mode::ForbiddenHttp {
+            self.forbidden_http_url.clone()
+        } else {
+            self.slow_http_url.clone()
+        }
+    }
 }
 
 thread_local! {
-    static MODE: Cell<Mode> = const { Cell::new(Mode::Ok) };
-    static URL: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    static CONFIG: RefCell<Config> = const { RefCell::new(Config::new()) };
+}
+
+/// The host name a desktop is launched on unless the settings give `agent`.
+const DEFAULT_AGENT: &str = "agent.invalid";
+
+fn mode() -> Mode {
+    CONFIG.with_borrow(|config| config.mode)
+}
+
+fn agent() -> String {
+    CONFIG.with_borrow(|config| config.agent.clone())
 }
 
 struct Hostile;
@@ -87,12 +142,19 @@ fn grow_memory_until_refused() -> ! {
     unreachable!("the allocation above cannot succeed under the host's limit");
 }
 
-fn recurse(depth: u64) -> u64 {
-    let frame = black_box([depth; 32]);
-    if black_box(depth) == u64::MAX {
-        return frame[0];
+/// Unbounded recursion whose frames live in wasm locals, not in the shadow stack in linear
+/// memory: the host's own stack limit is what stops it (a shadow-stack overflow would only be an
+/// out-of-bounds access). The values used after the call keep it from becoming a loop.
+fn recurse(depth: u64, seed: u64, stop: u64) -> u64 {
+    let a = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ depth;
+    let b = a.rotate_left(17).wrapping_add(seed);
+    let c = b.wrapping_mul(a | 1) ^ depth.rotate_right(9);
+    let d = c.wrapping_sub(a).rotate_left(31);
+    if depth == stop {
+        return a ^ b ^ c ^ d;
     }
-    recurse(black_box(depth + 1)).wrapping_add(frame[(depth % 32) as usize])
+    let below = recurse(depth + 1, a ^ d, stop);
+    below.wrapping_mul(a | 1).wrapping_add(b) ^ c.wrapping_sub(d)
 }
 
 fn accepted(username: String) -> AuthOutcome {
@@ -103,11 +165,11 @@ fn accepted(username: String) -> AuthOutcome {
     })
 }
 
-fn desktop(id: String, name: String) -> Desktop {
+fn desktop(id: String, name: String, hostname: String) -> Desktop {
     Desktop {
         id,
         name,
-        hostname: "agent.invalid".to_owned(),
+        hostname,
         agent_port: None,
         session_kind: SessionKind::Vdi,
         state: DesktopState::Unknown,
@@ -124,10 +186,29 @@ impl Guest for Hostile {
             .and_then(serde_json::Value::as_str)
             .unwrap_or("ok");
         let mode = Mode::parse(name).ok_or_else(|| format!("unknown mode {name:?}"))?;
-        if let Some(url) = value.get("url").and_then(serde_json::Value::as_str) {
-            URL.set(url.to_owned());
-        }
-        MODE.set(mode);
+        let text = |key: &str, default: &str| {
+            value
+                .get(key)
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or(default)
+                .to_owned()
+        };
+        let url = text("url", "");
+        let url_of = |mode: &str| {
+            value
+                .get("urls")
+                .and_then(|urls| urls.get(mode))
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or(&url)
+                .to_owned()
+        };
+        let config = Config {
+            mode,
+            slow_http_url: url_of("slow-http"),
+            forbidden_http_url: url_of("forbidden-http"),
+            agent: text("agent", DEFAULT_AGENT),
+        };
+        CONFIG.set(config);
         if mode == Mode::LoopConfigure {
             spin_forever();
         }
@@ -139,22 +220,26 @@ impl Guest for Hostile {
     }
 
     fn authenticate(login: PasswordLogin) -> Result<AuthOutcome, String> {
-        match MODE.get() {
+        let mode = mode();
+        match mode.for_user(&login.username) {
             Mode::LoopAuthenticate => spin_forever(),
             Mode::GrowMemory => grow_memory_until_refused(),
             Mode::Trap => core::arch::wasm32::unreachable(),
             Mode::Panic => panic!("the hostile mapper panics on purpose"),
             Mode::StackOverflow => {
-                let total = recurse(0);
+                let total = recurse(0, 1, black_box(u64::MAX));
                 Err(format!("recursion ended at {total}"))
             }
             Mode::HugeString => Ok(accepted("x".repeat(50 << 20))),
-            Mode::SlowHttp | Mode::ForbiddenHttp => {
-                let url = URL.with_borrow(Clone::clone);
+            behaviour @ (Mode::SlowHttp | Mode::ForbiddenHttp) => {
+                let url = CONFIG.with_borrow(|config| config.url_for(behaviour));
                 Err(format!("http: {}", http::get(&url)))
             }
-            Mode::Ok | Mode::LoopConfigure | Mode::MillionDesktops => {
-                if login.username == "good" && login.password == "pw" {
+            behaviour @ (Mode::Ok | Mode::ByUser | Mode::LoopConfigure | Mode::MillionDesktops) => {
+                // Under `by-user` the flooding user must log in first to reach the listing.
+                let known = login.username == "good"
+                    || (mode == Mode::ByUser && behaviour == Mode::MillionDesktops);
+                if known && login.password == "pw" {
                     Ok(accepted(login.username))
                 } else {
                     Ok(AuthOutcome::Rejected(Rejection {
@@ -174,15 +259,17 @@ impl Guest for Hostile {
         Err("no challenges here".to_owned())
     }
 
-    fn list_desktops(_user: Identity, _client: ClientInfo) -> Result<Vec<Desktop>, String> {
-        if MODE.get() == Mode::MillionDesktops {
+    fn list_desktops(user: Identity, _client: ClientInfo) -> Result<Vec<Desktop>, String> {
+        let agent = agent();
+        if mode().for_user(&user.username) == Mode::MillionDesktops {
             return Ok((0..1_000_000)
-                .map(|index| desktop(format!("d{index}"), String::new()))
+                .map(|index| desktop(format!("d{index}"), String::new(), agent.clone()))
                 .collect());
         }
         Ok(vec![desktop(
             "hostile-ok".to_owned(),
             "Hostile OK".to_owned(),
+            agent,
         )])
     }
 
@@ -193,7 +280,7 @@ impl Guest for Hostile {
     ) -> Result<Allocation, String> {
         if desktop_id == "hostile-ok" {
             return Ok(Allocation::Launch(Launch {
-                hostname: "agent.invalid".to_owned(),
+                hostname: agent(),
                 agent_port: None,
                 username: None,
                 domain: None,
