@@ -8,6 +8,7 @@ mod conformance;
 mod failures;
 mod flow;
 mod hostile_client;
+mod hostile_mapper;
 mod probe;
 mod ratelimit;
 mod reload;
