@@ -429,7 +429,10 @@ async fn malformed_requests_holding_the_password_leak_nothing() {
     }
 
     let logs = String::from_utf8_lossy(&captured().lock().unwrap()).into_owned();
-    assert!(logs.contains("malformed request"), "the bad bodies were logged");
+    assert!(
+        logs.contains("malformed request"),
+        "the bad bodies were logged"
+    );
 
     // Panic messages: what `unwrap`, `expect` and `{:?}` would print on a bad day.
     let messages = Arc::new(Mutex::new(Vec::<String>::new()));
