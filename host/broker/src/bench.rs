@@ -144,6 +144,14 @@ impl BenchOptions {
             label: None,
         }
     }
+
+    /// Sets the login of flow mode.
+    pub fn with_login(mut self, username: &str, password: &str, domain: &str) -> Self {
+        self.username = username.to_owned();
+        self.password = Zeroizing::new(password.to_owned());
+        self.domain = domain.to_owned();
+        self
+    }
 }
 
 /// The run could not start.

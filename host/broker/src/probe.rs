@@ -68,17 +68,12 @@ pub struct ProbeOptions {
 
 impl ProbeOptions {
     /// Options with the defaults: `pcoip-client` root, cookies, allocation, 20 s per request.
-    pub fn new(
-        target: Target,
-        verify: Verify,
-        username: &str,
-        password: Zeroizing<String>,
-    ) -> Self {
+    pub fn new(target: Target, verify: Verify, username: &str, password: &str) -> Self {
         Self {
             target,
             verify,
             username: username.to_owned(),
-            password,
+            password: Zeroizing::new(password.to_owned()),
             domain: None,
             fallback_sessions: false,
             root: Root::PcoipClient,

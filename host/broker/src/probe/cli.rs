@@ -175,7 +175,8 @@ pub fn run(args: ProbeArgs) -> Result<ExitCode, CommandError> {
         )
     })?;
     let password = args.password.read()?;
-    let mut options = ProbeOptions::new(target, verify, &args.user, password);
+    let mut options = ProbeOptions::new(target, verify, &args.user, "");
+    options.password = password;
     options.domain = args.domain;
     options.fallback_sessions = args.fallback_sessions;
     options.root = args.root.into();
