@@ -240,10 +240,9 @@ pub struct RawServer {
     pub max_connections: usize,
     /// Deadline for a TLS handshake.
     pub handshake_timeout_ms: u64,
-    /// Deadline for a request's headers.
+    /// Deadline for a request's headers, then again for its body; a kept-alive connection that
+    /// sends no new request for this long is closed.
     pub header_timeout_ms: u64,
-    /// A kept-alive connection idle this long is closed.
-    pub idle_timeout_ms: u64,
     /// Largest request body.
     pub body_limit_bytes: usize,
     /// Proxies whose `X-Forwarded-For` is believed.
@@ -267,7 +266,6 @@ impl Default for RawServer {
             max_connections: 10_000,
             handshake_timeout_ms: 10_000,
             header_timeout_ms: 10_000,
-            idle_timeout_ms: 60_000,
             body_limit_bytes: 64 * 1024,
             trusted_proxies: Vec::new(),
             broker_name: "Interstate".into(),
@@ -420,8 +418,6 @@ pub struct ServerConfig {
     pub handshake_timeout: Duration,
     /// Header read deadline.
     pub header_timeout: Duration,
-    /// Keep-alive idle limit.
-    pub idle_timeout: Duration,
     /// Body limit.
     pub body_limit_bytes: usize,
     /// Trusted proxies.
@@ -698,7 +694,6 @@ impl Settings {
         for (key, value) in [
             ("server.handshake_timeout_ms", s.handshake_timeout_ms),
             ("server.header_timeout_ms", s.header_timeout_ms),
-            ("server.idle_timeout_ms", s.idle_timeout_ms),
             ("server.shutdown_grace_ms", s.shutdown_grace_ms),
         ] {
             if !(1..=3_600_000).contains(&value) {
@@ -730,7 +725,6 @@ impl Settings {
             max_connections: s.max_connections,
             handshake_timeout: Duration::from_millis(s.handshake_timeout_ms),
             header_timeout: Duration::from_millis(s.header_timeout_ms),
-            idle_timeout: Duration::from_millis(s.idle_timeout_ms),
             body_limit_bytes: s.body_limit_bytes,
             trusted_proxies,
             broker_name: s.broker_name.clone(),
