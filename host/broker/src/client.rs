@@ -131,7 +131,15 @@ pub struct Connection {
 
 /// Builds the TLS client configuration for `verify`.
 pub fn tls_config(verify: &Verify) -> Result<Arc<ClientConfig>, ClientError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    tls_config_with(Arc::new(rustls::crypto::ring::default_provider()), verify)
+}
+
+/// Builds the TLS client configuration for `verify` on a given provider (for instance one
+/// narrowed to the suites a particular PCoIP client offers).
+pub fn tls_config_with(
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    verify: &Verify,
+) -> Result<Arc<ClientConfig>, ClientError> {
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| ClientError::Mangled(e.to_string()))?;

@@ -3,11 +3,9 @@
 
 use std::sync::Arc;
 
-use rustls::crypto::CryptoProvider;
 use rustls::{CipherSuite, ClientConfig};
 
-use crate::client::{ClientError, Verify};
-use crate::verify::{PinnedOrAny, roots_from_pem};
+use crate::client::{ClientError, Verify, tls_config_with};
 
 /// The only suites the 24.07 PCoIP client offers.
 const CLIENT_2407_SUITES: [CipherSuite; 3] = [
@@ -18,9 +16,7 @@ const CLIENT_2407_SUITES: [CipherSuite; 3] = [
 
 /// Parses a certificate pin: 64 hex digits, colons allowed (as fingerprints are usually shown).
 pub fn parse_pin(text: &str) -> Option<[u8; 32]> {
-    let digits: String = text.trim().chars().filter(|c| *c != ':').collect();
-    let bytes = hex::decode(digits).ok()?;
-    bytes.try_into().ok()
+    crate::settings::parse_fingerprint(text.trim())
 }
 
 /// A client configuration offering only the 24.07 client's cipher suites.
@@ -29,37 +25,7 @@ pub fn client_2407_config(verify: &Verify) -> Result<Arc<ClientConfig>, ClientEr
     provider
         .cipher_suites
         .retain(|s| CLIENT_2407_SUITES.contains(&s.suite()));
-    config_with(Arc::new(provider), verify)
-}
-
-fn config_with(
-    provider: Arc<CryptoProvider>,
-    verify: &Verify,
-) -> Result<Arc<ClientConfig>, ClientError> {
-    let builder = ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| ClientError::Mangled(e.to_string()))?;
-    let config = match verify {
-        Verify::Insecure => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(PinnedOrAny::danger_accept_any(provider)))
-            .with_no_client_auth(),
-        Verify::Pin(pin) => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(PinnedOrAny::pinned(vec![*pin], provider)))
-            .with_no_client_auth(),
-        Verify::Ca(path) => {
-            let roots = roots_from_pem(path).map_err(|message| ClientError::CaFile {
-                path: path.display().to_string(),
-                message,
-            })?;
-            builder.with_root_certificates(roots).with_no_client_auth()
-        }
-        Verify::None => builder
-            .with_root_certificates(rustls::RootCertStore::empty())
-            .with_no_client_auth(),
-    };
-    Ok(Arc::new(config))
+    tls_config_with(Arc::new(provider), verify)
 }
 
 #[cfg(test)]
