@@ -9,18 +9,7 @@ use interstate_tests::{AgentBehaviour, FakeAgent, PASSWORD, TestBroker, TestClie
 
 async fn logged_in(broker: &TestBroker) -> (TestClient, String) {
     let mut client = TestClient::connect(broker.addr).await;
-    client.send(&msg::hello()).await;
-    let auth = client
-        .send(&msg::authenticate("kolmogorov", PASSWORD, Some("EXAMPLE")))
-        .await;
-    assert_eq!(
-        result_id(&auth),
-        "AUTH_SUCCESSFUL_AND_COMPLETE",
-        "{}",
-        auth.text()
-    );
-    let list = client.send(&msg::list()).await;
-    let id = element_text(&list.text(), "resource-id").unwrap();
+    let id = client.log_in("kolmogorov", PASSWORD).await;
     (client, id)
 }
 

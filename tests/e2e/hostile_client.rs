@@ -20,7 +20,7 @@ mod sessions;
 use std::collections::BTreeSet;
 use std::time::Instant;
 
-use interstate::client::{WireResponse, element_text};
+use interstate::client::WireResponse;
 use interstate_protocol::{AllocResult, AuthResult, ErrorId, ListResult};
 use interstate_tests::broker::simple_settings;
 use interstate_tests::pcoip::result_id;
@@ -70,20 +70,7 @@ async fn broker_with(server: Value) -> (FakeAgent, TestBroker) {
 async fn assert_still_serves(broker: &TestBroker) {
     let started = Instant::now();
     let mut client = TestClient::connect(broker.addr).await;
-    let hello = client.send(&msg::hello()).await;
-    assert!(hello.text().contains("<hello-resp>"), "{}", hello.text());
-    let auth = client
-        .send(&msg::authenticate("kolmogorov", PASSWORD, Some("EXAMPLE")))
-        .await;
-    assert_eq!(
-        result_id(&auth),
-        "AUTH_SUCCESSFUL_AND_COMPLETE",
-        "{}",
-        auth.text()
-    );
-    let list = client.send(&msg::list()).await;
-    assert_eq!(result_id(&list), "LIST_SUCCESSFUL", "{}", list.text());
-    let id = element_text(&list.text(), "resource-id").expect("a resource id");
+    let id = client.log_in("kolmogorov", PASSWORD).await;
     let alloc = client.send(&msg::allocate(&id)).await;
     assert_eq!(result_id(&alloc), "ALLOC_SUCCESSFUL", "{}", alloc.text());
     let bye = client.send(&msg::bye()).await;

@@ -16,7 +16,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use interstate::client::element_text;
 use interstate_protocol::decode_request;
 use interstate_tests::broker::simple_settings;
 use interstate_tests::pcoip::result_id;
@@ -205,18 +204,7 @@ fn files_under(root: &Path, since: Option<SystemTime>) -> Vec<PathBuf> {
 
 /// hello and a password login; returns the listed desktop id.
 async fn log_in(client: &mut TestClient, password: &str) -> String {
-    client.send(&msg::hello()).await;
-    let auth = client
-        .send(&msg::authenticate("kolmogorov", password, Some("EXAMPLE")))
-        .await;
-    assert_eq!(
-        result_id(&auth),
-        "AUTH_SUCCESSFUL_AND_COMPLETE",
-        "{}",
-        auth.text()
-    );
-    let list = client.send(&msg::list()).await;
-    element_text(&list.text(), "resource-id").unwrap()
+    client.log_in("kolmogorov", password).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

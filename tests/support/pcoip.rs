@@ -165,6 +165,27 @@ impl TestClient {
     }
 }
 
+impl TestClient {
+    /// hello and a successful password login (domain `EXAMPLE`), then a listing; returns the first
+    /// listed desktop id. Panics with the broker's answer when a step fails.
+    pub async fn log_in(&mut self, user: &str, password: &str) -> String {
+        let hello = self.send(&msg::hello()).await;
+        assert!(hello.text().contains("<hello-resp>"), "{}", hello.text());
+        let auth = self
+            .send(&msg::authenticate(user, password, Some("EXAMPLE")))
+            .await;
+        assert_eq!(
+            result_id(&auth),
+            "AUTH_SUCCESSFUL_AND_COMPLETE",
+            "{}",
+            auth.text()
+        );
+        let list = self.send(&msg::list()).await;
+        assert_eq!(result_id(&list), "LIST_SUCCESSFUL", "{}", list.text());
+        element_text(&list.text(), "resource-id").expect("a listed resource id")
+    }
+}
+
 /// The rules every broker answer follows on the wire.
 pub fn check_wire(response: &WireResponse) {
     assert_eq!(
