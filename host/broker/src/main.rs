@@ -252,6 +252,12 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
             "interstate: {kind} SHA-256 fingerprint {}",
             running.fingerprint
         );
+        if args.config.is_none() {
+            println!(
+                "interstate: no --config: the built-in SimpleMapper accepts nobody until settings name a user \
+                 (start from `interstate settings`; make a hash with `interstate hash-password`)"
+            );
+        }
         if let Some(path) = &pid_file {
             std::fs::write(path, format!("{}\n", std::process::id()))
                 .with_context(|| format!("cannot write the pid file {}", path.display()))?;
