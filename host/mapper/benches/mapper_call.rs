@@ -1,6 +1,8 @@
-//! One SimpleMapper call in a fresh store, and loading with a warm or cold compile cache.
+//! One mapper call in a fresh store (the Rust SimpleMapper and the JavaScript example built with
+//! jco/QuickJS), and loading with a warm or cold compile cache.
 //!
-//! `cargo bench -p interstate-mapper --bench mapper_call`
+//! `cargo bench -p interstate-mapper --bench mapper_call` (the JavaScript case needs the guest
+//! toolchain: `bash tests/setup-toolchains.sh`).
 
 #![allow(
     missing_docs,
@@ -56,6 +58,53 @@ fn call(c: &mut Criterion) {
     });
 }
 
+/// Builds `guest-mappers/js` with its own build script into the target directory.
+fn js_component() -> Vec<u8> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../guest-mappers/js");
+    let out = std::env::temp_dir().join("interstate-bench-mapper-js.wasm");
+    let status = std::process::Command::new("bash")
+        .arg(root.join("build.sh"))
+        .arg(&out)
+        .current_dir(&root)
+        .status()
+        .expect("run guest-mappers/js/build.sh");
+    assert!(
+        status.success(),
+        "building the JS mapper failed; install its toolchain with `bash tests/setup-toolchains.sh`"
+    );
+    std::fs::read(&out).expect("the built JS mapper")
+}
+
+fn call_js(c: &mut Criterion) {
+    let tokio = tokio::runtime::Runtime::new().expect("tokio");
+    let rt = runtime(None);
+    let settings_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../guest-mappers/js/example.settings.json");
+    let settings = MapperSettings {
+        settings_json: std::fs::read_to_string(settings_path).expect("example settings"),
+        ..MapperSettings::default()
+    };
+    let source = MapperSource::Bytes {
+        name: "example-js".to_owned(),
+        wasm: js_component(),
+    };
+    let mapper = tokio.block_on(rt.load(source, settings)).expect("load");
+    let user = Identity {
+        username: "bob".to_owned(),
+        ..Identity::default()
+    };
+    let client = ClientContext::default();
+    c.bench_function(
+        "js (QuickJS): fresh store + configure + list-desktops",
+        |b| {
+            b.to_async(&tokio).iter(|| async {
+                let desktops = mapper.list_desktops(&user, &client).await.expect("list");
+                black_box(desktops)
+            });
+        },
+    );
+}
+
 fn load(c: &mut Criterion) {
     let tokio = tokio::runtime::Runtime::new().expect("tokio");
     let dir = tempfile::tempdir().expect("tempdir");
@@ -89,5 +138,5 @@ fn load(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, call, load);
+criterion_group!(benches, call, call_js, load);
 criterion_main!(benches);
