@@ -12,11 +12,13 @@ bash tests/setup-toolchains.sh
 source tests/toolchains.env
 
 failed=()
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 run() {
     local name=$1
     shift
     echo "== $name"
-    if ! "$@"; then
+    if ! "$@" 2>&1 | tee -a "$log"; then
         failed+=("$name")
     fi
 }
@@ -27,11 +29,22 @@ run "guest unit tests: Rust mappers (host target)" \
         --target x86_64-unknown-linux-gnu -p interstate-simple-mapper -p interstate-webservice-mapper -p interstate-example-mapper'
 run "guest unit tests: JavaScript" bash -c 'cd guest-mappers/js && node --test'
 run "guest unit tests: Python" bash -c 'cd guest-mappers/python && python3 -m unittest -q'
-run "guest unit tests: Go" bash -c 'cd guest-mappers/go && go test ./mapper/'
+run "guest unit tests: Go" bash -c 'cd guest-mappers/go && go test -v ./mapper/'
 run "fuzz smoke" bash tests/fuzz-smoke.sh "${FUZZ_SECONDS:-20}"
 
+# One closing line for every runner above: cargo's "test result" lines, node's "# pass/# fail",
+# Python's "Ran N tests" (with "FAILED (failures=N" on failure) and go's "--- PASS/--- FAIL".
+totals=$(awk '
+    /^test result: / { p += $4; f += $6 }
+    /^# pass / { p += $3 } /^# fail / { f += $3 }
+    /^Ran [0-9]+ tests? in/ { ran = $2 }
+    /^FAILED \((failures|errors)=/ { match($0, /[0-9]+/); pf += substr($0, RSTART, RLENGTH) }
+    /^--- PASS/ { p++ } /^--- FAIL/ { f++ }
+    END { print p + ran - pf, f + pf }' "$log")
+read -r passed failed_tests <<<"$totals"
 if ((${#failed[@]})); then
-    printf 'FAILED: %s\n' "${failed[@]}"
+    printf 'FAILED group: %s\n' "${failed[@]}"
+    echo "tests: $passed passed, $failed_tests failed"
     exit 1
 fi
-echo "all test groups passed"
+echo "tests: $passed passed, $failed_tests failed"
