@@ -95,6 +95,10 @@ async fn full_flow(client: &mut TestClient, agent: &FakeAgent) {
     assert_eq!(launch.client_mac, "00:67:a8:2d:84:7e");
     assert_eq!(launch.client_name, "euler.leonhard.gov");
     assert_eq!(
+        launch.time_zone_windows.as_deref(),
+        Some("Pacific Standard Time")
+    );
+    assert_eq!(
         Some(launch.session_log_id.as_str()),
         client.log_id.as_deref()
     );

@@ -72,7 +72,7 @@ pub mod msg {
     pub fn allocate(id: &str) -> String {
         format!(
             "<allocate-resource><resource-id>{}</resource-id><protocol>PCOIP</protocol><client-info>\
-             <ip-address>192.168.114.8</ip-address><mac-address>00:67:a8:2d:84:7e</mac-address></client-info></allocate-resource>",
+             <time-zone-windows>Pacific Standard Time</time-zone-windows><ip-address>192.168.114.8</ip-address><mac-address>00:67:a8:2d:84:7e</mac-address></client-info></allocate-resource>",
             escape(id)
         )
     }

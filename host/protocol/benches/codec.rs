@@ -157,6 +157,7 @@ fn agent(c: &mut Criterion) {
         client_name: "ford".into(),
         license_path: None,
         session_log_id: "d9836980-34c4-1fed-9dea-000000000000".into(),
+        time_zone_windows: None,
     };
     let encoded = encode_launch_session(&launch);
     let resp_body = testdata("agent/launch-session-resp-success.xml");

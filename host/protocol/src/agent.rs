@@ -49,6 +49,9 @@ pub struct LaunchSession {
     pub license_path: Option<String>,
     /// `session-log-id`: the client's log id, for correlating logs.
     pub session_log_id: String,
+    /// `time-zone-windows`: the client's time zone, as the allocate request gave it (the agent
+    /// sets the session's zone from it); `None` to leave it out.
+    pub time_zone_windows: Option<String>,
 }
 
 /// `launch-session-resp/session-info`: where the client connects.
@@ -97,6 +100,9 @@ pub fn encode_launch_session(launch: &LaunchSession) -> Vec<u8> {
         w.leaf("license-path", path);
     }
     w.leaf("session-log-id", &launch.session_log_id);
+    if let Some(zone) = &launch.time_zone_windows {
+        w.leaf("time-zone-windows", zone);
+    }
     w.close("launch-session");
     w.close(AGENT_ROOT);
     w.finish()
@@ -128,6 +134,7 @@ pub fn decode_launch_session(body: &[u8]) -> Result<LaunchSession, DecodeError> 
             client_name: message.text_or_empty("client-name")?,
             license_path: message.child_text("license-path")?,
             session_log_id: message.text_or_empty("session-log-id")?,
+            time_zone_windows: message.child_text("time-zone-windows")?,
         })
     })();
     launch.map_err(invalid_content)

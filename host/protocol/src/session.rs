@@ -456,6 +456,8 @@ impl Session {
                         client_name: self.client.hostname.clone(),
                         license_path: None,
                         session_log_id: self.client.log_id.clone(),
+                        time_zone_windows: Some(pending.request.time_zone_windows.clone())
+                            .filter(|zone| !zone.is_empty()),
                     },
                     agent_host: agent_host.clone(),
                 };

@@ -76,6 +76,7 @@ fn launch_session_round_trips_awkward_credentials() {
             client_name: value.trim().to_owned(),
             license_path: None,
             session_log_id: String::new(),
+            time_zone_windows: Some("Pacific Standard Time".into()),
         };
         let encoded = encode_launch_session(&launch);
         assert_eq!(
