@@ -455,7 +455,11 @@ fn mapper_check(args: CheckArgs) -> Result<ExitCode> {
         });
     let wants_login = login.is_some();
     let report = runtime()?.block_on(async {
-        let runtime = MapperRuntime::new(RuntimeConfig::default())?;
+        // The broker's own compile cache, so that checking and then serving compiles once.
+        let runtime = MapperRuntime::new(RuntimeConfig {
+            cache_dir: Settings::defaults().mapper.cache_dir,
+            ..RuntimeConfig::default()
+        })?;
         interstate_mapper::check(&runtime, source, settings, login).await
     });
     let report = report.with_context(|| format!("{} did not load", args.file))?;
@@ -463,6 +467,11 @@ fn mapper_check(args: CheckArgs) -> Result<ExitCode> {
     let logged_in = matches!(report.login, Some((_, Ok(AuthOutcome::Accepted(_)))))
         && matches!(report.desktops, Some(Ok(_)));
     if wants_login && !logged_in {
+        if matches!(report.login, Some((_, Ok(AuthOutcome::Challenge(_))))) {
+            bail!(
+                "the password was accepted, but the mapper asks for a second step that `mapper check` cannot answer"
+            );
+        }
         bail!("the login did not succeed (see above)");
     }
     Ok(ExitCode::SUCCESS)
