@@ -115,6 +115,20 @@ async fn broker_name(addr: &str) -> String {
     element_text(&hello.text(), "product-name").unwrap()
 }
 
+/// A new connection with a session: the hello's `JSESSIONID=...` pair, ready for a Cookie header.
+async fn session(addr: &str) -> (Connection, String) {
+    let mut conn = connect(addr).await;
+    let hello = conn
+        .post("/pcoip-broker/xml", &[], &wrap(HELLO), TIMEOUT)
+        .await
+        .unwrap();
+    let set_cookie = hello
+        .header_exact("Set-Cookie")
+        .expect("hello sets the cookie");
+    let cookie = set_cookie.split(';').next().unwrap().to_owned();
+    (conn, cookie)
+}
+
 fn kill(broker: &Broker, signal: rustix::process::Signal) {
     let pid = rustix::process::Pid::from_child(&broker.child);
     rustix::process::kill_process(pid, signal).unwrap();
@@ -271,18 +285,7 @@ async fn ils_flags_sighup_and_admin_reload() {
     assert_eq!(broker_name(&broker.addr).await, "First");
 
     // A session made before the reloads must survive them.
-    let mut conn = connect(&broker.addr).await;
-    let hello = conn
-        .post("/pcoip-broker/xml", &[], &wrap(HELLO), TIMEOUT)
-        .await
-        .unwrap();
-    let cookie = hello
-        .header_exact("Set-Cookie")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let (mut conn, cookie) = session(&broker.addr).await;
 
     // SIGHUP through `interstate reload --pid-file`.
     write_settings(&dir, &settings("Second", 9, admin.clone()));
@@ -397,18 +400,7 @@ async fn sigterm_finishes_the_request_in_flight_then_exits_zero() {
     let path = write_settings(&dir, &settings("Drain", agent_port, serde_json::json!({})));
     let mut broker = spawn(&["serve", "--host", "127.0.0.1", "-p", "0", "--config", &path]);
 
-    let mut conn = connect(&broker.addr).await;
-    let hello = conn
-        .post("/pcoip-broker/xml", &[], &wrap(HELLO), TIMEOUT)
-        .await
-        .unwrap();
-    let cookie = hello
-        .header_exact("Set-Cookie")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let (mut conn, cookie) = session(&broker.addr).await;
     let headers = [("Cookie", cookie.as_str())];
     let auth = "<authenticate method=\"password\"><username>kolmogorov</username>\
         <password>goodluck&lt;&amp;&gt;</password></authenticate>";
