@@ -104,13 +104,21 @@ impl Identity {
         }
     }
 
-    /// The rustls server configuration: TLS 1.2 and 1.3, ring's suites, no client auth, no ALPN.
+    /// The rustls server configuration: TLS 1.2 and 1.3, ring's suites, no client auth, no ALPN,
+    /// and no session resumption of any kind.
     pub fn server_config(&self) -> Result<Arc<ServerConfig>, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = ServerConfig::builder_with_provider(provider)
+        let mut config = ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
             .with_no_client_auth()
             .with_single_cert(self.chain.clone(), self.key.clone_key())?;
+        // The HP Anyware PCoIP Client 24.07.3 broker library (its wolfSSL/asio stream) cannot
+        // read a reply that follows a TLS 1.3 NewSessionTicket: it fails with "asio.ssl.stream
+        // unexpected result" before the first hello-resp (reference §11). It also opens a new
+        // connection for every request and never resumes one, so resumption gains nothing:
+        // send no TLS 1.3 tickets, and keep no TLS 1.2 session ids (no ticketer is set either).
+        config.send_tls13_tickets = 0;
+        config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
         Ok(Arc::new(config))
     }
 }

@@ -211,6 +211,8 @@ fn desktop(desktop: wit::Desktop) -> Checked<Desktop> {
             wit::DesktopState::Stopped => DesktopState::Stopped,
             wit::DesktopState::Starting => DesktopState::Starting,
         },
+        // WIT 0.1 has no health; the client shows none.
+        health: None,
         operations: count("operations", desktop.operations, limits::OPERATIONS)?
             .into_iter()
             .map(|op| match op {

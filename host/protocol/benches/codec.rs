@@ -13,14 +13,15 @@ use std::path::PathBuf;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use interstate_protocol::policy::{
-    AuthOutcome, ClientContext, Desktop, DesktopState, DialogField, FieldKind, Identity,
-    LaunchTarget, Operation, Secret, SessionKind,
+    AuthOutcome, ClientContext, Desktop, DesktopState, DialogField, FieldKind, HealthState,
+    Identity, LaunchTarget, Operation, Secret, SessionKind,
 };
 use interstate_protocol::{
     AllocResult, AllocateResp, AuthResult, AuthenticateResp, BrokerInfo, BrokerReply,
     ClientRequest, DialogParameters, ErrorId, GetResourceList, Hello, LaunchSession, ListResult,
-    ResourceListResp, Root, Session, Step, decode_launch_session, decode_launch_session_resp,
-    decode_request, encode_launch_session, encode_launch_session_resp, encode_reply, hello_reply,
+    NextAuthentication, ResourceListResp, Root, Session, Step, decode_launch_session,
+    decode_launch_session_resp, decode_request, encode_launch_session, encode_launch_session_resp,
+    encode_reply, hello_reply,
 };
 
 fn testdata(relative: &str) -> Vec<u8> {
@@ -60,6 +61,7 @@ fn desktop(i: usize) -> Desktop {
         agent_port: None,
         session_kind: SessionKind::Vdi,
         state: DesktopState::Running,
+        health: Some(HealthState::Healthy),
         operations: vec![Operation::Restart],
     }
 }
@@ -84,7 +86,7 @@ fn replies(c: &mut Criterion) {
                 method: Some("password".into()),
                 result_id: AuthResult::SuccessfulAndComplete,
                 result_str: AuthResult::SuccessfulAndComplete.default_text().into(),
-                dialog: None,
+                next: None,
             }),
         ),
         (
@@ -93,7 +95,7 @@ fn replies(c: &mut Criterion) {
                 method: Some("password".into()),
                 result_id: AuthResult::SuccessfulAndIncomplete,
                 result_str: AuthResult::SuccessfulAndIncomplete.default_text().into(),
-                dialog: Some(DialogParameters {
+                next: Some(NextAuthentication::Dialog(DialogParameters {
                     prompt: "Enter your code".into(),
                     error_text: String::new(),
                     fields: vec![DialogField {
@@ -101,7 +103,8 @@ fn replies(c: &mut Criterion) {
                         label: "Code".into(),
                         kind: FieldKind::Secret,
                     }],
-                }),
+                    buttons: Vec::new(),
+                })),
             }),
         ),
         (

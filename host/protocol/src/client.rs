@@ -200,10 +200,14 @@ fn hello(message: &Element) -> Result<Hello, String> {
 }
 
 fn authenticate(message: &Element) -> Result<Authenticate, String> {
-    let method = message
-        .attribute("method")
-        .ok_or_else(|| "<authenticate> has no method attribute".to_owned())?
-        .trim();
+    // An answer to a dialog is read as one even without its `method` attribute: what a client
+    // sends there has only ever been seen with `method="dialog"` (reference §11), and a missing
+    // attribute with `<fields>` can mean nothing else.
+    let method = match message.attribute("method") {
+        Some(method) => method.trim(),
+        None if message.child("fields")?.is_some() => "dialog",
+        None => return Err("<authenticate> has no method attribute".to_owned()),
+    };
     if method.eq_ignore_ascii_case("password") {
         let password = message
             .child("password")?
@@ -305,6 +309,18 @@ mod tests {
             }
         );
         assert!(decode("<authenticate><username>a</username></authenticate>").is_err());
+    }
+
+    #[test]
+    fn a_dialog_answer_without_method_is_a_dialog_answer() {
+        let request = decode(
+            "<authenticate><fields><field><id>otp</id><text>1</text></field></fields></authenticate>",
+        )
+        .unwrap();
+        assert!(matches!(
+            request,
+            ClientRequest::Authenticate(Authenticate::Dialog { .. })
+        ));
     }
 
     #[test]

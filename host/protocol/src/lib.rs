@@ -40,8 +40,8 @@ pub use client::{
 };
 pub use message::{DecodeError, Request, Root, decode_request};
 pub use reply::{
-    AllocateResp, AuthenticateResp, BrokerInfo, BrokerReply, DialogParameters, ErrorResp,
-    HelloResp, ResourceListResp, encode_reply,
+    AllocateResp, AuthenticateResp, BrokerInfo, BrokerReply, DialogButton, DialogParameters,
+    ErrorResp, HelloResp, NextAuthentication, ResourceListResp, encode_reply,
 };
 pub use result_id::{AllocResult, AuthResult, ErrorId, ListResult};
 pub use session::{

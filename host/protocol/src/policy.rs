@@ -206,6 +206,16 @@ pub enum DesktopState {
     Starting,
 }
 
+/// A desktop's health as the client shows it (`health-state`). `HEALTHY` was seen with the real
+/// client library (reference §11 [R]); `UNHEALTHY` is inferred from it [I].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HealthState {
+    /// `HEALTHY`.
+    Healthy,
+    /// `UNHEALTHY`.
+    Unhealthy,
+}
+
 /// An operation the client may offer (WIT `operation`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Operation {
@@ -232,6 +242,8 @@ pub struct Desktop {
     pub session_kind: SessionKind,
     /// The state shown to the client.
     pub state: DesktopState,
+    /// `health-state`, when the mapper knows it (`None` sends no element).
+    pub health: Option<HealthState>,
     /// Operations offered.
     pub operations: Vec<Operation>,
 }

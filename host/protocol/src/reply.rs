@@ -1,14 +1,26 @@
 //! The broker's replies (reference §3.2, §3.4, §3.6, §3.8, §3.9, §3.10) and their encoding.
 //!
-//! Dialog fields (an inference, reference §3.2 vocabulary): every field is
-//! `<field><id/><type/><label/></field>`. `type` is `text`, or `read-only-text` for
-//! [`FieldKind::ReadOnly`]. A [`FieldKind::Secret`] field is `text` with `hidden="true"` and
-//! `do-not-log="true"` on `<field>`, so the client masks it and keeps it out of its logs. A
-//! [`FieldKind::Number`] field adds `<text-type>number</text-type>`.
+//! Every shape the HP Anyware 24.07.3 client library parses is written as reference §11 shows
+//! it was seen to work with that library [R]; where §11 and an older section disagree, §11 wins:
+//!
+//! - `hello-resp` always has `<domains>` with at least one `<domain>`: without one the library
+//!   stops a password login ("Could not find domains tag"), so an empty list is sent as one
+//!   empty `<domain></domain>`.
+//! - A dialog is `next-authentication/dialog-parameters` with `prompt` (always present),
+//!   `error-text`, `fields/field` and `buttons/button`. A field is
+//!   `<field type="text|read-only-text"><id/><label/><text hidden=".." do-not-log=".."
+//!   text-type=".."/></field>`: `type` is an attribute of `<field>`, the input flags are
+//!   attributes of `<text>`, and flags are exactly `true`/`false`. Fields or buttons outside
+//!   their wrapper parse as zero items, silently. Every dialog has at least one button (an
+//!   `OK` default when the mapper names none).
+//! - A disclaimer is `next-authentication/disclaimer`.
+//! - `error-resp` keeps its `<result>` wrapper and `<detected-by>`; `err-detail` is optional.
+//! - A resource may carry `health-state` and `supported-operations`, after `protocols`.
 
 use crate::message::{PROTOCOL_VERSION, Root};
 use crate::policy::{
-    Desktop, DesktopState, DialogField, FieldKind, LaunchTarget, Operation, SessionKind,
+    Desktop, DesktopState, DialogField, FieldKind, HealthState, LaunchTarget, Operation,
+    SessionKind,
 };
 use crate::result_id::{AllocResult, AuthResult, ErrorId, ListResult};
 use crate::xml::writer::XmlWriter;
@@ -18,6 +30,12 @@ pub const AUTHENTICATE_VIA_PASSWORD: &str = "AUTHENTICATE_VIA_PASSWORD";
 
 /// The method token of a dialog step.
 pub const AUTHENTICATE_VIA_DIALOG: &str = "AUTHENTICATE_VIA_DIALOG";
+
+/// The method token of a disclaimer step.
+pub const AUTHENTICATE_VIA_DISCLAIMER: &str = "AUTHENTICATE_VIA_DISCLAIMER";
+
+/// The id of the button a dialog shows when its mapper names none.
+pub const DEFAULT_BUTTON_ID: &str = "ok";
 
 /// A reply to the client.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,7 +110,8 @@ pub struct BrokerInfo {
 pub struct HelloResp {
     /// `brokers-info/broker-info`.
     pub broker_info: BrokerInfo,
-    /// `next-authentication/domains/domain`; `<domains>` is omitted when empty.
+    /// `next-authentication/domains/domain`; an empty list is sent as one empty `<domain>`,
+    /// because the client library needs at least one (reference §11).
     pub domains: Vec<String>,
 }
 
@@ -106,6 +125,39 @@ pub struct DialogParameters {
     pub error_text: String,
     /// `fields/field`.
     pub fields: Vec<DialogField>,
+    /// `buttons/button`; when empty, one default `OK` button ([`DEFAULT_BUTTON_ID`]) is sent.
+    pub buttons: Vec<DialogButton>,
+}
+
+/// One dialog button: `<button is-default=".."><id/><label/></button>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DialogButton {
+    /// The id the client answers with in `button-id`.
+    pub id: String,
+    /// The label.
+    pub label: String,
+    /// The button Enter presses.
+    pub is_default: bool,
+}
+
+impl DialogButton {
+    /// The `OK` button a dialog shows when its mapper names none.
+    pub fn ok() -> Self {
+        Self {
+            id: DEFAULT_BUTTON_ID.to_owned(),
+            label: "OK".to_owned(),
+            is_default: true,
+        }
+    }
+}
+
+/// What an `authenticate-resp` asks for next, in `next-authentication`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NextAuthentication {
+    /// `AUTHENTICATE_VIA_DIALOG` with its `dialog-parameters`.
+    Dialog(DialogParameters),
+    /// `AUTHENTICATE_VIA_DISCLAIMER` with the disclaimer text.
+    Disclaimer(String),
 }
 
 /// `authenticate-resp`.
@@ -117,8 +169,8 @@ pub struct AuthenticateResp {
     pub result_id: AuthResult,
     /// `result/result-str`, shown to the user.
     pub result_str: String,
-    /// The next step (`next-authentication` with `AUTHENTICATE_VIA_DIALOG`).
-    pub dialog: Option<DialogParameters>,
+    /// The next step, with `AUTH_SUCCESSFUL_AND_INCOMPLETE`.
+    pub next: Option<NextAuthentication>,
 }
 
 /// `get-resource-list-resp`.
@@ -206,13 +258,14 @@ fn hello(w: &mut XmlWriter, resp: &HelloResp) {
     w.open("authentication-methods", &[]);
     w.leaf("method", AUTHENTICATE_VIA_PASSWORD);
     w.close("authentication-methods");
-    if !resp.domains.is_empty() {
-        w.open("domains", &[]);
-        for domain in &resp.domains {
-            w.leaf("domain", domain);
-        }
-        w.close("domains");
+    w.open("domains", &[]);
+    if resp.domains.is_empty() {
+        w.leaf("domain", "");
     }
+    for domain in &resp.domains {
+        w.leaf("domain", domain);
+    }
+    w.close("domains");
     w.close("next-authentication");
     w.close("hello-resp");
 }
@@ -223,41 +276,79 @@ fn authenticate(w: &mut XmlWriter, resp: &AuthenticateResp) {
         None => w.open("authenticate-resp", &[]),
     }
     result(w, resp.result_id.as_str(), &resp.result_str);
-    if let Some(dialog) = &resp.dialog {
-        w.open("next-authentication", &[]);
-        w.open("authentication-methods", &[]);
-        w.leaf("method", AUTHENTICATE_VIA_DIALOG);
-        w.close("authentication-methods");
-        w.open("dialog-parameters", &[]);
-        w.leaf("prompt", &dialog.prompt);
-        w.leaf("error-text", &dialog.error_text);
-        w.open("fields", &[]);
-        for field in &dialog.fields {
-            dialog_field(w, field);
+    match &resp.next {
+        None => {}
+        Some(NextAuthentication::Dialog(dialog)) => {
+            next_method(w, AUTHENTICATE_VIA_DIALOG);
+            dialog_parameters(w, dialog);
+            w.close("next-authentication");
         }
-        w.close("fields");
-        w.close("dialog-parameters");
-        w.close("next-authentication");
+        Some(NextAuthentication::Disclaimer(text)) => {
+            next_method(w, AUTHENTICATE_VIA_DISCLAIMER);
+            w.leaf("disclaimer", text);
+            w.close("next-authentication");
+        }
     }
     w.close("authenticate-resp");
 }
 
-fn dialog_field(w: &mut XmlWriter, field: &DialogField) {
-    match field.kind {
-        FieldKind::Secret => w.open("field", &[("hidden", "true"), ("do-not-log", "true")]),
-        _ => w.open("field", &[]),
+/// Opens `next-authentication` with its one method.
+fn next_method(w: &mut XmlWriter, method: &str) {
+    w.open("next-authentication", &[]);
+    w.open("authentication-methods", &[]);
+    w.leaf("method", method);
+    w.close("authentication-methods");
+}
+
+fn dialog_parameters(w: &mut XmlWriter, dialog: &DialogParameters) {
+    w.open("dialog-parameters", &[]);
+    w.leaf("prompt", &dialog.prompt);
+    w.leaf("error-text", &dialog.error_text);
+    w.open("fields", &[]);
+    for field in &dialog.fields {
+        dialog_field(w, field);
     }
-    w.leaf("id", &field.id);
+    w.close("fields");
+    w.open("buttons", &[]);
+    if dialog.buttons.is_empty() {
+        dialog_button(w, &DialogButton::ok());
+    }
+    for button in &dialog.buttons {
+        dialog_button(w, button);
+    }
+    w.close("buttons");
+    w.close("dialog-parameters");
+}
+
+fn dialog_field(w: &mut XmlWriter, field: &DialogField) {
     let kind = match field.kind {
         FieldKind::ReadOnly => "read-only-text",
         FieldKind::Text | FieldKind::Secret | FieldKind::Number => "text",
     };
-    w.leaf("type", kind);
+    w.open("field", &[("type", kind)]);
+    w.leaf("id", &field.id);
     w.leaf("label", &field.label);
-    if field.kind == FieldKind::Number {
-        w.leaf("text-type", "number");
+    if field.kind != FieldKind::ReadOnly {
+        let secret = flag(field.kind == FieldKind::Secret);
+        let mut attributes = vec![("hidden", secret), ("do-not-log", secret)];
+        if field.kind == FieldKind::Number {
+            attributes.push(("text-type", "number"));
+        }
+        w.leaf_with("text", &attributes, "");
     }
     w.close("field");
+}
+
+fn dialog_button(w: &mut XmlWriter, button: &DialogButton) {
+    w.open("button", &[("is-default", flag(button.is_default))]);
+    w.leaf("id", &button.id);
+    w.leaf("label", &button.label);
+    w.close("button");
+}
+
+/// A flag as the client library reads it: exactly `true` or `false`.
+fn flag(value: bool) -> &'static str {
+    if value { "true" } else { "false" }
 }
 
 fn resource_list(w: &mut XmlWriter, resp: &ResourceListResp) {
@@ -276,6 +367,9 @@ fn resource_list(w: &mut XmlWriter, resp: &ResourceListResp) {
         w.open("protocols", &[]);
         w.leaf_with("protocol", &[("is-default", "true")], "PCOIP");
         w.close("protocols");
+        if let Some(health) = desktop.health {
+            w.leaf("health-state", health_state(health));
+        }
         if !desktop.operations.is_empty() {
             w.open("supported-operations", &[]);
             for operation in &desktop.operations {
@@ -325,6 +419,14 @@ pub fn resource_state(state: DesktopState) -> &'static str {
         DesktopState::Running => "RUNNING",
         DesktopState::Stopped => "STOPPED",
         DesktopState::Starting => "STARTING",
+    }
+}
+
+/// The `health-state` token.
+pub fn health_state(health: HealthState) -> &'static str {
+    match health {
+        HealthState::Healthy => "HEALTHY",
+        HealthState::Unhealthy => "UNHEALTHY",
     }
 }
 

@@ -24,7 +24,7 @@ use crate::policy::{
 };
 use crate::reply::{
     AllocateResp, AuthenticateResp, BrokerInfo, BrokerReply, DialogParameters, HelloResp,
-    ResourceListResp,
+    NextAuthentication, ResourceListResp,
 };
 use crate::result_id::{AllocResult, AuthResult, ErrorId, ListResult};
 
@@ -313,7 +313,8 @@ impl Session {
         now: u64,
     ) -> BrokerReply {
         self.last_seen = now;
-        let method = match self.awaiting.take() {
+        let step = self.awaiting.take();
+        let method = match step {
             Some(AuthStep::Password) => Some("password".to_owned()),
             Some(AuthStep::Dialog) | None => None,
         };
@@ -329,6 +330,11 @@ impl Session {
             Ok(AuthOutcome::Rejected(rejection)) => {
                 self.forget_user();
                 let id = match rejection.kind {
+                    // A wrong answer to a dialog (a one-time code): the client says "Wrong code".
+                    // A mapper re-prompts with another challenge while attempts remain.
+                    RejectionKind::BadCredentials if step == Some(AuthStep::Dialog) => {
+                        AuthResult::FailedDialogInvalidUserEntry
+                    }
                     RejectionKind::BadCredentials => AuthResult::FailedUnknownUsernameOrPassword,
                     RejectionKind::ExpiredPassword => AuthResult::FailedExpiredPassword,
                     RejectionKind::AccessDenied => AuthResult::FailedAccessDenied,
@@ -345,7 +351,7 @@ impl Session {
                         result_str: "A second authentication step is required, but this PCoIP \
                                      client cannot show it. Please use a newer PCoIP client."
                             .into(),
-                        dialog: None,
+                        next: None,
                     });
                 }
                 self.challenge = Some(dialog.state);
@@ -353,11 +359,12 @@ impl Session {
                     method,
                     result_id: AuthResult::SuccessfulAndIncomplete,
                     result_str: AuthResult::SuccessfulAndIncomplete.default_text().into(),
-                    dialog: Some(DialogParameters {
+                    next: Some(NextAuthentication::Dialog(DialogParameters {
                         prompt: dialog.prompt,
                         error_text: dialog.error_text,
                         fields: dialog.fields,
-                    }),
+                        buttons: Vec::new(),
+                    })),
                 })
             }
         }
@@ -376,7 +383,13 @@ impl Session {
                 self.listing.clear();
                 list_reply(ListResult::FailedNoEntitlement, Vec::new())
             }
-            Ok(desktops) => {
+            Ok(mut desktops) => {
+                // The broker answers `perform-operation` with ERR_UNSUPPORTED_REQUEST until the
+                // mapper contract can carry an operation (WIT 0.2): offering one would give the
+                // user a button that always fails.
+                for desktop in &mut desktops {
+                    desktop.operations.clear();
+                }
                 self.listing = desktops.clone();
                 list_reply(ListResult::Successful, desktops)
             }
@@ -644,7 +657,7 @@ fn auth_reply(method: Option<String>, id: AuthResult) -> BrokerReply {
         method,
         result_id: id,
         result_str: id.default_text().into(),
-        dialog: None,
+        next: None,
     })
 }
 

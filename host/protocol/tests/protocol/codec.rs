@@ -2,14 +2,15 @@
 //! reply shapes against the examples of the Teradici protocol page.
 
 use interstate_protocol::policy::{
-    Desktop, DesktopState, DialogField, FieldKind, LaunchTarget, Operation, Secret, SessionKind,
+    Desktop, DesktopState, DialogField, FieldKind, HealthState, LaunchTarget, Operation, Secret,
+    SessionKind,
 };
 use interstate_protocol::{
     AllocResult, AllocateResource, AllocateResp, AuthResult, Authenticate, AuthenticateResp,
-    BrokerInfo, BrokerReply, ClientRequest, DialogParameters, ErrorId, ErrorResp, Hello, HelloResp,
-    LaunchSession, LaunchSessionResp, ListResult, ResourceListResp, Root, SessionInfo,
-    decode_launch_session, decode_launch_session_resp, decode_request, encode_launch_session,
-    encode_launch_session_resp, encode_reply,
+    BrokerInfo, BrokerReply, ClientRequest, DialogButton, DialogParameters, ErrorId, ErrorResp,
+    Hello, HelloResp, LaunchSession, LaunchSessionResp, ListResult, NextAuthentication,
+    ResourceListResp, Root, SessionInfo, decode_launch_session, decode_launch_session_resp,
+    decode_request, encode_launch_session, encode_launch_session_resp, encode_reply,
 };
 
 use crate::fixtures::{assert_golden, canonical, read};
@@ -182,6 +183,7 @@ fn desktops() -> Vec<Desktop> {
             agent_port: None,
             session_kind: SessionKind::Vdi,
             state: DesktopState::Unknown,
+            health: None,
             operations: vec![],
         },
         Desktop {
@@ -191,6 +193,7 @@ fn desktops() -> Vec<Desktop> {
             agent_port: Some(60444),
             session_kind: SessionKind::Rds,
             state: DesktopState::Running,
+            health: Some(HealthState::Healthy),
             operations: vec![Operation::Restart, Operation::PowerDown, Operation::PowerUp],
         },
     ]
@@ -209,12 +212,12 @@ fn target() -> LaunchTarget {
 
 /// Every reply shape, in both roots where it matters.
 fn golden_replies() -> Vec<(&'static str, Root, BrokerReply)> {
-    let auth = |method: Option<&str>, id: AuthResult, dialog| {
+    let auth = |method: Option<&str>, id: AuthResult, next| {
         BrokerReply::Authenticate(AuthenticateResp {
             method: method.map(str::to_owned),
             result_id: id,
             result_str: id.default_text().into(),
-            dialog,
+            next,
         })
     };
     let alloc = |id: AllocResult, target: Option<LaunchTarget>| {
@@ -263,7 +266,7 @@ fn golden_replies() -> Vec<(&'static str, Root, BrokerReply)> {
             auth(
                 Some("password"),
                 AuthResult::SuccessfulAndIncomplete,
-                Some(DialogParameters {
+                Some(NextAuthentication::Dialog(DialogParameters {
                     prompt: "Enter the code from your authenticator app".into(),
                     error_text: String::new(),
                     fields: vec![
@@ -288,7 +291,53 @@ fn golden_replies() -> Vec<(&'static str, Root, BrokerReply)> {
                             kind: FieldKind::Secret,
                         },
                     ],
-                }),
+                    buttons: vec![],
+                })),
+            ),
+        ),
+        (
+            "authenticate-resp-dialog-retry.xml",
+            Root::PcoipClient,
+            auth(
+                None,
+                AuthResult::SuccessfulAndIncomplete,
+                Some(NextAuthentication::Dialog(DialogParameters {
+                    prompt: "Enter the 6-digit code from your authenticator app".into(),
+                    error_text: "Wrong code, try again".into(),
+                    fields: vec![DialogField {
+                        id: "code".into(),
+                        label: "Code".into(),
+                        kind: FieldKind::Number,
+                    }],
+                    buttons: vec![
+                        DialogButton {
+                            id: "submit".into(),
+                            label: "Submit".into(),
+                            is_default: true,
+                        },
+                        DialogButton {
+                            id: "cancel".into(),
+                            label: "Cancel".into(),
+                            is_default: false,
+                        },
+                    ],
+                })),
+            ),
+        ),
+        (
+            "authenticate-resp-dialog-invalid-entry.xml",
+            Root::PcoipClient,
+            auth(None, AuthResult::FailedDialogInvalidUserEntry, None),
+        ),
+        (
+            "authenticate-resp-disclaimer.xml",
+            Root::PcoipClient,
+            auth(
+                Some("password"),
+                AuthResult::SuccessfulAndIncomplete,
+                Some(NextAuthentication::Disclaimer(
+                    "Authorised use only. Activity is logged.".into(),
+                )),
             ),
         ),
         (
@@ -351,6 +400,125 @@ fn replies_match_golden_files() {
     }
 }
 
+/// The shapes the real client library (HP Anyware 24.07.3) was seen to parse, copied from
+/// reference §11 [R]; the encoder must produce exactly these elements and attributes.
+#[test]
+fn replies_have_the_shapes_the_real_client_library_parses() {
+    let dialog = BrokerReply::Authenticate(AuthenticateResp {
+        method: Some("password".into()),
+        result_id: AuthResult::SuccessfulAndIncomplete,
+        result_str: "…".into(),
+        next: Some(NextAuthentication::Dialog(DialogParameters {
+            prompt: "…".into(),
+            error_text: "…".into(),
+            fields: vec![DialogField {
+                id: "otp".into(),
+                label: "Passcode".into(),
+                kind: FieldKind::Secret,
+            }],
+            buttons: vec![],
+        })),
+    });
+    let seen_dialog = r#"<pcoip-client version="2.1"><authenticate-resp method="password"><result><result-id>AUTH_SUCCESSFUL_AND_INCOMPLETE</result-id><result-str>…</result-str></result><next-authentication><authentication-methods><method>AUTHENTICATE_VIA_DIALOG</method></authentication-methods><dialog-parameters><prompt>…</prompt><error-text>…</error-text><fields><field type="text"><id>otp</id><label>Passcode</label><text hidden="true" do-not-log="true"></text></field></fields><buttons><button is-default="true"><id>ok</id><label>OK</label></button></buttons></dialog-parameters></next-authentication></authenticate-resp></pcoip-client>"#;
+    assert_eq!(
+        canonical(&encode_reply(Root::PcoipClient, &dialog)),
+        canonical(seen_dialog.as_bytes())
+    );
+
+    let number = DialogField {
+        id: "otp".into(),
+        label: "Passcode".into(),
+        kind: FieldKind::Number,
+    };
+    let encoded = String::from_utf8(encode_reply(
+        Root::PcoipClient,
+        &BrokerReply::Authenticate(AuthenticateResp {
+            method: None,
+            result_id: AuthResult::SuccessfulAndIncomplete,
+            result_str: String::new(),
+            next: Some(NextAuthentication::Dialog(DialogParameters {
+                prompt: String::new(),
+                error_text: String::new(),
+                fields: vec![number],
+                buttons: vec![],
+            })),
+        }),
+    ))
+    .unwrap();
+    assert!(
+        encoded.contains(r#"<text hidden="false" do-not-log="false" text-type="number"></text>"#),
+        "{encoded}"
+    );
+    assert!(encoded.contains("<prompt></prompt>"), "{encoded}");
+
+    let disclaimer = BrokerReply::Authenticate(AuthenticateResp {
+        method: None,
+        result_id: AuthResult::SuccessfulAndIncomplete,
+        result_str: "…".into(),
+        next: Some(NextAuthentication::Disclaimer("text".into())),
+    });
+    let seen_disclaimer = r#"<pcoip-client version="2.1"><authenticate-resp><result><result-id>AUTH_SUCCESSFUL_AND_INCOMPLETE</result-id><result-str>…</result-str></result><next-authentication><authentication-methods><method>AUTHENTICATE_VIA_DISCLAIMER</method></authentication-methods><disclaimer>text</disclaimer></next-authentication></authenticate-resp></pcoip-client>"#;
+    assert_eq!(
+        canonical(&encode_reply(Root::PcoipClient, &disclaimer)),
+        canonical(seen_disclaimer.as_bytes())
+    );
+
+    // No domains from the mapper: one empty <domain>, never a missing or empty <domains>.
+    let hello = String::from_utf8(encode_reply(
+        Root::PcoipClient,
+        &BrokerReply::Hello(HelloResp {
+            broker_info: broker_info(),
+            domains: vec![],
+        }),
+    ))
+    .unwrap();
+    assert!(
+        has_run(&hello, "<domains><domain></domain></domains>"),
+        "{hello}"
+    );
+
+    let error = String::from_utf8(encode_reply(
+        Root::PcoipClient,
+        &BrokerReply::error(ErrorId::InvalidSession, None),
+    ))
+    .unwrap();
+    let seen_error = r#"<pcoip-client version="2.1"><error-resp><result><result-id>ERR_INVALID_SESSION</result-id><result-str>Your session has expired. Please log in again.</result-str></result><detected-by>BROKER</detected-by></error-resp></pcoip-client>"#;
+    assert_eq!(
+        canonical(error.as_bytes()),
+        canonical(seen_error.as_bytes())
+    );
+
+    let list = String::from_utf8(encode_reply(
+        Root::PcoipClient,
+        &BrokerReply::ResourceList(ResourceListResp {
+            result_id: ListResult::Successful,
+            result_str: String::new(),
+            resources: desktops(),
+        }),
+    ))
+    .unwrap();
+    assert!(
+        has_run(
+            &list,
+            "<protocols><protocol is-default='true'>PCOIP</protocol></protocols>\
+             <health-state>HEALTHY</health-state><supported-operations>\
+             <supported-operation>CMD_OS_RESTART</supported-operation>\
+             <supported-operation>CMD_PWR_DOWN</supported-operation>\
+             <supported-operation>CMD_PWR_UP</supported-operation></supported-operations>"
+        ),
+        "{list}"
+    );
+}
+
+/// True when the canonical tokens of `fragment` stand together in `document`'s.
+fn has_run(document: &str, fragment: &str) -> bool {
+    let document = canonical(document.as_bytes());
+    let fragment = canonical(fragment.as_bytes());
+    document
+        .windows(fragment.len())
+        .any(|window| window == fragment.as_slice())
+}
+
 #[test]
 fn replies_have_the_shape_of_the_protocol_page() {
     let text = |id: &str| -> String { id.to_owned() };
@@ -383,7 +551,7 @@ fn replies_have_the_shape_of_the_protocol_page() {
                 method: Some("password".into()),
                 result_id: AuthResult::SuccessfulAndComplete,
                 result_str: text("Authentication completed successfully"),
-                dialog: None,
+                next: None,
             }),
         ),
         (
@@ -403,6 +571,7 @@ fn replies_have_the_shape_of_the_protocol_page() {
                     agent_port: None,
                     session_kind: kind,
                     state: DesktopState::Unknown,
+                    health: None,
                     operations: vec![],
                 })
                 .collect(),

@@ -100,6 +100,7 @@ fn reply_text_round_trips() {
                 agent_port: None,
                 session_kind: SessionKind::Vdi,
                 state: DesktopState::Stopped,
+                health: None,
                 operations: vec![],
             }],
         });

@@ -12,8 +12,8 @@ use interstate_protocol::policy::{
 };
 use interstate_protocol::{
     AgentFailure, AllocStep, AllocateResource, Authenticate, BrokerInfo, BrokerReply,
-    ClientRequest, GetResourceList, Hello, HelloClientInfo, LaunchSessionResp, Limits, Phase, Root,
-    Session, SessionInfo, Step, encode_reply, hello_reply,
+    ClientRequest, GetResourceList, Hello, HelloClientInfo, LaunchSessionResp, Limits,
+    NextAuthentication, Phase, Root, Session, SessionInfo, Step, encode_reply, hello_reply,
 };
 
 const PASSWORD: &str = "  s3cr3t <&> pässword ";
@@ -63,6 +63,7 @@ fn desktop() -> Desktop {
         agent_port: Some(60444),
         session_kind: SessionKind::Vdi,
         state: DesktopState::Unknown,
+        health: None,
         operations: vec![],
     }
 }
@@ -349,7 +350,7 @@ fn authentication_outcomes() {
         ("mapper error", started, Err(MapperError::Timeout(5000)), "ERR_BROKER_SYS_FAILED", None, Phase::Created, true),
         ("dialog accepted", continued, Ok(AuthOutcome::Accepted(identity(""))), "AUTH_SUCCESSFUL_AND_COMPLETE", None, Phase::Authenticated, true),
         ("dialog answered wrong", continued, Ok(challenge("Wrong code, try again")), "AUTH_SUCCESSFUL_AND_INCOMPLETE", None, Phase::Created, true),
-        ("dialog rejected", continued, rejected(RejectionKind::BadCredentials), "AUTH_FAILED_UNKNOWN_USERNAME_OR_PASSWORD", None, Phase::Created, false),
+        ("dialog rejected", continued, rejected(RejectionKind::BadCredentials), "AUTH_FAILED_DIALOG_INVALID_USER_ENTRY", None, Phase::Created, false),
         ("dialog mapper error", continued, Err(MapperError::Trap("unreachable".into())), "ERR_BROKER_SYS_FAILED", None, Phase::Created, true),
     ];
     for (name, start, outcome, id, method, phase, holds) in cases {
@@ -371,7 +372,7 @@ fn authentication_outcomes() {
         if let BrokerReply::Authenticate(resp) = &reply {
             assert_eq!(resp.method.as_deref(), method, "{name}");
             assert_eq!(
-                resp.dialog.is_some(),
+                resp.next.is_some(),
                 id == "AUTH_SUCCESSFUL_AND_INCOMPLETE",
                 "{name}"
             );
@@ -380,10 +381,10 @@ fn authentication_outcomes() {
             let BrokerReply::Authenticate(resp) = &reply else {
                 unreachable!()
             };
-            assert_eq!(
-                resp.dialog.as_ref().unwrap().error_text,
-                "Wrong code, try again"
-            );
+            let Some(NextAuthentication::Dialog(dialog)) = &resp.next else {
+                panic!("{name}: no dialog");
+            };
+            assert_eq!(dialog.error_text, "Wrong code, try again");
             // and the next answer continues with the new state
             let step = session.on_request(dialog_request(), T0 + 60);
             check_step(name, &step, &Expect::Continue);
