@@ -18,11 +18,7 @@ use interstate_tests::pcoip::result_id;
 use interstate_tests::{AgentBehaviour, FakeAgent, TestBroker, TestClient, msg};
 use serde_json::{Value, json};
 
-// The TOTP the test computes is the Rust example's module, itself checked against the RFC 4226
-// and 6238 vectors; the Go, JavaScript and Python guests check the code with their own code.
-#[path = "../../guest-mappers/example-rust/src/totp.rs"]
-#[allow(dead_code, reason = "the test uses only part of the module")]
-mod totp;
+use interstate_tests::totp;
 
 /// alice's authenticator secret in `example.settings.json`.
 const ALICE_SECRET: &str = "JBSWY3DPEHPK3PXP";
@@ -232,8 +228,8 @@ async fn scenario(guest: Guest) {
     );
     assert_eq!(
         all_elements(&text, "id"),
-        ["code"],
-        "{lang}: one field: {text}"
+        ["code", "ok"],
+        "{lang}: one field and the OK button: {text}"
     );
     let right = client
         .send(&msg::dialog("code", &totp::totp(&key, unix_now())))
@@ -251,6 +247,23 @@ async fn scenario(guest: Guest) {
         [EXPECTED_IDS[0]],
         "{lang}"
     );
+
+    // alice again: three wrong codes; the first two re-prompt, the third ends the login with
+    // the id the client shows as "Wrong code".
+    let (mut client, _) = login(&broker, "alice", "alice-pw").await;
+    for attempt in 1..=3 {
+        let wrong = client
+            .send(&msg::dialog("code", &wrong_code(&key, unix_now())))
+            .await;
+        let expected = if attempt < 3 {
+            "AUTH_SUCCESSFUL_AND_INCOMPLETE"
+        } else {
+            "AUTH_FAILED_DIALOG_INVALID_USER_ENTRY"
+        };
+        assert_eq!(result_id(&wrong), expected, "{lang}: wrong code {attempt}");
+    }
+    let after = client.send(&msg::list()).await;
+    assert_eq!(result_id(&after), "LIST_FAILED_NO_USER", "{lang}");
 
     // Refusals.
     let (_, id) = login(&broker, "carol", "carol-pw").await;

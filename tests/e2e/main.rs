@@ -12,4 +12,5 @@ mod hostile_mapper;
 mod probe;
 mod ratelimit;
 mod reload;
+mod tls_resumption;
 mod webservice;
