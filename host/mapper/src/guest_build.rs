@@ -64,8 +64,12 @@ impl fmt::Display for GuestBuildError {
 impl std::error::Error for GuestBuildError {}
 
 impl GuestBuilder {
-    /// Builds `package` in release mode and returns the path of its `.wasm` component.
+    /// Builds `package` in release mode and returns the path of its `.wasm` component. When the
+    /// toolchain lacks the guest target and rustup manages it, the target is added first (a
+    /// toolchain installed before the project never gets the `targets` of
+    /// `rust-toolchain.toml`, and `RUSTUP_AUTO_INSTALL=0` machines never add them by themselves).
     pub fn build(&self, package: &str) -> Result<PathBuf, GuestBuildError> {
+        ensure_target()?;
         let mut command = Command::new(&self.cargo);
         command
             .current_dir(&self.guests_dir)
@@ -127,6 +131,41 @@ impl GuestBuilder {
             .join(GUEST_TARGET)
             .join("release")
             .join(format!("{}.wasm", package.replace('-', "_")))
+    }
+}
+
+/// Adds [`GUEST_TARGET`] to the active toolchain with rustup when its standard library is
+/// missing. Does nothing when it is installed, or when there is no rustup (the build then fails
+/// with the hint to install the target by other means).
+fn ensure_target() -> Result<(), GuestBuildError> {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let Ok(output) = Command::new(&rustc).args(["--print", "sysroot"]).output() else {
+        return Ok(());
+    };
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+    if !output.status.success() || sysroot.join("lib/rustlib").join(GUEST_TARGET).is_dir() {
+        return Ok(());
+    }
+    let mut rustup = Command::new("rustup");
+    rustup.args(["target", "add", GUEST_TARGET]);
+    if let Some(toolchain) = std::env::var_os("RUSTUP_TOOLCHAIN") {
+        rustup.arg("--toolchain").arg(toolchain);
+    }
+    println!(
+        "cargo::warning=the {GUEST_TARGET} target is missing from {}: running `rustup target add {GUEST_TARGET}`",
+        sysroot.display()
+    );
+    match rustup.output() {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => Err(GuestBuildError {
+            message: format!(
+                "the {GUEST_TARGET} target is missing and `rustup target add {GUEST_TARGET}` failed ({}):\n{}",
+                out.status,
+                tail(&String::from_utf8_lossy(&out.stderr), 20)
+            ),
+        }),
+        // No rustup: let cargo fail with its own message and the hint below.
+        Err(_) => Ok(()),
     }
 }
 
