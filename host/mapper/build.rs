@@ -19,6 +19,7 @@ fn main() -> ExitCode {
         guests.join("Cargo.toml"),
         guests.join("Cargo.lock"),
         guests.join("simple"),
+        guests.join("sdk-rust"),
         wit,
         manifest_dir.join("src").join("guest_build.rs"),
     ] {

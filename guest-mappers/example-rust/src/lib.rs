@@ -7,38 +7,26 @@
 //!
 //! # Layout
 //! - [`settings`]: the operator's settings, validated, and the desktop ids.
-//! - [`totp`]: SHA-1, HMAC-SHA1, base32 and RFC 6238 codes.
+//! - [`totp`]: base32 secrets and RFC 6238 codes (HMAC-SHA1 from RustCrypto's `hmac` + `sha1`).
 //! - [`policy`]: the decisions, given the host's services through a trait.
-//! - `bindings`: generated from `wit/mapper.wit`; this file wires the exports to the policy.
+//! - this file: the [`Mapper`] impl that wires the exports and imports to the policy; the
+//!   bindings and the export come from `interstate-mapper-sdk`.
 
 pub mod policy;
 pub mod settings;
 pub mod totp;
 
-mod bindings;
-
-use std::cell::RefCell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bindings::exports::interstate::mapper::policy::Guest;
-use bindings::interstate::mapper::host::{self, Level};
-use bindings::interstate::mapper::types::{
+use interstate_mapper_sdk::Mapper;
+use interstate_mapper_sdk::host::{self, Level};
+use interstate_mapper_sdk::types::{
     Allocation, AuthOutcome, ClientInfo, Desktop, FieldAnswer, Identity, PasswordLogin,
 };
 use policy::ExamplePolicy;
 use settings::Settings;
 
-thread_local! {
-    /// The policy `configure` built, for the one call that follows in this instance.
-    static POLICY: RefCell<Option<ExamplePolicy>> = const { RefCell::new(None) };
-}
-
-fn with_policy<R>(f: impl FnOnce(&ExamplePolicy) -> R) -> Result<R, String> {
-    POLICY.with_borrow(|policy| match policy {
-        Some(policy) => Ok(f(policy)),
-        None => Err("configure was not called".to_owned()),
-    })
-}
+interstate_mapper_sdk::export_mapper!(ExampleMapper);
 
 /// The host imports, as the policy sees them.
 struct WitHost;
@@ -66,38 +54,46 @@ impl policy::Host for WitHost {
 #[derive(Debug)]
 pub struct ExampleMapper;
 
-impl Guest for ExampleMapper {
-    fn configure(settings_json: String) -> Result<(), String> {
-        let settings = Settings::parse(&settings_json).map_err(|err| err.to_string())?;
-        POLICY.with_borrow_mut(|policy| *policy = Some(ExamplePolicy::new(settings)));
-        Ok(())
+impl Mapper for ExampleMapper {
+    /// The policy over the validated settings, built once per instance by `configure`.
+    type Settings = ExamplePolicy;
+
+    fn configure(settings_json: &str) -> Result<ExamplePolicy, String> {
+        let settings = Settings::parse(settings_json).map_err(|err| err.to_string())?;
+        Ok(ExamplePolicy::new(settings))
     }
 
-    fn domains() -> Vec<String> {
-        with_policy(ExamplePolicy::domains).unwrap_or_default()
+    fn domains(policy: &ExamplePolicy) -> Vec<String> {
+        policy.domains()
     }
 
-    fn authenticate(login: PasswordLogin) -> Result<AuthOutcome, String> {
-        with_policy(|policy| policy.authenticate(&WitHost, &login.username, &login.password))
+    fn authenticate(policy: &ExamplePolicy, login: PasswordLogin) -> Result<AuthOutcome, String> {
+        Ok(policy.authenticate(&WitHost, &login.username, &login.password))
     }
 
     fn continue_authentication(
+        policy: &ExamplePolicy,
         state: String,
         answers: Vec<FieldAnswer>,
         _client: ClientInfo,
     ) -> Result<AuthOutcome, String> {
-        with_policy(|policy| policy.continue_authentication(&WitHost, &state, &answers))?
+        policy.continue_authentication(&WitHost, &state, &answers)
     }
 
-    fn list_desktops(user: Identity, _client: ClientInfo) -> Result<Vec<Desktop>, String> {
-        with_policy(|policy| policy.list_desktops(&WitHost, &user))
+    fn list_desktops(
+        policy: &ExamplePolicy,
+        user: Identity,
+        _client: ClientInfo,
+    ) -> Result<Vec<Desktop>, String> {
+        Ok(policy.list_desktops(&WitHost, &user))
     }
 
     fn allocate(
+        policy: &ExamplePolicy,
         user: Identity,
         desktop_id: String,
         _client: ClientInfo,
     ) -> Result<Allocation, String> {
-        with_policy(|policy| policy.allocate(&WitHost, &user, &desktop_id))
+        Ok(policy.allocate(&WitHost, &user, &desktop_id))
     }
 }

@@ -1,13 +1,13 @@
 //! The example policy, given the host's services through [`Host`], so that the same code runs
 //! in the component (wired to the WIT imports by `lib.rs`) and under `cargo test`.
 
-use serde_json::Value;
-
-use crate::bindings::interstate::mapper::host::Level;
-use crate::bindings::interstate::mapper::types::{
+use interstate_mapper_sdk::host::Level;
+use interstate_mapper_sdk::types::{
     Allocation, Attribute, AuthOutcome, Desktop, DesktopState, Dialog, DialogField, FieldAnswer,
     FieldKind, Identity, Launch, RefusalKind, Rejection, RejectionKind, SessionKind,
 };
+use serde_json::Value;
+
 use crate::settings::{DesktopEntry, Settings, User};
 use crate::totp::verify_totp;
 
@@ -114,7 +114,7 @@ impl ExamplePolicy {
         let attempts = attempts + 1;
         if attempts >= MAX_CODE_ATTEMPTS {
             let outcome = reject(
-                RejectionKind::AccessDenied,
+                RejectionKind::BadCredentials,
                 &format!("{attempts} wrong codes"),
             );
             return Ok(decide(host, outcome, &user.username));
@@ -422,7 +422,7 @@ mod tests {
         let third = p
             .continue_authentication(&host, r#"{"user":"alice","attempts":2}"#, &code("000000"))
             .unwrap();
-        assert_eq!(kind(&third), Some(RejectionKind::AccessDenied));
+        assert_eq!(kind(&third), Some(RejectionKind::BadCredentials));
     }
 
     #[test]

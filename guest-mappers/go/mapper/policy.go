@@ -110,7 +110,7 @@ func (p *ExamplePolicy) ContinueAuthentication(state string, answers []mapper.Fi
 	}
 	attempts := pending.Attempts + 1
 	if attempts >= maxCodeAttempts {
-		return p.reject(user.Username, mapper.AccessDenied, fmt.Sprintf("%d wrong codes", attempts)), nil
+		return p.reject(user.Username, mapper.BadCredentials, fmt.Sprintf("%d wrong codes", attempts)), nil
 	}
 	logUser(user.Username, fmt.Sprintf("wrong code (attempt %d of %d)", attempts, maxCodeAttempts))
 	return challenge(user.Username, attempts, wrongCodeText), nil

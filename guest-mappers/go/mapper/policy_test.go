@@ -109,7 +109,7 @@ func TestThreeWrongCodesAreRefused(t *testing.T) {
 		}
 		state = dialog.State
 	}
-	wantRejected(t, mustAuth(t)(p.ContinueAuthentication(state, nil, mapper.ClientInfo{})), mapper.AccessDenied)
+	wantRejected(t, mustAuth(t)(p.ContinueAuthentication(state, nil, mapper.ClientInfo{})), mapper.BadCredentials)
 	if _, err := p.ContinueAuthentication("not json", nil, mapper.ClientInfo{}); err == nil {
 		t.Error("a forged state was accepted")
 	}

@@ -129,7 +129,7 @@ export function makePolicy(host) {
       }
       const attempts = pending.attempts + 1;
       if (attempts >= MAX_CODE_ATTEMPTS) {
-        return decide(reject("access-denied", `${attempts} wrong codes`), user.username);
+        return decide(reject("bad-credentials", `${attempts} wrong codes`), user.username);
       }
       host.log(
         "info",

@@ -117,5 +117,5 @@ test("three wrong codes are refused", async () => {
     outcome = policy.continueAuthentication(outcome.val.state, [{ id: "code", value: "000000" }], CLIENT);
   }
   assert.equal(outcome.tag, "rejected");
-  assert.equal(outcome.val.kind, "access-denied");
+  assert.equal(outcome.val.kind, "bad-credentials");
 });

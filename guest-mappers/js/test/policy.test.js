@@ -112,7 +112,7 @@ test("codes from the neighbouring steps are accepted, older ones are not", () =>
   assert.equal(attempt(-90), "challenge");
 });
 
-test("three wrong codes end in access-denied", () => {
+test("three wrong codes end in bad-credentials", () => {
   const { policy, host } = configured();
   let state = policy.authenticate(login("alice", "alice-pw")).val.state;
   const wrong = totp(ALICE_KEY, host.now - 3600);
@@ -125,7 +125,7 @@ test("three wrong codes end in access-denied", () => {
   }
   const last = policy.continueAuthentication(state, [{ id: "code", value: wrong }], CLIENT);
   assert.equal(last.tag, "rejected");
-  assert.equal(last.val.kind, "access-denied");
+  assert.equal(last.val.kind, "bad-credentials");
 });
 
 test("a missing code answer counts as a wrong code", () => {

@@ -142,7 +142,7 @@ class ExamplePolicy:
             return self._decide(self._accept(user), user.username)
         attempts += 1
         if attempts >= MAX_CODE_ATTEMPTS:
-            return self._decide(Rejected("access-denied", f"{attempts} wrong codes"), user.username)
+            return self._decide(Rejected("bad-credentials", f"{attempts} wrong codes"), user.username)
         self._host.log(
             "info",
             f"user {json.dumps(user.username)}: wrong code "

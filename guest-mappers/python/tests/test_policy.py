@@ -91,7 +91,7 @@ class PolicyTest(unittest.TestCase):
             self.assertEqual(json.loads(outcome.state), {"user": "alice", "attempts": attempts})
         assert isinstance(outcome, Challenge)
         last = self.policy.continue_authentication(outcome.state, [("code", wrong)])
-        self.assertEqual(last, Rejected("access-denied", "3 wrong codes"))
+        self.assertEqual(last, Rejected("bad-credentials", "3 wrong codes"))
 
     def test_a_missing_code_counts_as_wrong(self) -> None:
         outcome = self.policy.continue_authentication('{"user": "alice", "attempts": 0}', [])

@@ -12,7 +12,8 @@
 //! - [`wire`]: Basic credentials, the session cookie, the host list, desktop ids.
 //! - [`policy`]: the decisions as pure functions of settings and responses.
 //! - [`http`]: the one blocking GET over `wasi:http`.
-//! - `bindings`: generated from `wit/mapper.wit`.
+//!
+//! The bindings of `wit/mapper.wit` and the export come from `interstate-mapper-sdk`.
 
 pub mod http;
 pub mod policy;
@@ -20,48 +21,32 @@ pub mod settings;
 pub mod url;
 pub mod wire;
 
-mod bindings;
-
-use std::sync::Mutex;
-
-use bindings::exports::interstate::mapper::policy::Guest;
-use bindings::interstate::mapper::host::{Level, log};
-use bindings::interstate::mapper::types::{
+use interstate_mapper_sdk::Mapper;
+use interstate_mapper_sdk::host::{Level, log};
+use interstate_mapper_sdk::types::{
     Allocation, AuthOutcome, ClientInfo, Desktop, FieldAnswer, Identity, PasswordLogin, Rejection,
     RejectionKind,
 };
 use settings::Settings;
 
-/// The settings given to `configure`, kept for the one call that follows in this instance.
-static SETTINGS: Mutex<Option<Settings>> = Mutex::new(None);
-
-fn settings() -> Result<Settings, String> {
-    SETTINGS
-        .lock()
-        .map_err(|_| "settings lock poisoned".to_owned())?
-        .clone()
-        .ok_or_else(|| "configure was not called before this call".to_owned())
-}
+interstate_mapper_sdk::export_mapper!(WebserviceMapper);
 
 /// The exported mapper.
 #[derive(Debug)]
 pub struct WebserviceMapper;
 
-impl Guest for WebserviceMapper {
-    fn configure(settings_json: String) -> Result<(), String> {
-        let parsed = Settings::parse(&settings_json)?;
-        *SETTINGS
-            .lock()
-            .map_err(|_| "settings lock poisoned".to_owned())? = Some(parsed);
-        Ok(())
+impl Mapper for WebserviceMapper {
+    type Settings = Settings;
+
+    fn configure(settings_json: &str) -> Result<Settings, String> {
+        Settings::parse(settings_json)
     }
 
-    fn domains() -> Vec<String> {
-        settings().map(|s| s.domains).unwrap_or_default()
+    fn domains(settings: &Settings) -> Vec<String> {
+        settings.domains.clone()
     }
 
-    fn authenticate(login: PasswordLogin) -> Result<AuthOutcome, String> {
-        let settings = settings()?;
+    fn authenticate(settings: &Settings, login: PasswordLogin) -> Result<AuthOutcome, String> {
         let basic_user = format!("{}{}", login.username, settings.auth_username_suffix);
         let authorization = match wire::basic_authorization(&basic_user, &login.password) {
             Ok(value) => value,
@@ -81,7 +66,7 @@ impl Guest for WebserviceMapper {
             &[("authorization", &authorization)],
             settings.timeout_ms,
         )?;
-        let outcome = policy::login_outcome(&settings, &response, &login.username, &login.domain)?;
+        let outcome = policy::login_outcome(settings, &response, &login.username, &login.domain)?;
         let verdict = match &outcome {
             AuthOutcome::Accepted(_) => "accepted",
             AuthOutcome::Rejected(_) => "rejected (bad credentials)",
@@ -99,6 +84,7 @@ impl Guest for WebserviceMapper {
     }
 
     fn continue_authentication(
+        _settings: &Settings,
         _state: String,
         _answers: Vec<FieldAnswer>,
         _client: ClientInfo,
@@ -106,9 +92,12 @@ impl Guest for WebserviceMapper {
         Err("this mapper never issues a challenge, so there is nothing to continue".to_owned())
     }
 
-    fn list_desktops(user: Identity, _client: ClientInfo) -> Result<Vec<Desktop>, String> {
-        let settings = settings()?;
-        let hosts = fetch_hosts(&settings, &user)?;
+    fn list_desktops(
+        settings: &Settings,
+        user: Identity,
+        _client: ClientInfo,
+    ) -> Result<Vec<Desktop>, String> {
+        let hosts = fetch_hosts(settings, &user)?;
         log(
             Level::Info,
             &format!("listed {} desktop(s) for {:?}", hosts.len(), user.username),
@@ -117,12 +106,12 @@ impl Guest for WebserviceMapper {
     }
 
     fn allocate(
+        settings: &Settings,
         user: Identity,
         desktop_id: String,
         _client: ClientInfo,
     ) -> Result<Allocation, String> {
-        let settings = settings()?;
-        let hosts = fetch_hosts(&settings, &user)?;
+        let hosts = fetch_hosts(settings, &user)?;
         let allocation = policy::allocation(hosts, &desktop_id, &user.username);
         let verdict = match &allocation {
             Allocation::Launch(launch) => format!("launch on {}", launch.hostname),

@@ -1,14 +1,14 @@
 //! The decisions, as pure functions of the settings and the web service's answers, so they
 //! can be tested on the host target without a network.
 
-use crate::bindings::interstate::mapper::types::{
-    Allocation, Attribute, AuthOutcome, Desktop, DesktopState, Identity, Launch, RefusalKind,
-    Rejection, RejectionKind, SessionKind,
-};
 use crate::http::Response;
 use crate::settings::Settings;
 use crate::url::Url;
 use crate::wire::{self, Host, MAX_TOKEN_BYTES};
+use interstate_mapper_sdk::types::{
+    Allocation, Attribute, AuthOutcome, Desktop, DesktopState, Identity, Launch, RefusalKind,
+    Rejection, RejectionKind, SessionKind,
+};
 
 /// The identity attribute that carries the session cookie's value between calls.
 pub const TOKEN_ATTRIBUTE: &str = "token";
