@@ -5,9 +5,10 @@
 //! - [`tls`]: the broker's certificate (files or generated) and the rustls server config.
 //! - [`server`]: the accept loop (connection cap, TLS in the task, HTTP/1.1, graceful drain).
 //! - [`service`]: one HTTP request → one PCoIP exchange (sessions, state machine, mapper, agent).
-//! - [`store`]: live sessions in memory.
+//! - [`store`]: where live sessions are kept (the [`store::SessionStore`] contract; in memory).
+//! - [`clock`]: the time every request reads once (tokio's clock, so tests can pause it).
 //! - [`ratelimit`]: authentication failure limits per user and per address.
-//! - [`agent`]: the `launch-session` call to a desktop's PCoIP agent.
+//! - [`agent`]: the `launch-session` call to a desktop's PCoIP agent ([`agent::Agent`]).
 //! - [`body`]: the chunked response body PCoIP clients need.
 //! - [`client`]: a PCoIP-client-shaped HTTP/1.1 client that keeps the raw bytes (probe, tests).
 //! - [`probe`]: `interstate probe`, a whole client flow with every quirk checked.
@@ -25,6 +26,7 @@ pub mod app;
 pub mod bench;
 pub mod body;
 pub mod client;
+pub mod clock;
 pub mod probe;
 pub mod ratelimit;
 pub mod server;
