@@ -128,6 +128,8 @@ pub struct Running {
     stopped: watch::Receiver<bool>,
     /// The self-signed identity, generated once, for settings without certificate files.
     generated: Arc<Identity>,
+    /// The settings the process started with: the restart-only keys keep these values.
+    initial: Settings,
 }
 
 impl Running {
@@ -142,7 +144,7 @@ impl Running {
     /// the report names: they need a restart, and their old values stay in force until then. On
     /// error the old generation keeps serving.
     pub async fn reload(&self, settings: Settings) -> Result<ReloadReport, StartError> {
-        let restart_required = restart_required(&self.broker.current().settings, &settings);
+        let restart_required = restart_required(&self.initial, &settings);
         if !restart_required.is_empty() {
             tracing::warn!(
                 keys = %restart_required.join(", "),
@@ -273,6 +275,7 @@ pub async fn start(
             source,
         })?,
     );
+    let initial = settings.clone();
     let store = Arc::new(MemoryStore::new(store_limits(&settings)));
     let connections = Arc::new(ConnectionCap::new(settings.server.max_connections));
     let generation = build_generation(&runtime, settings).await?;
@@ -319,6 +322,7 @@ pub async fn start(
         connections,
         stopped,
         generated,
+        initial,
     })
 }
 
