@@ -146,67 +146,73 @@ impl Exchange<'_> {
             store.commit(session, false).await;
             return (expired(), None);
         }
-        let reply = match session.on_request(message, self.now) {
+        let now = self.now;
+        let reply = match session.on_request(message, now) {
             Step::Reply(reply) => reply,
             Step::End(reply) => {
                 store.commit(session, false).await;
                 return (reply, None);
             }
-            Step::Authenticate(login) => {
-                let outcome = self.authenticate(&login).await;
-                session.on_auth_outcome(outcome, self.now)
+            Step::Authenticate(pending) => {
+                let outcome = self.authenticate(pending.login()).await;
+                pending.finish(&mut session, outcome, now)
             }
-            Step::ContinueAuthentication { state, answers } => {
-                let client = session.client().clone();
+            Step::ContinueAuthentication(pending) => {
                 let limiter = &self.broker.limiter;
-                let outcome = match limiter.check_address(self.client_ip, self.now) {
+                let outcome = match limiter.check_address(self.client_ip, now) {
                     Err(which) => Ok(rate_limited(which)),
                     Ok(()) => {
                         self.generation
                             .mapper
-                            .continue_authentication(&state, &answers, &client)
+                            .continue_authentication(
+                                pending.state(),
+                                pending.answers(),
+                                session.client(),
+                            )
                             .await
                     }
                 };
                 log_mapper_failure("continue-authentication", &outcome);
                 if let Ok(AuthOutcome::Rejected(_)) = &outcome {
-                    limiter.failed(None, self.client_ip, self.now);
+                    limiter.failed(None, self.client_ip, now);
                 }
-                session.on_auth_outcome(outcome, self.now)
+                pending.finish(&mut session, outcome, now)
             }
-            Step::ListDesktops(user) => {
-                let client = session.client().clone();
-                let desktops = self.generation.mapper.list_desktops(&user, &client).await;
+            Step::ListDesktops(pending) => {
+                let desktops = self
+                    .generation
+                    .mapper
+                    .list_desktops(pending.user(), session.client())
+                    .await;
                 log_mapper_failure("list-desktops", &desktops);
-                session.on_desktops(desktops, self.now)
+                pending.finish(&mut session, desktops, now)
             }
-            Step::Allocate { user, desktop_id } => {
-                let client = session.client().clone();
+            Step::Allocate(pending) => {
                 let allocation = self
                     .generation
                     .mapper
-                    .allocate(&user, &desktop_id, &client)
+                    .allocate(pending.user(), pending.desktop_id(), session.client())
                     .await;
                 log_mapper_failure("allocate", &allocation);
-                match session.on_allocation(allocation, self.now) {
+                match pending.finish(&mut session, allocation, now) {
                     AllocStep::Reply(reply) => reply,
                     AllocStep::Launch(mut launch) => {
-                        if launch.launch.license_path.is_none() {
-                            launch
+                        let request = launch.request_mut();
+                        if request.launch.license_path.is_none() {
+                            request
                                 .launch
                                 .license_path
                                 .clone_from(&self.generation.settings.agent.license_path);
                         }
-                        let launched = self.generation.agent.launch(&launch).await;
+                        let launched = self.generation.agent.launch(launch.request()).await;
+                        let agent = &launch.request().agent_host;
                         match &launched {
                             Ok(resp) => {
-                                info!(agent = %launch.agent_host, result = %resp.result_id, "agent answered")
+                                info!(%agent, result = %resp.result_id, "agent answered")
                             }
-                            Err(e) => {
-                                warn!(agent = %launch.agent_host, error = ?e, "agent call failed")
-                            }
+                            Err(e) => warn!(%agent, error = ?e, "agent call failed"),
                         }
-                        session.on_launch(launched, self.now)
+                        launch.finish(&mut session, launched, now)
                     }
                 }
             }
