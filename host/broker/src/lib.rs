@@ -1,7 +1,8 @@
 //! Interstate: a PCoIP connection broker whose site policy runs in WebAssembly mappers.
 //!
 //! # Layout
-//! - [`settings`]: `settings.json` (ILS-compatible) into typed, validated settings.
+//! - [`settings`]: `settings.json` (ILS-compatible) into typed, validated settings (the
+//!   `interstate-config` crate, re-exported under its old name).
 //! - [`tls`]: the broker's certificate (files or generated) and the rustls server config.
 //! - [`server`]: the accept loop (connection cap, TLS in the task, HTTP/1.1, graceful drain).
 //! - [`service`]: one HTTP request → one PCoIP exchange (sessions, state machine, mapper, agent).
@@ -31,7 +32,7 @@ pub mod probe;
 pub mod ratelimit;
 pub mod server;
 pub mod service;
-pub mod settings;
+pub use interstate_config as settings;
 pub mod store;
 pub mod tls;
 pub mod verify;

@@ -10,29 +10,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Mutex, PoisonError};
 
-/// Limits, from `security` settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateLimits {
-    /// Failures per user name per window.
-    pub per_user: u32,
-    /// Failures per client address per window.
-    pub per_address: u32,
-    /// The window, in milliseconds.
-    pub window_ms: u64,
-    /// Most entries kept per table.
-    pub max_entries: usize,
-}
-
-impl Default for RateLimits {
-    fn default() -> Self {
-        Self {
-            per_user: 5,
-            per_address: 30,
-            window_ms: 300_000,
-            max_entries: 100_000,
-        }
-    }
-}
+pub use crate::settings::RateLimits;
 
 #[derive(Debug, Clone, Copy)]
 struct Count {
