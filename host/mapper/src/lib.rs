@@ -55,8 +55,9 @@ pub fn simple_mapper_wasm() -> &'static [u8] {
     include_bytes!(concat!(env!("OUT_DIR"), "/simple.wasm"))
 }
 
-/// Helpers for tests and benches: building the other Rust guests of `guest-mappers/`.
-#[doc(hidden)]
+/// Helpers for tests and benches: building the other Rust guests of `guest-mappers/` (the
+/// `testing` feature; the broker never builds a guest at run time).
+#[cfg(feature = "testing")]
 pub mod testing {
     use std::path::PathBuf;
 
