@@ -153,9 +153,9 @@ pub fn tls_config_with(
             .with_custom_certificate_verifier(Arc::new(PinnedOrAny::pinned(vec![*pin], provider)))
             .with_no_client_auth(),
         Verify::Ca(path) => {
-            let roots = roots_from_pem(path).map_err(|message| ClientError::CaFile {
+            let roots = roots_from_pem(path).map_err(|e| ClientError::CaFile {
                 path: path.display().to_string(),
-                message,
+                message: e.to_string(),
             })?;
             builder.with_root_certificates(roots).with_no_client_auth()
         }

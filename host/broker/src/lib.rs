@@ -32,4 +32,4 @@ pub mod service;
 pub mod settings;
 pub mod store;
 pub mod tls;
-pub mod verify;
+pub use interstate_tls as verify;
