@@ -22,10 +22,7 @@
 pub mod admin;
 pub mod agent;
 pub mod app;
-pub mod bench;
 pub mod body;
-pub mod client;
-pub mod probe;
 pub mod ratelimit;
 pub mod server;
 pub mod service;

@@ -86,10 +86,7 @@ pub fn client_config_with(
             .with_no_client_auth(),
         Verification::Pinned(pins) => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(PinnedOrAny::pinned(
-                pins.clone(),
-                provider,
-            )))
+            .with_custom_certificate_verifier(Arc::new(PinnedOrAny::pinned(pins.clone(), provider)))
             .with_no_client_auth(),
         Verification::CaFile(path) => {
             let roots = roots_from_pem(path).map_err(|source| ClientConfigError::CaFile {
@@ -106,7 +103,6 @@ pub fn client_config_with(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "tests fail loudly on values they built")]
 mod tests {
     use super::*;
 

@@ -137,7 +137,6 @@ pub fn parse_fingerprint(text: &str) -> Option<[u8; 32]> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "tests fail loudly on values they built")]
 mod tests {
     use super::*;
 
