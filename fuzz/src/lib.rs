@@ -7,9 +7,9 @@
 //! - [`check_agent_response`]: `decode_launch_session_resp` round-trips through its encoder, and
 //!   the session tag (the connect tag a client needs) never shows in errors or `Debug`.
 //! - [`check_settings`]: settings parsing never panics, errors name the file, and re-serialising
-//!   the raw settings changes nothing the broker would use.
-//! - `settings` / `ratelimit`: `host/broker/src/{settings,ratelimit}.rs` compiled in directly,
-//!   so this crate does not build wasmtime (the `interstate` crate pulls it in).
+//!   the raw settings changes nothing the broker would use. Settings come from the
+//!   `interstate-config` crate, a leaf, so this crate does not build wasmtime (the `interstate`
+//!   crate pulls it in).
 //!
 //! # The secret-independence check
 //! A decoder could leak a secret by quoting it in an error or a `Debug` string. Rather than
@@ -24,23 +24,11 @@ use std::path::Path;
 use quick_xml::Reader;
 use quick_xml::events::Event;
 
+use interstate_config::{RawSettings, Settings};
 use interstate_protocol::{
     ClientRequest, decode_launch_session_resp, decode_request, encode_launch_session_resp,
     encode_reply,
 };
-
-#[path = "../../host/broker/src/ratelimit.rs"]
-#[allow(
-    dead_code,
-    reason = "compiled for settings.rs; only its types are used"
-)]
-pub mod ratelimit;
-#[path = "../../host/broker/src/settings.rs"]
-#[allow(
-    dead_code,
-    reason = "the broker's module, of which only the parsers are fuzzed"
-)]
-pub mod settings;
 
 /// The element names whose text is a secret in client requests.
 pub const CLIENT_SECRETS: &[&str] = &["password", "text"];
@@ -181,7 +169,6 @@ pub fn check_agent_response(data: &[u8]) {
 
 /// Checks settings parsing on `text`; panics on a violated invariant.
 pub fn check_settings(text: &str) {
-    use settings::{RawSettings, Settings};
     let origin = Path::new("fuzz-settings.json");
     let raw = RawSettings::parse(text, origin);
     let full = Settings::parse(text, origin);

@@ -12,5 +12,6 @@ mod hostile_mapper;
 mod probe;
 mod ratelimit;
 mod reload;
+mod reload_keys;
 mod tls_resumption;
 mod webservice;

@@ -9,7 +9,7 @@
 #
 # DLL_DIR holds broker_client.dll, wolfssl.dll and broker_client_example.exe. CASES (default:
 # all) are simple, rust, go, js, python. Everything listens on loopback: the broker on
-# 127.0.0.1, the fake agent (`interstate bench --fake-agent`) on 127.0.0.2:60443.
+# 127.0.0.1, the fake agents (`interstate bench --fake-agent`) on 127.0.0.2 and 127.0.0.3:60443.
 #
 # Per mapper: the example program's password flow ("Connected Successfully."), then login.exe
 # for a password user; for the example mappers also alice's MFA login with the right TOTP code,
@@ -54,8 +54,12 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
 cargo build -q -p interstate-cli
 interstate=$CARGO_TARGET_DIR/debug/interstate
 
-"$interstate" bench --fake-agent 127.0.0.2:60443 >"$work/agent.log" 2>&1 &
-pids+=($!)
+# Two agents: the example mappers derive desktop ids from host names, so their two desktops
+# need two addresses.
+for agent in 127.0.0.2 127.0.0.3; do
+    "$interstate" bench --fake-agent "$agent:60443" >"$work/agent-$agent.log" 2>&1 &
+    pids+=($!)
+done
 
 passed=0
 failed=0
@@ -152,9 +156,9 @@ EOF
         python3 - "$dir/example.settings.json" "$work/mapper-$case.wasm" "$work/$case.json" <<'EOF'
 import json, sys
 settings = json.load(open(sys.argv[1]))
-for desktops in settings["groups"].values():
+for n, desktops in enumerate(settings["groups"].values()):
     for desktop in desktops:
-        desktop["hostname"] = "127.0.0.2"
+        desktop["hostname"] = "127.0.0.%d" % (2 + n % 2)
         desktop.pop("agent_port", None)
 json.dump({"mapper": {"plugin": sys.argv[2], "settings": settings}}, open(sys.argv[3], "w"))
 EOF
@@ -166,6 +170,11 @@ EOF
             "$(wrong_code),$(totp)"
         check "$case: the wrong code re-prompted with its error text" \
             "$work/$case: login.exe alice (password, wrong code, right code).log" "error-text='Wrong code, try again'"
+        wrong=$(wrong_code)
+        (cd "$work" && timeout 120 "$wine" login.exe "127.0.0.1:$port" alice EXAMPLE alice-pw \
+            "$wrong,$wrong,$wrong" >"$work/$case-three-wrong.log" 2>&1) || true
+        check "$case: three wrong codes end the login with AUTH_FAILED_DIALOG_INVALID_USER_ENTRY" \
+            "$work/$case-three-wrong.log" "AUTH_FAILED_DIALOG_INVALID_USER_ENTRY"
         ;;
     *)
         echo "error: unknown case $case" >&2

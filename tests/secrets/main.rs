@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
+use interstate::store::SessionKey;
 use interstate_protocol::decode_request;
 use interstate_tests::broker::simple_settings;
 use interstate_tests::pcoip::result_id;
@@ -139,18 +140,17 @@ impl Setup {
     /// The session behind `client`'s cookie: whether it holds the password, and its Debug text.
     async fn session(&self, client: &TestClient) -> (bool, String) {
         let id = client.cookie.as_deref().expect("a session cookie");
-        let handle = self
-            .broker
-            .running
-            .broker
-            .store()
-            .get(id)
+        let store = self.broker.running.broker.store();
+        let session = store
+            .checkout(SessionKey::Id(id))
+            .await
             .expect("the session is live");
-        let session = handle.lock().await;
-        (
+        let seen = (
             session.holds_password(),
-            format!("{session:?} {session:#?}"),
-        )
+            format!("{:?} {:#?}", *session, *session),
+        );
+        store.commit(session, true).await;
+        seen
     }
 
     /// Stops the broker and searches its logs, its files and recent temporary files.

@@ -23,10 +23,12 @@ use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::Request;
 use http_body_util::{BodyExt, Full};
+use interstate::clock::Clock;
+use interstate::service::store_limits;
 use interstate::service::{BROKER_PATH, Broker, handle};
 use interstate::settings::Settings;
 use interstate::store::MemoryStore;
-use interstate_protocol::{Limits, Root};
+use interstate_protocol::Root;
 use interstate_tools::messages::{self, TOOL_CLIENT};
 
 /// `PASSWORD`'s ILS hash (PBKDF2-SHA256, salt `IGNORED`, 100,000 rounds).
@@ -53,15 +55,11 @@ fn broker(tokio: &tokio::runtime::Runtime) -> Arc<Broker> {
         Settings::parse(&settings.to_string(), Path::new("bench-settings.json")).unwrap();
     let runtime =
         interstate_mapper::MapperRuntime::new(interstate::app::runtime_config(&settings)).unwrap();
-    let limits = Limits {
-        idle_ms: 600_000,
-        absolute_ms: 3_600_000,
-    };
-    let store = MemoryStore::new(settings.session.max_sessions, limits);
+    let store = Arc::new(MemoryStore::new(store_limits(&settings)));
     let generation = tokio
         .block_on(interstate::app::build_generation(&runtime, settings))
         .unwrap();
-    Arc::new(Broker::new(generation, store))
+    Arc::new(Broker::new(generation, store, Clock::new()))
 }
 
 /// Posts `message` with the cookie, returns the body and the cookie set, if any.

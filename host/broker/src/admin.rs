@@ -3,8 +3,8 @@
 //! - `GET /healthz`: `ok` while the broker serves.
 //! - `GET /metrics`: Prometheus text.
 //! - `POST /reload`: re-reads the settings and swaps in the new generation; answers 200 with
-//!   `reloaded`, or 409 with the reason the new configuration was refused (the old one keeps
-//!   serving).
+//!   `reloaded` (naming the changed keys that need a restart, if any), or 409 with the reason
+//!   the new configuration was refused (the old one keeps serving).
 //!
 //! When `admin.token` is set, every request needs `Authorization: Bearer <token>` (compared in
 //! constant time). A listener on a non-loopback address without a token is refused at startup.
@@ -110,7 +110,16 @@ async fn handle<B>(
         (&Method::POST, "/reload") => {
             info!(%peer, "reload requested on the admin listener");
             match reloader.reload(running).await {
-                Ok(()) => text(StatusCode::OK, "reloaded\n".into()),
+                Ok(report) if report.restart_required.is_empty() => {
+                    text(StatusCode::OK, "reloaded\n".into())
+                }
+                Ok(report) => text(
+                    StatusCode::OK,
+                    format!(
+                        "reloaded; these keys take effect only after a restart: {}\n",
+                        report.restart_required.join(", ")
+                    ),
+                ),
                 Err(reason) => text(StatusCode::CONFLICT, format!("reload refused: {reason}\n")),
             }
         }

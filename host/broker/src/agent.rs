@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
 use interstate_protocol::{
@@ -20,6 +21,16 @@ use tokio::net::TcpStream;
 
 use crate::settings::{AgentConfig, AgentVerify};
 use crate::verify::{ClientConfigError, Verification, client_config};
+
+/// Asks a desktop's PCoIP agent to prepare a session: the broker's one outgoing call. The
+/// HTTPS [`AgentClient`] is the implementation the broker serves with.
+pub trait Agent: Send + Sync + std::fmt::Debug {
+    /// Sends `launch-session` and returns the agent's answer, or why there is none.
+    fn launch<'a>(
+        &'a self,
+        request: &'a LaunchRequest,
+    ) -> BoxFuture<'a, Result<LaunchSessionResp, AgentFailure>>;
+}
 
 /// Largest agent answer read.
 const MAX_AGENT_RESPONSE: usize = 64 * 1024;
@@ -79,11 +90,6 @@ impl AgentClient {
             timeout: config.timeout,
             default_port: config.port,
         })
-    }
-
-    /// The call deadline.
-    pub fn timeout(&self) -> Duration {
-        self.timeout
     }
 
     /// Sends `launch-session` and decodes the answer, within the deadline.
@@ -161,4 +167,13 @@ impl AgentClient {
 
 fn elapsed_ms(since: Instant) -> u64 {
     u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Agent for AgentClient {
+    fn launch<'a>(
+        &'a self,
+        request: &'a LaunchRequest,
+    ) -> BoxFuture<'a, Result<LaunchSessionResp, AgentFailure>> {
+        Box::pin(AgentClient::launch(self, request))
+    }
 }

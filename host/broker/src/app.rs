@@ -7,14 +7,14 @@ use std::sync::Arc;
 use interstate_mapper::{
     LoadError, MapperRuntime, MapperSettings, MapperSource, RuntimeConfig, WasmMapper,
 };
-use interstate_protocol::Limits as SessionLimits;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::info;
 
 use crate::agent::{AgentClient, AgentSetupError};
-use crate::server;
-use crate::service::{Broker, Generation, now_ms};
+use crate::clock::Clock;
+use crate::server::{self, ConnectionCap};
+use crate::service::{Broker, Generation, store_limits};
 use crate::settings::{PluginSource, Settings};
 use crate::store::MemoryStore;
 use crate::tls::{Identity, TlsError};
@@ -85,7 +85,7 @@ pub async fn build_generation(
     let info = mapper.info();
     info!(mapper = %info.name, version = %info.world_version, "mapper loaded");
     let agent = AgentClient::new(&settings.agent)?;
-    Ok(Generation::new(settings, Arc::new(mapper), agent))
+    Ok(Generation::new(settings, Arc::new(mapper), Arc::new(agent)))
 }
 
 /// The TLS identity for the settings: the configured files, or a self-signed certificate.
@@ -124,9 +124,12 @@ pub struct Running {
     /// The mapper runtime, for reloads.
     pub runtime: Arc<MapperRuntime>,
     tls: watch::Sender<Arc<rustls::ServerConfig>>,
+    connections: Arc<ConnectionCap>,
     stopped: watch::Receiver<bool>,
     /// The self-signed identity, generated once, for settings without certificate files.
     generated: Arc<Identity>,
+    /// The settings the process started with: the restart-only keys keep these values.
+    initial: Settings,
 }
 
 impl Running {
@@ -137,12 +140,16 @@ impl Running {
     }
 
     /// Reloads settings, mapper and certificate, swapping them in atomically. Requests in flight
-    /// finish on the old generation; sessions are kept. On error the old generation keeps serving.
-    pub async fn reload(&self, settings: Settings) -> Result<(), StartError> {
-        let current = self.broker.current();
-        let old = &current.settings.server;
-        if (old.host.as_str(), old.port) != (settings.server.host.as_str(), settings.server.port) {
-            tracing::warn!("server.host and server.port take effect only after a restart");
+    /// finish on the old generation; sessions are kept. Every key takes effect, except the ones
+    /// the report names: they need a restart, and their old values stay in force until then. On
+    /// error the old generation keeps serving.
+    pub async fn reload(&self, settings: Settings) -> Result<ReloadReport, StartError> {
+        let restart_required = restart_required(&self.initial, &settings);
+        if !restart_required.is_empty() {
+            tracing::warn!(
+                keys = %restart_required.join(", "),
+                "these settings take effect only after a restart"
+            );
         }
         // Without configured files the generated certificate is kept: clients that pinned it on
         // first use would otherwise see it change.
@@ -150,12 +157,54 @@ impl Running {
             (Some(_), Some(_)) => identity(&settings)?.server_config()?,
             _ => self.generated.server_config()?,
         };
+        let max_connections = settings.server.max_connections;
         let generation = build_generation(&self.runtime, settings).await?;
         self.broker.swap(generation);
+        self.connections.resize(max_connections);
         let _ = self.tls.send(tls);
         info!("configuration reloaded");
-        Ok(())
+        Ok(ReloadReport { restart_required })
     }
+}
+
+/// What a reload applied.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// Keys whose new values take effect only after a restart (their old values stay in force).
+    pub restart_required: Vec<&'static str>,
+}
+
+/// The keys that are read once, when the process starts: the listeners (and the admin token,
+/// checked against the admin address at start), logging, and the mapper runtime (its compile cache, and its instance pool, which is sized for
+/// `max_concurrent_calls`).
+pub const RESTART_ONLY: &[&str] = &[
+    "server.host",
+    "server.port",
+    "logging.level",
+    "logging.format",
+    "admin.listen",
+    "admin.token",
+    "mapper.cache_dir",
+    "mapper.limits.max_concurrent_calls",
+];
+
+/// The [`RESTART_ONLY`] keys whose values differ between `old` and `new`.
+pub fn restart_required(old: &Settings, new: &Settings) -> Vec<&'static str> {
+    let changed = [
+        old.server.host != new.server.host,
+        old.server.port != new.server.port,
+        old.log_level != new.log_level,
+        old.log_json != new.log_json,
+        old.admin_listen != new.admin_listen,
+        old.admin_token != new.admin_token,
+        old.mapper.cache_dir != new.mapper.cache_dir,
+        old.mapper.max_concurrent_calls != new.mapper.max_concurrent_calls,
+    ];
+    RESTART_ONLY
+        .iter()
+        .zip(changed)
+        .filter_map(|(key, changed)| changed.then_some(*key))
+        .collect()
 }
 
 /// Produces fresh settings for a reload (re-reads the file and re-applies command-line flags).
@@ -185,14 +234,14 @@ impl Reloader {
 
     /// Reads the settings again and swaps them in. On error the old configuration keeps serving
     /// and the reason is returned (and logged).
-    pub async fn reload(&self, running: &Running) -> Result<(), String> {
+    pub async fn reload(&self, running: &Running) -> Result<ReloadReport, String> {
         let _one_at_a_time = self.lock.lock().await;
         let result = match (self.source)() {
             Ok(settings) => running.reload(settings).await.map_err(|e| e.to_string()),
             Err(e) => Err(e),
         };
         match &result {
-            Ok(()) => {
+            Ok(_) => {
                 running
                     .broker
                     .stats()
@@ -226,20 +275,11 @@ pub async fn start(
             source,
         })?,
     );
-    let limits = SessionLimits {
-        idle_ms: u64::try_from(settings.session.idle_timeout.as_millis()).unwrap_or(u64::MAX),
-        absolute_ms: u64::try_from(settings.session.absolute_timeout.as_millis())
-            .unwrap_or(u64::MAX),
-    };
-    let store = MemoryStore::new(settings.session.max_sessions, limits);
-    let server_limits = server::Limits {
-        max_connections: settings.server.max_connections,
-        handshake_timeout: settings.server.handshake_timeout,
-        header_timeout: settings.server.header_timeout,
-        shutdown_grace: settings.server.shutdown_grace,
-    };
+    let initial = settings.clone();
+    let store = Arc::new(MemoryStore::new(store_limits(&settings)));
+    let connections = Arc::new(ConnectionCap::new(settings.server.max_connections));
     let generation = build_generation(&runtime, settings).await?;
-    let broker = Arc::new(Broker::new(generation, store));
+    let broker = Arc::new(Broker::new(generation, store, Clock::new()));
     let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
         addr: "listener".into(),
         source,
@@ -255,7 +295,7 @@ pub async fn start(
                 let Some(broker) = broker.upgrade() else {
                     break;
                 };
-                let swept = broker.store().sweep(now_ms());
+                let swept = broker.store().sweep(broker.clock().now_ms()).await;
                 if swept > 0 {
                     tracing::debug!(swept, "expired sessions dropped");
                 }
@@ -265,8 +305,9 @@ pub async fn start(
     let (done, stopped) = watch::channel(false);
     {
         let broker = broker.clone();
+        let connections = connections.clone();
         tokio::spawn(async move {
-            server::run(listener, tls_rx, broker, server_limits, shutdown).await;
+            server::run(listener, tls_rx, broker, connections, shutdown).await;
             sweeper.abort();
             let _ = done.send(true);
         });
@@ -278,8 +319,10 @@ pub async fn start(
         broker,
         runtime,
         tls,
+        connections,
         stopped,
         generated,
+        initial,
     })
 }
 

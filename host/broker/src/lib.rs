@@ -1,13 +1,15 @@
 //! Interstate: a PCoIP connection broker whose site policy runs in WebAssembly mappers.
 //!
 //! # Layout
-//! - [`settings`]: `settings.json` (ILS-compatible) into typed, validated settings.
+//! - [`settings`]: `settings.json` (ILS-compatible) into typed, validated settings (the
+//!   `interstate-config` crate, re-exported under its old name).
 //! - [`tls`]: the broker's certificate (files or generated) and the rustls server config.
 //! - [`server`]: the accept loop (connection cap, TLS in the task, HTTP/1.1, graceful drain).
 //! - [`service`]: one HTTP request → one PCoIP exchange (sessions, state machine, mapper, agent).
-//! - [`store`]: live sessions in memory.
+//! - [`store`]: where live sessions are kept (the [`store::SessionStore`] contract; in memory).
+//! - [`clock`]: the time every request reads once (tokio's clock, so tests can pause it).
 //! - [`ratelimit`]: authentication failure limits per user and per address.
-//! - [`agent`]: the `launch-session` call to a desktop's PCoIP agent.
+//! - [`agent`]: the `launch-session` call to a desktop's PCoIP agent ([`agent::Agent`]).
 //! - [`body`]: the chunked response body PCoIP clients need.
 //! - [`client`]: a PCoIP-client-shaped HTTP/1.1 client that keeps the raw bytes (probe, tests).
 //! - [`probe`]: `interstate probe`, a whole client flow with every quirk checked.
@@ -23,10 +25,11 @@ pub mod admin;
 pub mod agent;
 pub mod app;
 pub mod body;
+pub mod clock;
 pub mod ratelimit;
 pub mod server;
 pub mod service;
-pub mod settings;
+pub use interstate_config as settings;
 pub mod store;
 pub mod tls;
 pub use interstate_tls as verify;

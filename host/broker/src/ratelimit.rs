@@ -10,29 +10,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Mutex, PoisonError};
 
-/// Limits, from `security` settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateLimits {
-    /// Failures per user name per window.
-    pub per_user: u32,
-    /// Failures per client address per window.
-    pub per_address: u32,
-    /// The window, in milliseconds.
-    pub window_ms: u64,
-    /// Most entries kept per table.
-    pub max_entries: usize,
-}
-
-impl Default for RateLimits {
-    fn default() -> Self {
-        Self {
-            per_user: 5,
-            per_address: 30,
-            window_ms: 300_000,
-            max_entries: 100_000,
-        }
-    }
-}
+pub use crate::settings::RateLimits;
 
 #[derive(Debug, Clone, Copy)]
 struct Count {
@@ -49,7 +27,7 @@ struct Tables {
 /// Counts authentication failures.
 #[derive(Debug)]
 pub struct AuthLimiter {
-    limits: RateLimits,
+    limits: Mutex<RateLimits>,
     tables: Mutex<Tables>,
 }
 
@@ -70,30 +48,37 @@ impl AuthLimiter {
     /// A limiter with `limits`.
     pub fn new(limits: RateLimits) -> Self {
         Self {
-            limits,
+            limits: Mutex::new(limits),
             tables: Mutex::new(Tables::default()),
         }
     }
 
     /// The limits in force.
     pub fn limits(&self) -> RateLimits {
-        self.limits
+        *self.limits.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn current(&self, count: Option<&Count>, now_ms: u64) -> u32 {
+    /// Applies new limits (a reload); the counts so far are kept and judged by them.
+    pub fn set_limits(&self, limits: RateLimits) {
+        *self.limits.lock().unwrap_or_else(PoisonError::into_inner) = limits;
+    }
+
+    fn current(limits: &RateLimits, count: Option<&Count>, now_ms: u64) -> u32 {
         match count {
-            Some(c) if now_ms.saturating_sub(c.window_start) < self.limits.window_ms => c.failures,
+            Some(c) if now_ms.saturating_sub(c.window_start) < limits.window_ms => c.failures,
             _ => 0,
         }
     }
 
     /// Whether an attempt for `username` from `address` may go to the mapper now.
     pub fn check(&self, username: &str, address: IpAddr, now_ms: u64) -> Result<(), Limit> {
+        let limits = self.limits();
         let tables = self.tables.lock().unwrap_or_else(PoisonError::into_inner);
-        if self.current(tables.addresses.get(&address), now_ms) >= self.limits.per_address {
+        if Self::current(&limits, tables.addresses.get(&address), now_ms) >= limits.per_address {
             return Err(Limit::Address);
         }
-        if self.current(tables.users.get(&user_key(username)), now_ms) >= self.limits.per_user {
+        let user = tables.users.get(&user_key(username));
+        if Self::current(&limits, user, now_ms) >= limits.per_user {
             return Err(Limit::User);
         }
         Ok(())
@@ -101,8 +86,9 @@ impl AuthLimiter {
 
     /// Whether an attempt from `address` with no user name (a dialog answer) may go on.
     pub fn check_address(&self, address: IpAddr, now_ms: u64) -> Result<(), Limit> {
+        let limits = self.limits();
         let tables = self.tables.lock().unwrap_or_else(PoisonError::into_inner);
-        if self.current(tables.addresses.get(&address), now_ms) >= self.limits.per_address {
+        if Self::current(&limits, tables.addresses.get(&address), now_ms) >= limits.per_address {
             return Err(Limit::Address);
         }
         Ok(())
@@ -111,8 +97,9 @@ impl AuthLimiter {
     /// Counts a failed attempt. `username` is `None` when the failure has no user name (a wrong
     /// one-time code); it then counts against the address only.
     pub fn failed(&self, username: Option<&str>, address: IpAddr, now_ms: u64) {
+        let limits = self.limits();
+        let window = limits.window_ms;
         let mut tables = self.tables.lock().unwrap_or_else(PoisonError::into_inner);
-        let (limits, window) = (self.limits, self.limits.window_ms);
         let bump = |count: &mut Count| {
             if now_ms.saturating_sub(count.window_start) >= window {
                 *count = Count {

@@ -1,24 +1,27 @@
 //! The accept loop: bounded connections, TLS in the connection task, HTTP/1.1, graceful drain.
 //!
-//! - A semaphore permit is taken before each accept, so at most `max_connections` are open.
+//! - A permit of the [`ConnectionCap`] is taken before each accept, so at most
+//!   `server.max_connections` are open; a reload resizes the cap.
 //! - An accept error is logged and retried with backoff; it never stops the server.
 //! - The TLS handshake runs inside the spawned task under a deadline, so a client that never
 //!   finishes its handshake holds one permit until the deadline and nothing else.
 //! - hyper writes Title-Case header names (`Set-Cookie`, quirk 2) and bounds header reading; the
 //!   body then gets the same deadline ([`deadline`]), so a lying `Content-Length` cannot hold a
 //!   connection open.
+//! - Each new connection takes its deadlines from the settings in force when it is accepted, so
+//!   a reload applies them to new connections.
 //! - On shutdown the listener closes, connections finish their request in flight, and after the
-//!   grace period whatever is left is dropped.
+//!   grace period in force then, whatever is left is dropped.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, error, info, warn};
 
@@ -28,21 +31,47 @@ pub mod deadline;
 
 use deadline::DeadlineBody;
 
-/// Listener limits, from `server` settings.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    /// Most open connections.
-    pub max_connections: usize,
-    /// TLS handshake deadline.
-    pub handshake_timeout: Duration,
-    /// Deadline for one request's headers, and again for its body.
-    pub header_timeout: Duration,
-    /// How long shutdown waits for requests in flight.
-    pub shutdown_grace: Duration,
-}
-
 /// The TLS configuration in use; replaced on reload.
 pub type TlsConfig = watch::Receiver<Arc<rustls::ServerConfig>>;
+
+/// The open-connection limit, resizable while connections are open.
+#[derive(Debug)]
+pub struct ConnectionCap {
+    permits: Arc<Semaphore>,
+    size: Mutex<usize>,
+}
+
+impl ConnectionCap {
+    /// A cap of `size` connections.
+    pub fn new(size: usize) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(size)),
+            size: Mutex::new(size),
+        }
+    }
+
+    /// Changes the cap. A larger one admits waiting connections at once; a smaller one takes
+    /// the difference as connections close (open connections are never cut).
+    pub fn resize(&self, size: usize) {
+        let mut current = self.size.lock().unwrap_or_else(PoisonError::into_inner);
+        if size > *current {
+            self.permits.add_permits(size - *current);
+        } else if size < *current {
+            let excess = u32::try_from(*current - size).unwrap_or(u32::MAX);
+            let permits = self.permits.clone();
+            tokio::spawn(async move {
+                if let Ok(taken) = permits.acquire_many_owned(excess).await {
+                    taken.forget();
+                }
+            });
+        }
+        *current = size;
+    }
+
+    async fn acquire(&self) -> Option<OwnedSemaphorePermit> {
+        self.permits.clone().acquire_owned().await.ok()
+    }
+}
 
 /// Serves PCoIP clients on `listener` until `shutdown` resolves, then drains.
 ///
@@ -51,27 +80,19 @@ pub async fn run(
     listener: TcpListener,
     tls: TlsConfig,
     broker: Arc<Broker>,
-    limits: Limits,
+    cap: Arc<ConnectionCap>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.title_case_headers(true)
-        .keep_alive(true)
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout)
-        .max_buf_size(64 * 1024);
-    let http = Arc::new(http);
     tokio::pin!(shutdown);
     let mut backoff = Duration::from_millis(5);
 
     loop {
         let permit = tokio::select! {
             () = &mut shutdown => break,
-            permit = permits.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
+            permit = cap.acquire() => match permit {
+                Some(permit) => permit,
+                None => break,
             },
         };
         let (tcp, peer) = tokio::select! {
@@ -92,10 +113,16 @@ pub async fn run(
         };
         let _ = tcp.set_nodelay(true);
         let acceptor = TlsAcceptor::from(tls.borrow().clone());
+        let server = broker.current().settings.server.clone();
+        let (handshake_timeout, request_timeout) =
+            (server.handshake_timeout, server.header_timeout);
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.title_case_headers(true)
+            .keep_alive(true)
+            .timer(TokioTimer::new())
+            .header_read_timeout(request_timeout)
+            .max_buf_size(64 * 1024);
         let broker = broker.clone();
-        let http = http.clone();
-        let handshake_timeout = limits.handshake_timeout;
-        let body_timeout = limits.header_timeout;
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let _permit = permit;
@@ -111,7 +138,7 @@ pub async fn run(
                 }
             };
             let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
-                let request = request.map(|body| DeadlineBody::new(body, body_timeout));
+                let request = request.map(|body| DeadlineBody::new(body, request_timeout));
                 handle(broker.clone(), peer, request)
             });
             let connection = http.serve_connection(TokioIo::new(stream), service);
@@ -121,12 +148,13 @@ pub async fn run(
         });
     }
 
+    let shutdown_grace = broker.current().settings.server.shutdown_grace;
     drop(listener);
     info!("no longer accepting connections; draining");
     tokio::select! {
         () = graceful.shutdown() => info!("all connections closed"),
-        () = tokio::time::sleep(limits.shutdown_grace) => {
-            error!(grace_ms = limits.shutdown_grace.as_millis() as u64, "grace period over; dropping the remaining connections");
+        () = tokio::time::sleep(shutdown_grace) => {
+            error!(grace_ms = shutdown_grace.as_millis() as u64, "grace period over; dropping the remaining connections");
         }
     }
 }

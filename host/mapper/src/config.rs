@@ -1,7 +1,10 @@
 //! What the broker hands the runtime: the runtime's knobs, a mapper's source and its settings.
+//! Their default numbers are the settings' own, from `interstate_config::defaults`.
 
 use std::path::PathBuf;
 use std::time::Duration;
+
+use interstate_config::defaults;
 
 /// The process-wide knobs of a [`MapperRuntime`](crate::MapperRuntime).
 #[derive(Debug, Clone)]
@@ -15,10 +18,12 @@ pub struct RuntimeConfig {
 }
 
 impl Default for RuntimeConfig {
+    /// No disk cache (a library writes nowhere unless asked; the broker passes
+    /// `mapper.cache_dir`), and `mapper.limits.max_concurrent_calls`' default.
     fn default() -> Self {
         Self {
             cache_dir: None,
-            max_concurrent_calls: 64,
+            max_concurrent_calls: defaults::MAPPER_MAX_CONCURRENT_CALLS,
         }
     }
 }
@@ -56,9 +61,9 @@ pub struct MapperSettings {
 impl Default for MapperSettings {
     fn default() -> Self {
         Self {
-            settings_json: "{}".to_owned(),
-            timeout: Duration::from_secs(5),
-            memory_limit_bytes: 64 << 20,
+            settings_json: defaults::MAPPER_SETTINGS_JSON.to_owned(),
+            timeout: Duration::from_millis(defaults::MAPPER_TIMEOUT_MS),
+            memory_limit_bytes: defaults::MAPPER_MEMORY_MB << 20,
             allowed_hosts: Vec::new(),
         }
     }

@@ -183,15 +183,18 @@ fn agent(c: &mut Criterion) {
 
 fn session(c: &mut Criterion) {
     let mut session = Session::new(&Hello::default(), ClientContext::default(), 0);
-    session.on_request(
+    let Step::Authenticate(login) = session.on_request(
         ClientRequest::Authenticate(interstate_protocol::Authenticate::Password {
             username: "alice".into(),
             password: Secret::new("pw"),
             domain: String::new(),
         }),
         1,
-    );
-    session.on_auth_outcome(
+    ) else {
+        panic!("no authenticate step");
+    };
+    login.finish(
+        &mut session,
         Ok(AuthOutcome::Accepted(Identity {
             username: "alice".into(),
             domain: String::new(),

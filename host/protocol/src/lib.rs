@@ -7,7 +7,7 @@
 //! ```text
 //!  body ──decode_request──▶ Request ──Session::on_request──▶ Step ──(caller runs the mapper)──┐
 //!                                                                                            │
-//!  bytes ◀──encode_reply── BrokerReply ◀──Session::on_auth_outcome / on_desktops / ... ◀─────┘
+//!  bytes ◀──encode_reply── BrokerReply ◀──── the step's Pending*::finish(session, result) ◀──┘
 //! ```
 //!
 //! # Layout
@@ -45,5 +45,6 @@ pub use reply::{
 };
 pub use result_id::{AllocResult, AuthResult, ErrorId, ListResult};
 pub use session::{
-    AgentFailure, AllocStep, LaunchRequest, Limits, Phase, Session, Step, hello_reply,
+    AgentFailure, AllocStep, LaunchRequest, Limits, PendingAllocation, PendingDialog,
+    PendingLaunch, PendingListing, PendingLogin, Phase, Session, Step, hello_reply,
 };

@@ -13,7 +13,8 @@ use interstate_protocol::policy::{
 use interstate_protocol::{
     AgentFailure, AllocStep, AllocateResource, Authenticate, BrokerInfo, BrokerReply,
     ClientRequest, GetResourceList, Hello, HelloClientInfo, LaunchSessionResp, Limits,
-    NextAuthentication, Phase, Root, Session, SessionInfo, Step, encode_reply, hello_reply,
+    NextAuthentication, PendingAllocation, PendingLaunch, Phase, Root, Session, SessionInfo, Step,
+    encode_reply, hello_reply,
 };
 
 const PASSWORD: &str = "  s3cr3t <&> pässword ";
@@ -121,21 +122,23 @@ fn created_without_dialog() -> Session {
     Session::new(&hello(false), client(), T0)
 }
 
-fn challenged() -> Session {
-    let mut session = created();
-    let Step::Authenticate(_) = session.on_request(password_request("TYPED"), T0 + 1) else {
+/// The session after a password step the mapper answered with `outcome`.
+fn logged_in(session: &mut Session, outcome: AuthOutcome) -> BrokerReply {
+    let Step::Authenticate(pending) = session.on_request(password_request("TYPED"), T0 + 1) else {
         panic!("no authenticate step");
     };
-    session.on_auth_outcome(Ok(challenge("")), T0 + 2);
+    pending.finish(session, Ok(outcome), T0 + 2)
+}
+
+fn challenged() -> Session {
+    let mut session = created();
+    logged_in(&mut session, challenge(""));
     session
 }
 
 fn authenticated_with(domain: &str) -> Session {
     let mut session = created();
-    let Step::Authenticate(_) = session.on_request(password_request("TYPED"), T0 + 1) else {
-        panic!("no authenticate step");
-    };
-    session.on_auth_outcome(Ok(AuthOutcome::Accepted(identity(domain))), T0 + 2);
+    logged_in(&mut session, AuthOutcome::Accepted(identity(domain)));
     assert_eq!(session.phase(), Phase::Authenticated);
     session
 }
@@ -144,35 +147,52 @@ fn authenticated() -> Session {
     authenticated_with("")
 }
 
-fn listed() -> Session {
-    let mut session = authenticated();
-    let Step::ListDesktops(_) = session.on_request(list_request(), T0 + 3) else {
+fn list(session: &mut Session, desktops: Result<Vec<Desktop>, MapperError>) -> BrokerReply {
+    let Step::ListDesktops(pending) = session.on_request(list_request(), T0 + 3) else {
         panic!("no list step");
     };
-    session.on_desktops(Ok(vec![desktop()]), T0 + 4);
+    pending.finish(session, desktops, T0 + 4)
+}
+
+fn listed_with(domain: &str) -> Session {
+    let mut session = authenticated_with(domain);
+    list(&mut session, Ok(vec![desktop()]));
     session
 }
 
-fn allocating() -> Session {
-    let mut session = listed();
-    let Step::Allocate { .. } = session.on_request(allocate_request("ws-7"), T0 + 5) else {
+fn listed() -> Session {
+    listed_with("")
+}
+
+fn allocating_with(domain: &str) -> (Session, PendingAllocation) {
+    let mut session = listed_with(domain);
+    let Step::Allocate(pending) = session.on_request(allocate_request("ws-7"), T0 + 5) else {
         panic!("no allocate step");
     };
-    session
+    (session, pending)
 }
 
-fn launching() -> Session {
-    let mut session = allocating();
-    let AllocStep::Launch(_) = session.on_allocation(Ok(Allocation::Launch(launch())), T0 + 6)
+fn allocating() -> (Session, PendingAllocation) {
+    allocating_with("")
+}
+
+fn launching_with(domain: &str, launch: Launch) -> (Session, Box<PendingLaunch>) {
+    let (mut session, pending) = allocating_with(domain);
+    let AllocStep::Launch(launching) =
+        pending.finish(&mut session, Ok(Allocation::Launch(launch)), T0 + 6)
     else {
         panic!("no launch");
     };
-    session
+    (session, launching)
+}
+
+fn launching() -> (Session, Box<PendingLaunch>) {
+    launching_with("", launch())
 }
 
 fn allocated() -> Session {
-    let mut session = launching();
-    let reply = session.on_launch(Ok(agent_success("tag")), T0 + 7);
+    let (mut session, launching) = launching();
+    let reply = launching.finish(&mut session, Ok(agent_success("tag")), T0 + 7);
     assert_eq!(reply.result_id(), Some("ALLOC_SUCCESSFUL"));
     session
 }
@@ -224,19 +244,22 @@ fn check_step(name: &str, step: &Step, expect: &Expect) {
         (Step::Reply(reply), Expect::Reply(id)) => {
             assert_eq!(reply.result_id(), Some(*id), "{name}: {reply:?}");
         }
-        (Step::Authenticate(login), Expect::Authenticate) => {
+        (Step::Authenticate(pending), Expect::Authenticate) => {
+            let login = pending.login();
             assert_eq!(login.username, "alice", "{name}");
             assert_eq!(login.password.expose(), PASSWORD, "{name}");
             assert_eq!(login.client.hostname, "ford", "{name}");
         }
-        (Step::ContinueAuthentication { state, answers }, Expect::Continue) => {
-            assert_eq!(state.expose(), "mapper-state-42", "{name}");
-            assert_eq!(answers.len(), 1, "{name}");
+        (Step::ContinueAuthentication(pending), Expect::Continue) => {
+            assert_eq!(pending.state().expose(), "mapper-state-42", "{name}");
+            assert_eq!(pending.answers().len(), 1, "{name}");
         }
-        (Step::ListDesktops(user), Expect::List) => assert_eq!(user.username, "alice", "{name}"),
-        (Step::Allocate { user, desktop_id }, Expect::Allocate) => {
+        (Step::ListDesktops(pending), Expect::List) => {
+            assert_eq!(pending.user().username, "alice", "{name}");
+        }
+        (Step::Allocate(pending), Expect::Allocate) => {
             assert_eq!(
-                (user.username.as_str(), desktop_id.as_str()),
+                (pending.user().username.as_str(), pending.desktop_id()),
                 ("alice", "ws-7")
             );
         }
@@ -258,7 +281,8 @@ fn requests_in_every_phase() {
     };
     #[rustfmt::skip]
     let cases: Vec<(&str, Start, ClientRequest, Expect, Phase, bool)> = vec![
-        // name, start, request, expected step, phase after, holds password after
+        // name, start, request, expected step, phase after, password held after (by the
+        // session or by the step, which takes what it needs out of the session)
         ("hello again", created, ClientRequest::Hello(hello(true)), Expect::Reply("ERR_UNSUPPORTED_REQUEST"), Phase::Created, false),
         ("hello when authenticated", authenticated, ClientRequest::Hello(hello(true)), Expect::Reply("ERR_UNSUPPORTED_REQUEST"), Phase::Authenticated, true),
         ("unsupported", created, unsupported(), Expect::Reply("ERR_UNSUPPORTED_REQUEST"), Phase::Created, false),
@@ -281,7 +305,7 @@ fn requests_in_every_phase() {
         ("allocate before login", created, allocate_request("ws-7"), Expect::Reply("ALLOC_FAILED_NO_USER"), Phase::Created, false),
         ("allocate before listing", authenticated, allocate_request("ws-7"), Expect::Reply("ALLOC_FAILED_INVALID_PARAMETER"), Phase::Authenticated, true),
         ("allocate unknown id", listed, allocate_request("ws-8"), Expect::Reply("ALLOC_FAILED_INVALID_PARAMETER"), Phase::Authenticated, true),
-        ("allocate listed id", listed, allocate_request("ws-7"), Expect::Allocate, Phase::Authenticated, true),
+        ("allocate listed id", listed, allocate_request("ws-7"), Expect::Allocate, Phase::Created, true),
         ("allocate again after allocation", allocated, allocate_request("ws-7"), Expect::Reply("ALLOC_FAILED_NO_USER"), Phase::Allocated, false),
     ];
     for (name, start, request, expect, phase, holds) in cases {
@@ -290,7 +314,11 @@ fn requests_in_every_phase() {
         let step = session.on_request(request, now);
         check_step(name, &step, &expect);
         assert_eq!(session.phase(), phase, "{name}");
-        assert_eq!(session.holds_password(), holds, "{name}");
+        assert_eq!(
+            session.holds_password() || step.holds_password(),
+            holds,
+            "{name}"
+        );
         assert_eq!(session.last_seen(), now, "{name}");
         if let Step::Reply(reply) | Step::End(reply) = &step {
             assert!(!encode_reply(Root::PcoipClient, reply).is_empty());
@@ -315,28 +343,16 @@ fn allocate_again_asks_to_log_in_again() {
 
 #[test]
 fn authentication_outcomes() {
-    type Start = fn() -> Session;
+    type Start = fn() -> (Session, ClientRequest);
     let rejected = |kind| {
         Ok(AuthOutcome::Rejected(Rejection {
             kind,
             reason: "LDAP said: user alice is locked (secret detail)".into(),
         }))
     };
-    let started = || {
-        let mut session = created();
-        session.on_request(password_request("TYPED"), T0 + 1);
-        session
-    };
-    let continued = || {
-        let mut session = challenged();
-        session.on_request(dialog_request(), T0 + 3);
-        session
-    };
-    let started_without_dialog = || {
-        let mut session = created_without_dialog();
-        session.on_request(password_request("TYPED"), T0 + 1);
-        session
-    };
+    let started = || (created(), password_request("TYPED"));
+    let continued = || (challenged(), dialog_request());
+    let started_without_dialog = || (created_without_dialog(), password_request("TYPED"));
     #[rustfmt::skip]
     let cases: Vec<(&str, Start, Result<AuthOutcome, MapperError>, &str, Option<&str>, Phase, bool)> = vec![
         // name, start, outcome, result id, method attribute, phase after, holds password
@@ -347,15 +363,19 @@ fn authentication_outcomes() {
         ("no resources", started, rejected(RejectionKind::NoResources), "AUTH_FAILED_USER_HAS_NO_RESOURCE", Some("password"), Phase::Created, false),
         ("challenge", started, Ok(challenge("")), "AUTH_SUCCESSFUL_AND_INCOMPLETE", Some("password"), Phase::Created, true),
         ("challenge, client without dialogs", started_without_dialog, Ok(challenge("")), "AUTH_FAILED_ACCESS_DENIED", Some("password"), Phase::Created, false),
-        ("mapper error", started, Err(MapperError::Timeout(5000)), "ERR_BROKER_SYS_FAILED", None, Phase::Created, true),
+        ("mapper error", started, Err(MapperError::Timeout(5000)), "ERR_BROKER_SYS_FAILED", None, Phase::Created, false),
         ("dialog accepted", continued, Ok(AuthOutcome::Accepted(identity(""))), "AUTH_SUCCESSFUL_AND_COMPLETE", None, Phase::Authenticated, true),
         ("dialog answered wrong", continued, Ok(challenge("Wrong code, try again")), "AUTH_SUCCESSFUL_AND_INCOMPLETE", None, Phase::Created, true),
         ("dialog rejected", continued, rejected(RejectionKind::BadCredentials), "AUTH_FAILED_DIALOG_INVALID_USER_ENTRY", None, Phase::Created, false),
         ("dialog mapper error", continued, Err(MapperError::Trap("unreachable".into())), "ERR_BROKER_SYS_FAILED", None, Phase::Created, true),
     ];
     for (name, start, outcome, id, method, phase, holds) in cases {
-        let mut session = start();
-        let reply = session.on_auth_outcome(outcome, T0 + 50);
+        let (mut session, request) = start();
+        let reply = match session.on_request(request, T0 + 40) {
+            Step::Authenticate(pending) => pending.finish(&mut session, outcome, T0 + 50),
+            Step::ContinueAuthentication(pending) => pending.finish(&mut session, outcome, T0 + 50),
+            step => panic!("{name}: {step:?}"),
+        };
         assert_eq!(reply.result_id(), Some(id), "{name}");
         assert_eq!(session.phase(), phase, "{name}");
         assert_eq!(session.holds_password(), holds, "{name}");
@@ -401,20 +421,23 @@ fn authentication_outcomes() {
 #[test]
 fn a_rejected_user_may_retry() {
     let mut session = created();
-    session.on_request(password_request(""), T0 + 1);
-    session.on_auth_outcome(
-        Ok(AuthOutcome::Rejected(Rejection {
+    logged_in(
+        &mut session,
+        AuthOutcome::Rejected(Rejection {
             kind: RejectionKind::BadCredentials,
             reason: String::new(),
-        })),
-        T0 + 2,
+        }),
     );
-    check_step(
-        "retry",
-        &session.on_request(password_request(""), T0 + 3),
-        &Expect::Authenticate,
+    let step = session.on_request(password_request(""), T0 + 3);
+    check_step("retry", &step, &Expect::Authenticate);
+    let Step::Authenticate(pending) = step else {
+        unreachable!()
+    };
+    let reply = pending.finish(
+        &mut session,
+        Ok(AuthOutcome::Accepted(identity(""))),
+        T0 + 4,
     );
-    let reply = session.on_auth_outcome(Ok(AuthOutcome::Accepted(identity(""))), T0 + 4);
     assert_eq!(reply.result_id(), Some("AUTH_SUCCESSFUL_AND_COMPLETE"));
     assert_eq!(session.identity().unwrap().username, "alice");
 }
@@ -432,8 +455,7 @@ fn desktop_listings() {
     ];
     for (name, desktops, id) in cases {
         let mut session = authenticated();
-        session.on_request(list_request(), T0 + 3);
-        let reply = session.on_desktops(desktops, T0 + 4);
+        let reply = list(&mut session, desktops);
         assert_eq!(reply.result_id(), Some(id), "{name}");
         assert_eq!(session.phase(), Phase::Authenticated, "{name}");
         // Only a successful listing makes its ids allocatable.
@@ -457,7 +479,7 @@ fn allocation_decisions() {
     };
     #[rustfmt::skip]
     let cases: Vec<(&str, Result<Allocation, MapperError>, Option<&str>, Phase, bool)> = vec![
-        // name, allocation, reply id (None = launch), phase after, holds password
+        // name, allocation, reply id (None = launch), phase after, session holds the password
         ("direct", direct("tag"), Some("ALLOC_SUCCESSFUL"), Phase::Allocated, false),
         ("direct without a tag", direct(""), Some("ALLOC_FAILED_TO_ALLOCATE_AGENT"), Phase::Authenticated, true),
         ("try again", Ok(Allocation::TryAgain("powering on".into())), Some("ALLOC_PENDING_TRY_AGAIN"), Phase::Authenticated, true),
@@ -465,11 +487,12 @@ fn allocation_decisions() {
         ("refused licence", Ok(Allocation::Refused(RefusalKind::NoLicense, "x".into())), Some("ALLOC_FAILED_NO_LICENSE"), Phase::Authenticated, true),
         ("refused unavailable", Ok(Allocation::Refused(RefusalKind::Unavailable, "x".into())), Some("ALLOC_FAILED_TO_ALLOCATE_AGENT"), Phase::Authenticated, true),
         ("mapper error", Err(MapperError::OutOfMemory(64)), Some("ALLOC_FAILED_TO_ALLOCATE_BROKER"), Phase::Authenticated, true),
-        ("launch", Ok(Allocation::Launch(launch())), None, Phase::Authenticated, true),
+        // The launch takes the password to the agent; it comes back unless the launch succeeds.
+        ("launch", Ok(Allocation::Launch(launch())), None, Phase::Created, false),
     ];
     for (name, allocation, id, phase, holds) in cases {
-        let mut session = allocating();
-        match (session.on_allocation(allocation, T0 + 6), id) {
+        let (mut session, pending) = allocating();
+        match (pending.finish(&mut session, allocation, T0 + 6), id) {
             (AllocStep::Reply(reply), Some(id)) => {
                 assert_eq!(reply.result_id(), Some(id), "{name}");
                 let BrokerReply::Allocate(resp) = &reply else {
@@ -479,7 +502,13 @@ fn allocation_decisions() {
                 assert_eq!(resp.resource_id, "ws-7", "{name}");
                 assert_eq!(resp.protocol, "PCOIP", "{name}");
             }
-            (AllocStep::Launch(_), None) => {}
+            (AllocStep::Launch(launch), None) => {
+                assert_eq!(
+                    launch.request().launch.password.expose(),
+                    PASSWORD,
+                    "{name}"
+                );
+            }
             (step, _) => panic!("{name}: {step:?}"),
         }
         assert_eq!(session.phase(), phase, "{name}");
@@ -533,15 +562,8 @@ fn launch_requests_combine_mapper_identity_and_typed_values() {
         },
     ];
     for case in cases {
-        let mut session = authenticated_with(case.identity_domain);
-        session.on_request(list_request(), T0 + 3);
-        session.on_desktops(Ok(vec![desktop()]), T0 + 4);
-        session.on_request(allocate_request("ws-7"), T0 + 5);
-        let AllocStep::Launch(request) =
-            session.on_allocation(Ok(Allocation::Launch(case.launch)), T0 + 6)
-        else {
-            panic!("{}: no launch", case.name);
-        };
+        let (_session, launching) = launching_with(case.identity_domain, case.launch);
+        let request = launching.request();
         let name = case.name;
         assert_eq!(request.agent_host, case.host, "{name}");
         assert_eq!(request.agent_port, case.port, "{name}");
@@ -563,17 +585,24 @@ fn launch_requests_combine_mapper_identity_and_typed_values() {
 #[test]
 fn password_after_a_dialog_is_the_first_steps() {
     let mut session = challenged();
-    session.on_request(dialog_request(), T0 + 3);
-    session.on_auth_outcome(Ok(AuthOutcome::Accepted(identity(""))), T0 + 4);
-    session.on_request(list_request(), T0 + 5);
-    session.on_desktops(Ok(vec![desktop()]), T0 + 6);
-    session.on_request(allocate_request("ws-7"), T0 + 7);
-    let AllocStep::Launch(request) =
-        session.on_allocation(Ok(Allocation::Launch(launch())), T0 + 8)
+    let Step::ContinueAuthentication(pending) = session.on_request(dialog_request(), T0 + 3) else {
+        panic!("no dialog step");
+    };
+    pending.finish(
+        &mut session,
+        Ok(AuthOutcome::Accepted(identity(""))),
+        T0 + 4,
+    );
+    list(&mut session, Ok(vec![desktop()]));
+    let Step::Allocate(pending) = session.on_request(allocate_request("ws-7"), T0 + 7) else {
+        panic!("no allocate step");
+    };
+    let AllocStep::Launch(launching) =
+        pending.finish(&mut session, Ok(Allocation::Launch(launch())), T0 + 8)
     else {
         panic!("no launch");
     };
-    assert_eq!(request.launch.password.expose(), PASSWORD);
+    assert_eq!(launching.request().launch.password.expose(), PASSWORD);
 }
 
 #[test]
@@ -596,8 +625,8 @@ fn agent_answers() {
         ("bad response", Err(AgentFailure::BadResponse("not XML".into())), "ALLOC_FAILED_TO_ALLOCATE_AGENT", "could not read", Phase::Authenticated),
     ];
     for (name, answer, id, fragment, phase) in cases {
-        let mut session = launching();
-        let reply = session.on_launch(answer, T0 + 7);
+        let (mut session, launching) = launching();
+        let reply = launching.finish(&mut session, answer, T0 + 7);
         let BrokerReply::Allocate(resp) = &reply else {
             panic!("{name}: {reply:?}");
         };
@@ -635,28 +664,15 @@ fn agent_answers() {
 
 #[test]
 fn success_without_an_agent_address_targets_the_agent_host() {
-    let mut session = launching();
+    let (mut session, launching) = launching();
     let mut resp = agent_success("tag");
     if let Some(info) = resp.session_info.as_mut() {
         info.ip_address.clear();
     }
-    let BrokerReply::Allocate(reply) = session.on_launch(Ok(resp), T0 + 7) else {
+    let BrokerReply::Allocate(reply) = launching.finish(&mut session, Ok(resp), T0 + 7) else {
         panic!("not an allocate reply");
     };
     assert_eq!(reply.target.unwrap().ip_address, "ws-7.example.com");
-}
-
-#[test]
-fn answers_out_of_order_fail_cleanly() {
-    let mut session = authenticated();
-    let AllocStep::Reply(reply) = session.on_allocation(Ok(Allocation::Launch(launch())), T0 + 9)
-    else {
-        panic!("launch without an allocate request");
-    };
-    assert_eq!(reply.result_id(), Some("ALLOC_FAILED_TO_ALLOCATE_BROKER"));
-    let reply = session.on_launch(Ok(agent_success("tag")), T0 + 9);
-    assert_eq!(reply.result_id(), Some("ALLOC_FAILED_TO_ALLOCATE_BROKER"));
-    assert_eq!(session.phase(), Phase::Authenticated);
 }
 
 #[test]
@@ -701,14 +717,22 @@ fn expiry() {
 fn the_password_is_wiped_and_never_printed() {
     let mut session = listed();
     assert!(session.holds_password());
-    let step = session.on_request(allocate_request("ws-7"), T0 + 5);
-    let alloc = session.on_allocation(Ok(Allocation::Launch(launch())), T0 + 6);
+    let Step::Allocate(pending) = session.on_request(allocate_request("ws-7"), T0 + 5) else {
+        panic!("no allocate step");
+    };
+    let pending_debug = format!("{pending:?}");
+    let AllocStep::Launch(launching) =
+        pending.finish(&mut session, Ok(Allocation::Launch(launch())), T0 + 6)
+    else {
+        panic!("no launch");
+    };
     for debug in [
         format!("{session:?}"),
-        format!("{step:?}"),
-        format!("{alloc:?}"),
+        pending_debug,
+        format!("{launching:?}"),
         format!("{:?}", created().on_request(password_request(""), T0)),
         format!("{:?}", challenged()),
+        format!("{:?}", challenged().on_request(dialog_request(), T0)),
     ] {
         assert!(!debug.contains("s3cr3t"), "password in {debug}");
         assert!(
@@ -716,16 +740,33 @@ fn the_password_is_wiped_and_never_printed() {
             "dialog state in {debug}"
         );
     }
-    let reply = session.on_launch(Ok(agent_success("the-connect-tag")), T0 + 7);
+    let reply = launching.finish(&mut session, Ok(agent_success("the-connect-tag")), T0 + 7);
     assert!(!session.holds_password());
     assert_eq!(session.phase(), Phase::Allocated);
     assert!(!format!("{reply:?}").contains("the-connect-tag"));
     assert!(!format!("{session:?}").contains("s3cr3t"));
 
-    // A rejection drops it as well; a mapper error keeps it for a retry of the same step.
+    // A failed password step drops it as well; a mapper error at a dialog keeps it, so the
+    // user may answer the dialog again; a bye drops it.
     let mut session = created();
-    session.on_request(password_request(""), T0);
-    session.on_auth_outcome(Err(MapperError::Unavailable("busy".into())), T0 + 1);
+    let Step::Authenticate(pending) = session.on_request(password_request(""), T0) else {
+        panic!("no authenticate step");
+    };
+    pending.finish(
+        &mut session,
+        Err(MapperError::Unavailable("busy".into())),
+        T0 + 1,
+    );
+    assert!(!session.holds_password());
+    let mut session = challenged();
+    let Step::ContinueAuthentication(pending) = session.on_request(dialog_request(), T0) else {
+        panic!("no dialog step");
+    };
+    pending.finish(
+        &mut session,
+        Err(MapperError::Unavailable("busy".into())),
+        T0 + 1,
+    );
     assert!(session.holds_password());
     session.on_request(ClientRequest::Bye, T0 + 2);
     assert!(!session.holds_password());

@@ -1,0 +1,282 @@
+//! One protocol exchange: decode the request, find or make its session, drive the session's
+//! state machine through the mapper and the agent, and answer.
+
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use http::Response;
+use interstate_protocol::policy::{
+    AuthOutcome, ClientContext, MapperError, PasswordLogin, Rejection, RejectionKind,
+};
+use interstate_protocol::{
+    AllocStep, BrokerReply, ClientRequest, ErrorId, Hello, Root, Session, Step, decode_request,
+    hello_reply,
+};
+use tracing::{info, warn};
+
+use super::response::{error_reply, xml_error, xml_response};
+use super::{Broker, Generation};
+use crate::body::ChunkedBody;
+use crate::ratelimit::Limit;
+use crate::store::{Checkout, SessionKey};
+
+/// One protocol exchange: the request's context. `now` is read once, when the request arrived.
+pub(super) struct Exchange<'a> {
+    pub(super) broker: &'a Broker,
+    pub(super) generation: &'a Generation,
+    pub(super) client_ip: IpAddr,
+    pub(super) log_id: &'a str,
+    pub(super) cookie: Option<String>,
+    pub(super) now: u64,
+}
+
+impl Exchange<'_> {
+    pub(super) async fn run(self, body: &[u8]) -> Response<ChunkedBody> {
+        let started = Instant::now();
+        let request = match decode_request(body) {
+            Ok(request) => request,
+            Err(e) => {
+                info!(result = e.result_id.as_str(), detail = %e.detail, "malformed request");
+                let root = e.root.unwrap_or(Root::PcoipClient);
+                return xml_error(
+                    root,
+                    e.result_id,
+                    "The broker could not read the request",
+                    Some(&e.detail),
+                    false,
+                );
+            }
+        };
+        let root = request.root;
+        let kind = request.message.name().to_owned();
+        let (reply, cookie) = match request.message {
+            ClientRequest::Hello(hello) if hello.is_probe() => (
+                hello_reply(&self.generation.info, self.generation.domains.clone()),
+                None,
+            ),
+            ClientRequest::Hello(hello) => self.hello(&hello).await,
+            message => self.in_session(message).await,
+        };
+        info!(message = %kind, result = reply.result_id().unwrap_or(reply.name()), elapsed_us = started.elapsed().as_micros() as u64, "handled");
+        xml_response(root, &reply, cookie.as_deref(), false)
+    }
+
+    /// A real hello: a new session (replacing the one the cookie names).
+    async fn hello(&self, hello: &Hello) -> (BrokerReply, Option<String>) {
+        let info = &hello.client_info;
+        let client = ClientContext {
+            address: self.client_ip.to_string(),
+            log_id: self.log_id.to_owned(),
+            hostname: info.hostname.clone(),
+            product_name: info.product_name.clone(),
+            product_version: info.product_version.clone(),
+            platform: info.platform.clone(),
+            locale: info.locale.clone(),
+        };
+        let store = self.broker.store();
+        if let Some(old) = &self.cookie {
+            store.remove(old).await;
+        }
+        let fallback = self
+            .generation
+            .settings
+            .server
+            .fallback_sessions
+            .then_some((self.log_id, self.client_ip));
+        let session = Session::new(hello, client, self.now);
+        match store.insert(session, fallback, self.now).await {
+            Ok(id) => {
+                self.broker
+                    .stats
+                    .sessions_created
+                    .fetch_add(1, Ordering::Relaxed);
+                (
+                    hello_reply(&self.generation.info, self.generation.domains.clone()),
+                    Some(id),
+                )
+            }
+            Err(full) => {
+                warn!(%full, "refusing a new session");
+                (
+                    error_reply(
+                        ErrorId::BrokerSysFailed,
+                        "The broker is busy; try again in a minute",
+                        None,
+                    ),
+                    None,
+                )
+            }
+        }
+    }
+
+    /// Finds the request's session: the cookie first, then (with fallback sessions) the log id.
+    async fn find_session(&self) -> Result<Checkout, Box<BrokerReply>> {
+        let store = self.broker.store();
+        if let Some(id) = &self.cookie
+            && let Some(checkout) = store.checkout(SessionKey::Id(id)).await
+        {
+            return Ok(checkout);
+        }
+        if self.generation.settings.server.fallback_sessions
+            && let Some(checkout) = store
+                .checkout(SessionKey::LogId(self.log_id, self.client_ip))
+                .await
+        {
+            return Ok(checkout);
+        }
+        Err(Box::new(if self.cookie.is_some() {
+            expired()
+        } else {
+            error_reply(
+                ErrorId::MissingSession,
+                "No broker session; start again from the beginning",
+                None,
+            )
+        }))
+    }
+
+    async fn in_session(&self, message: ClientRequest) -> (BrokerReply, Option<String>) {
+        let mut session = match self.find_session().await {
+            Ok(found) => found,
+            Err(reply) => return (*reply, None),
+        };
+        let store = self.broker.store();
+        if session.is_expired(self.now, &store.limits().lifetimes) {
+            store.commit(session, false).await;
+            return (expired(), None);
+        }
+        let now = self.now;
+        let reply = match session.on_request(message, now) {
+            Step::Reply(reply) => reply,
+            Step::End(reply) => {
+                store.commit(session, false).await;
+                return (reply, None);
+            }
+            Step::Authenticate(pending) => {
+                let outcome = self.authenticate(pending.login()).await;
+                pending.finish(&mut session, outcome, now)
+            }
+            Step::ContinueAuthentication(pending) => {
+                let limiter = &self.broker.limiter;
+                let outcome = match limiter.check_address(self.client_ip, now) {
+                    Err(which) => Ok(rate_limited(which)),
+                    Ok(()) => {
+                        self.generation
+                            .mapper
+                            .continue_authentication(
+                                pending.state(),
+                                pending.answers(),
+                                session.client(),
+                            )
+                            .await
+                    }
+                };
+                log_mapper_failure("continue-authentication", &outcome);
+                if let Ok(AuthOutcome::Rejected(_)) = &outcome {
+                    limiter.failed(None, self.client_ip, now);
+                }
+                pending.finish(&mut session, outcome, now)
+            }
+            Step::ListDesktops(pending) => {
+                let desktops = self
+                    .generation
+                    .mapper
+                    .list_desktops(pending.user(), session.client())
+                    .await;
+                log_mapper_failure("list-desktops", &desktops);
+                pending.finish(&mut session, desktops, now)
+            }
+            Step::Allocate(pending) => {
+                let allocation = self
+                    .generation
+                    .mapper
+                    .allocate(pending.user(), pending.desktop_id(), session.client())
+                    .await;
+                log_mapper_failure("allocate", &allocation);
+                match pending.finish(&mut session, allocation, now) {
+                    AllocStep::Reply(reply) => reply,
+                    AllocStep::Launch(mut launch) => {
+                        let request = launch.request_mut();
+                        if request.launch.license_path.is_none() {
+                            request
+                                .launch
+                                .license_path
+                                .clone_from(&self.generation.settings.agent.license_path);
+                        }
+                        let launched = self.generation.agent.launch(launch.request()).await;
+                        let agent = &launch.request().agent_host;
+                        match &launched {
+                            Ok(resp) => {
+                                info!(%agent, result = %resp.result_id, "agent answered")
+                            }
+                            Err(e) => warn!(%agent, error = ?e, "agent call failed"),
+                        }
+                        launch.finish(&mut session, launched, now)
+                    }
+                }
+            }
+        };
+        if matches!(&reply, BrokerReply::Allocate(r) if r.target.is_some()) {
+            self.broker
+                .stats
+                .allocations
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        let id = session.id().to_owned();
+        store.commit(session, true).await;
+        (reply, Some(id))
+    }
+
+    /// A password login, unless this user or address is over its failure limit; failures and
+    /// successes are counted.
+    async fn authenticate(&self, login: &PasswordLogin) -> Result<AuthOutcome, MapperError> {
+        let limiter = &self.broker.limiter;
+        if let Err(which) = limiter.check(&login.username, self.client_ip, self.now) {
+            info!(user = %login.username, limited = ?which, "authentication refused: too many failures");
+            self.broker
+                .stats
+                .rate_limited
+                .fetch_add(1, Ordering::Relaxed);
+            return Ok(rate_limited(which));
+        }
+        self.broker
+            .stats
+            .mapper_logins
+            .fetch_add(1, Ordering::Relaxed);
+        let outcome = self.generation.mapper.authenticate(login).await;
+        log_mapper_failure("authenticate", &outcome);
+        match &outcome {
+            Ok(AuthOutcome::Rejected(r)) => {
+                info!(user = %login.username, kind = ?r.kind, reason = %r.reason, "authentication refused");
+                limiter.failed(Some(&login.username), self.client_ip, self.now);
+            }
+            Ok(AuthOutcome::Accepted(_)) => limiter.succeeded(&login.username),
+            _ => {}
+        }
+        outcome
+    }
+}
+
+/// The answer for a session that is unknown or has expired.
+fn expired() -> BrokerReply {
+    error_reply(
+        ErrorId::InvalidSession,
+        "Your session has expired. Please log in again.",
+        None,
+    )
+}
+
+/// The answer to a rate-limited attempt: the same as a wrong password, so it tells nothing.
+fn rate_limited(which: Limit) -> AuthOutcome {
+    AuthOutcome::Rejected(Rejection {
+        kind: RejectionKind::BadCredentials,
+        reason: format!("too many failed logins ({which:?})"),
+    })
+}
+
+fn log_mapper_failure<T>(call: &str, result: &Result<T, MapperError>) {
+    if let Err(e) = result {
+        warn!(call, error = %e, "mapper call failed");
+    }
+}

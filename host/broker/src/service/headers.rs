@@ -1,0 +1,86 @@
+//! What a request's headers say: the session cookie, the client's address behind trusted
+//! proxies, and single header values.
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderMap};
+
+use crate::settings::Settings;
+
+/// A header's value, trimmed, when it is present and text.
+pub(super) fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
+/// The `JSESSIONID` cookie, if the request carries a well-formed one.
+pub(super) fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("JSESSIONID"))
+        .map(|(_, value)| value.trim().trim_matches('"').to_owned())
+        .filter(|value| value.len() <= 128)
+}
+
+/// The client's address: the peer, or, when the peer is a trusted proxy, the nearest address in
+/// `X-Forwarded-For` that is not itself a trusted proxy.
+pub(super) fn client_address(settings: &Settings, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+    let trusted = &settings.server.trusted_proxies;
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let forwarded: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+        .collect();
+    forwarded
+        .into_iter()
+        .rev()
+        .find(|ip| !trusted.contains(ip))
+        .unwrap_or(peer)
+}
+
+#[cfg(test)]
+mod tests {
+    use http::header::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn cookie_is_found_among_others_and_case_insensitively() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("lb=1; jsessionid=abc ; x=y"),
+        );
+        assert_eq!(session_cookie(&headers).as_deref(), Some("abc"));
+        headers.insert(header::COOKIE, HeaderValue::from_static("lb=1"));
+        assert_eq!(session_cookie(&headers), None);
+    }
+
+    #[test]
+    fn forwarded_for_is_honoured_only_from_trusted_proxies() {
+        let mut settings = Settings::defaults();
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("203.0.113.9, 10.0.0.1"),
+        );
+        assert_eq!(client_address(&settings, proxy, &headers), proxy);
+        settings.server.trusted_proxies = vec![proxy];
+        assert_eq!(
+            client_address(&settings, proxy, &headers),
+            "203.0.113.9".parse::<IpAddr>().unwrap()
+        );
+    }
+}

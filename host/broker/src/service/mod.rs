@@ -1,0 +1,271 @@
+//! The broker's HTTP service: one PCoIP request in, one XML answer out.
+//!
+//! ```text
+//! POST /pcoip-broker/xml ─ body limit ─ decode ─┬ hello: probe → hello-resp (no session)
+//!                                               │        real  → new session, Set-Cookie
+//!                                               └ other: session (cookie | Client-Log-Id)
+//!                                                        → Session::on_request → Step
+//!                                                        → mapper / agent call → on_* → reply
+//! ```
+//! Every answer is HTTP 200 with a chunked XML body: protocol failures are `*-resp` failure ids
+//! or `<error-resp>`, because a PCoIP client treats any other status as a transport error.
+//!
+//! - this module: the shared state ([`Broker`], [`Generation`]) and the routing ([`handle`]);
+//! - [`exchange`]: one protocol exchange, driving the session through the mapper and the agent;
+//! - [`response`]: the HTTP answers (XML, plain text, the health page);
+//! - [`headers`]: what the request's headers say (cookie, client address).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, RwLock};
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use interstate_protocol::policy::Mapper;
+use interstate_protocol::{BrokerInfo, ErrorId, Limits, Root};
+use tracing::{Instrument, debug, info_span};
+
+use crate::agent::Agent;
+use crate::body::ChunkedBody;
+use crate::clock::Clock;
+use crate::ratelimit::AuthLimiter;
+use crate::settings::Settings;
+use crate::store::{SessionStore, StoreLimits};
+
+mod exchange;
+mod headers;
+mod response;
+
+use exchange::Exchange;
+
+/// The path PCoIP clients post to.
+pub const BROKER_PATH: &str = "/pcoip-broker/xml";
+
+/// One configuration generation: settings, mapper and agent client. A reload builds a new one and
+/// swaps it in; requests in flight keep the one they started with.
+pub struct Generation {
+    /// The settings it was built from.
+    pub settings: Settings,
+    /// The site policy.
+    pub mapper: Arc<dyn Mapper>,
+    /// The desktops' agents.
+    pub agent: Arc<dyn Agent>,
+    /// What `hello-resp` says about the broker.
+    pub info: BrokerInfo,
+    /// The mapper's domains, fetched once.
+    pub domains: Vec<String>,
+}
+
+impl std::fmt::Debug for Generation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Generation")
+            .field("origin", &self.settings.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Generation {
+    /// Assembles a generation; `domains` come from the mapper.
+    pub fn new(settings: Settings, mapper: Arc<dyn Mapper>, agent: Arc<dyn Agent>) -> Self {
+        let hostname = if settings.server.hostname.is_empty() {
+            system_hostname()
+        } else {
+            settings.server.hostname.clone()
+        };
+        let info = BrokerInfo {
+            product_name: settings.server.broker_name.clone(),
+            product_version: env!("CARGO_PKG_VERSION").to_owned(),
+            platform: std::env::consts::OS.to_owned(),
+            locale: "en_US".to_owned(),
+            ip_address: "N/A".to_owned(),
+            hostname,
+        };
+        let domains = mapper.domains();
+        Self {
+            settings,
+            mapper,
+            agent,
+            info,
+            domains,
+        }
+    }
+
+    /// The session store's limits under these settings.
+    pub fn store_limits(&self) -> StoreLimits {
+        store_limits(&self.settings)
+    }
+}
+
+/// The session store's limits under `settings`.
+pub fn store_limits(settings: &Settings) -> StoreLimits {
+    let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    StoreLimits {
+        max_sessions: settings.session.max_sessions,
+        lifetimes: Limits {
+            idle_ms: ms(settings.session.idle_timeout),
+            absolute_ms: ms(settings.session.absolute_timeout),
+        },
+    }
+}
+
+/// State shared by every connection: the current generation, the sessions, the failure limits
+/// and the clock.
+#[derive(Debug)]
+pub struct Broker {
+    current: RwLock<Arc<Generation>>,
+    store: Arc<dyn SessionStore>,
+    limiter: AuthLimiter,
+    clock: Clock,
+    stats: Stats,
+}
+
+/// Counters for operators (and tests): what the broker did since it started.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Password logins sent to the mapper.
+    pub mapper_logins: AtomicU64,
+    /// Logins refused by the failure limits without a mapper call.
+    pub rate_limited: AtomicU64,
+    /// Sessions created.
+    pub sessions_created: AtomicU64,
+    /// Successful allocations.
+    pub allocations: AtomicU64,
+    /// Successful configuration reloads.
+    pub reloads: AtomicU64,
+}
+
+impl Broker {
+    /// A broker serving `generation`, with sessions kept in `store` (whose limits are set from
+    /// the generation's settings) and time read from `clock`.
+    pub fn new(generation: Generation, store: Arc<dyn SessionStore>, clock: Clock) -> Self {
+        let limiter = AuthLimiter::new(generation.settings.rate_limits);
+        store.set_limits(generation.store_limits());
+        Self {
+            current: RwLock::new(Arc::new(generation)),
+            store,
+            limiter,
+            clock,
+            stats: Stats::default(),
+        }
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The authentication failure limiter.
+    pub fn limiter(&self) -> &AuthLimiter {
+        &self.limiter
+    }
+
+    /// The clock requests read their time from.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// The generation new requests use.
+    pub fn current(&self) -> Arc<Generation> {
+        self.current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Makes `generation` current for new requests and applies its failure limits and session
+    /// limits; sessions are kept.
+    pub fn swap(&self, generation: Generation) {
+        self.limiter.set_limits(generation.settings.rate_limits);
+        self.store.set_limits(generation.store_limits());
+        *self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(generation);
+    }
+
+    /// The session store.
+    pub fn store(&self) -> &dyn SessionStore {
+        self.store.as_ref()
+    }
+}
+
+fn system_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "interstate".to_owned())
+}
+
+/// Handles one HTTP request from a client connected from `peer`.
+pub async fn handle<B>(
+    broker: Arc<Broker>,
+    peer: SocketAddr,
+    request: Request<B>,
+) -> Result<Response<ChunkedBody>, Infallible>
+where
+    B: http_body::Body<Data = Bytes> + Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let path = request.uri().path();
+    if path != BROKER_PATH {
+        return Ok(response::plain(StatusCode::NOT_FOUND, "not found\n"));
+    }
+    match *request.method() {
+        Method::POST => {}
+        Method::GET | Method::HEAD => return Ok(response::health_page(&broker.current())),
+        _ => {
+            return Ok(response::plain(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "POST PCoIP broker messages here\n",
+            ));
+        }
+    }
+
+    let generation = broker.current();
+    let log_id = headers::header_str(request.headers(), "client-log-id")
+        .unwrap_or_default()
+        .to_owned();
+    let span = info_span!("request", client_log_id = %log_id, peer = %peer.ip());
+    async move {
+        let client_ip = headers::client_address(&generation.settings, peer.ip(), request.headers());
+        let cookie = headers::session_cookie(request.headers());
+        let limit = generation.settings.server.body_limit_bytes;
+        let declared = headers::header_str(request.headers(), "content-length")
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > limit as u64) {
+            return Ok(response::too_large(limit));
+        }
+        let body = match Limited::new(request.into_body(), limit).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(e) => {
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
+                    return Ok(response::too_large(limit));
+                }
+                debug!(error = %e, "request body could not be read");
+                return Ok(response::xml_error(
+                    Root::PcoipClient,
+                    ErrorId::InvalidMsgFormat,
+                    "the request body could not be read",
+                    None,
+                    true,
+                ));
+            }
+        };
+        let exchange = Exchange {
+            broker: &broker,
+            generation: &generation,
+            client_ip,
+            log_id: &log_id,
+            cookie,
+            now: broker.clock.now_ms(),
+        };
+        Ok(exchange.run(&body).await)
+    }
+    .instrument(span)
+    .await
+}

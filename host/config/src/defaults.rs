@@ -1,0 +1,98 @@
+//! Every default value of `settings.json`: the one home. The raw sections, the validated
+//! sections and the mapper host all read them from here, and a test checks that
+//! [`Settings::defaults`](crate::Settings::defaults) equals parsing `{}`.
+
+use std::path::PathBuf;
+
+use crate::values::{BeakerType, LogFormat, LogLevel, RawPlugin, SessionStore, VerifyMode};
+
+/// `logging.level`: ILS's default.
+pub const LOG_LEVEL: LogLevel = LogLevel::Info;
+/// `logging.format`: lines for people; `json` is for log shippers.
+pub const LOG_FORMAT: LogFormat = LogFormat::Text;
+
+/// `beaker.type`: what ILS writes (ignored: sessions are never written to files).
+pub const BEAKER_TYPE: BeakerType = BeakerType::File;
+/// `beaker.data_dir`: what ILS writes (ignored).
+pub const BEAKER_DATA_DIR: &str = "/tmp";
+
+/// `mapper.plugin`: the embedded SimpleMapper, as in ILS.
+pub const MAPPER_PLUGIN: RawPlugin = RawPlugin::SimpleMapper;
+/// `mapper.settings`, serialised: an empty object.
+pub const MAPPER_SETTINGS_JSON: &str = "{}";
+/// `mapper.limits.timeout_ms`: the deadline of one mapper call, configure included. Long enough
+/// for a mapper that asks a directory over HTTP, short enough that a client does not give up.
+pub const MAPPER_TIMEOUT_MS: u64 = 5_000;
+/// `mapper.limits.memory_mb`: the most each linear memory of a mapper may grow to, in MiB.
+/// Python guests need about 40.
+pub const MAPPER_MEMORY_MB: u64 = 64;
+/// `mapper.limits.max_concurrent_calls`: mapper calls running at once. It also sizes the
+/// pooling allocator, so it bounds the memory the mappers can take together.
+pub const MAPPER_MAX_CONCURRENT_CALLS: usize = 256;
+/// The folder under the user's cache folder where compiled components are kept
+/// (`mapper.cache_dir` unset); see [`mapper_cache_dir`].
+pub const MAPPER_CACHE_SUBDIR: &str = "interstate/components";
+
+/// `session.store`: in memory, nothing to install.
+pub const SESSION_STORE: SessionStore = SessionStore::Memory;
+/// `session.idle_timeout_s`: a broker session unused this long ends.
+pub const SESSION_IDLE_TIMEOUT_S: u64 = 600;
+/// `session.absolute_timeout_s`: a broker session ends this long after its hello.
+pub const SESSION_ABSOLUTE_TIMEOUT_S: u64 = 3_600;
+/// `session.max_sessions`: live sessions at most, which bounds the store's memory.
+pub const SESSION_MAX_SESSIONS: usize = 200_000;
+
+/// `agent.port`: the PCoIP agent's port when a desktop names none.
+pub const AGENT_PORT: u16 = 60443;
+/// `agent.timeout_ms`: the deadline of one `launch-session` call.
+pub const AGENT_TIMEOUT_MS: u64 = 10_000;
+/// `agent.tls.verify`: off, because agents ship self-signed certificates.
+pub const AGENT_TLS_VERIFY: VerifyMode = VerifyMode::Off;
+
+/// `server.host`: every IPv4 address, as ILS.
+pub const SERVER_HOST: &str = "0.0.0.0";
+/// `server.port`: ILS's port, which PCoIP clients assume.
+pub const SERVER_PORT: u16 = 60443;
+/// `server.fallback_sessions`: off, as ILS's `--fallback_sessions`.
+pub const SERVER_FALLBACK_SESSIONS: bool = false;
+/// `server.max_connections`: open client connections at most.
+pub const SERVER_MAX_CONNECTIONS: usize = 10_000;
+/// `server.handshake_timeout_ms`: the deadline of a TLS handshake.
+pub const SERVER_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
+/// `server.header_timeout_ms`: the deadline of a request's headers, then of its body; an idle
+/// kept-alive connection is closed after it too.
+pub const SERVER_HEADER_TIMEOUT_MS: u64 = 10_000;
+/// `server.body_limit_bytes`: the largest request body; real requests are a few KiB.
+pub const SERVER_BODY_LIMIT_BYTES: usize = 64 * 1024;
+/// `server.broker_name`: `broker-info/product-name` in `hello-resp`.
+pub const SERVER_BROKER_NAME: &str = "Interstate";
+/// `server.hostname`: empty, meaning the machine's host name.
+pub const SERVER_HOSTNAME: &str = "";
+/// `server.shutdown_grace_ms`: how long shutdown waits for requests in flight.
+pub const SERVER_SHUTDOWN_GRACE_MS: u64 = 10_000;
+
+/// `security.auth_failures_per_user`: failed logins per user name per window.
+pub const AUTH_FAILURES_PER_USER: u32 = 5;
+/// `security.auth_failures_per_address`: failed logins per client address per window, higher
+/// than per user because many users may share a NAT address.
+pub const AUTH_FAILURES_PER_ADDRESS: u32 = 30;
+/// `security.auth_window_s`: the window failures are counted in.
+pub const AUTH_WINDOW_S: u64 = 300;
+/// Entries each failure table keeps at most (not a settings key): bounds the limiter's memory
+/// under a spray of distinct names.
+pub const AUTH_MAX_ENTRIES: usize = 100_000;
+
+/// The compiled-component cache when `mapper.cache_dir` is unset:
+/// `$XDG_CACHE_HOME/interstate/components`, else `~/.cache/interstate/components`; `None` when
+/// neither variable is set (no disk cache). The one default read from the environment.
+pub fn mapper_cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".cache"))
+        })?;
+    Some(base.join(MAPPER_CACHE_SUBDIR))
+}

@@ -1,0 +1,135 @@
+//! What a reload cannot apply: the keys the process reads once, at start.
+//!
+//! A reload builds a new generation from every other key. These ones shape the process itself
+//! (its listeners, its log subscriber, its mapper runtime), so a new value waits for a restart.
+
+use crate::settings::Settings;
+
+/// The dotted keys that take effect only after a restart.
+pub const RESTART_ONLY: &[&str] = &[
+    "server.host",
+    "server.port",
+    "logging.level",
+    "logging.format",
+    "admin.listen",
+    "mapper.cache_dir",
+];
+
+/// Whether two settings differ in one key.
+type Differs = fn(&Settings, &Settings) -> bool;
+
+/// How to tell, for each key of [`RESTART_ONLY`] (same order), whether two settings differ.
+const DIFFERS: [(&str, Differs); 6] = [
+    ("server.host", |a, b| a.server.host != b.server.host),
+    ("server.port", |a, b| a.server.port != b.server.port),
+    ("logging.level", |a, b| a.log_level != b.log_level),
+    ("logging.format", |a, b| a.log_json != b.log_json),
+    ("admin.listen", |a, b| a.admin_listen != b.admin_listen),
+    ("mapper.cache_dir", |a, b| {
+        a.mapper.cache_dir != b.mapper.cache_dir
+    }),
+];
+
+impl Settings {
+    /// The keys of [`RESTART_ONLY`] whose values differ between `self` (the running settings)
+    /// and `new` (a reload's): what the reload leaves as it is until a restart.
+    pub fn restart_required(&self, new: &Settings) -> Vec<&'static str> {
+        DIFFERS
+            .iter()
+            .filter(|(_, differs)| differs(self, new))
+            .map(|(key, _)| *key)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn changed(json: &str) -> Vec<&'static str> {
+        let new = Settings::parse(json, Path::new("<defaults>")).unwrap();
+        Settings::defaults().restart_required(&new)
+    }
+
+    #[test]
+    fn every_restart_only_key_is_compared() {
+        let keys: Vec<&str> = DIFFERS.iter().map(|(key, _)| *key).collect();
+        assert_eq!(keys, RESTART_ONLY);
+    }
+
+    #[test]
+    fn the_same_settings_need_no_restart() {
+        assert!(changed("{}").is_empty());
+    }
+
+    #[test]
+    fn generation_keys_need_no_restart() {
+        let json = r#"{"session": {"idle_timeout_s": 60}, "server": {"broker_name": "B",
+            "max_connections": 3}, "mapper": {"limits": {"timeout_ms": 100}},
+            "admin": {"listen": null, "token": "t"}}"#;
+        assert!(changed(json).is_empty());
+    }
+
+    #[test]
+    fn server_host() {
+        assert_eq!(
+            changed(r#"{"server": {"host": "127.0.0.1"}}"#),
+            ["server.host"]
+        );
+    }
+
+    #[test]
+    fn server_port() {
+        assert_eq!(changed(r#"{"server": {"port": 8443}}"#), ["server.port"]);
+    }
+
+    #[test]
+    fn logging_level() {
+        assert_eq!(
+            changed(r#"{"logging": {"level": "DEBUG"}}"#),
+            ["logging.level"]
+        );
+        assert!(changed(r#"{"logging": {"level": "info"}}"#).is_empty());
+    }
+
+    #[test]
+    fn logging_format() {
+        assert_eq!(
+            changed(r#"{"logging": {"format": "json"}}"#),
+            ["logging.format"]
+        );
+    }
+
+    #[test]
+    fn admin_listen() {
+        assert_eq!(
+            changed(r#"{"admin": {"listen": "127.0.0.1:9443"}}"#),
+            ["admin.listen"]
+        );
+    }
+
+    #[test]
+    fn mapper_cache_dir() {
+        assert_eq!(
+            changed(r#"{"mapper": {"cache_dir": "/var/cache/x"}}"#),
+            ["mapper.cache_dir"]
+        );
+        let default_is_set = Settings::defaults().mapper.cache_dir.is_some();
+        assert_eq!(
+            changed(r#"{"mapper": {"cache_dir": ""}}"#).len(),
+            usize::from(default_is_set),
+            "an empty cache_dir turns the cache off"
+        );
+    }
+
+    #[test]
+    fn several_keys_in_order() {
+        let json = r#"{"mapper": {"cache_dir": "/c"}, "server": {"port": 1, "host": "::"}}"#;
+        assert_eq!(
+            changed(json),
+            ["server.host", "server.port", "mapper.cache_dir"]
+        );
+    }
+}

@@ -1,0 +1,185 @@
+//! The validated sections the broker uses: durations instead of numbers of milliseconds,
+//! resolved paths, parsed addresses. Each `Default` is built from [`defaults`](crate::defaults)
+//! and equals what validating the raw defaults gives (a test checks it).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::defaults as d;
+
+/// Bytes in a MiB, for `mapper.limits.memory_mb`.
+pub(crate) const MIB: u64 = 1024 * 1024;
+
+/// Where the mapper comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PluginSource {
+    /// The embedded Rust SimpleMapper (`"plugin": "SimpleMapper"`).
+    Simple,
+    /// A component file, resolved against the settings file's folder.
+    File(PathBuf),
+}
+
+/// The mapper, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MapperConfig {
+    /// The component.
+    pub plugin: PluginSource,
+    /// The settings passed to `configure`, serialised.
+    pub settings_json: String,
+    /// Call deadline.
+    pub timeout: Duration,
+    /// Memory limit in bytes.
+    pub memory_limit_bytes: u64,
+    /// Mapper calls running at once.
+    pub max_concurrent_calls: usize,
+    /// HTTP hosts the mapper may call.
+    pub allowed_hosts: Vec<String>,
+    /// Compiled-component cache; `None` disables it.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for MapperConfig {
+    fn default() -> Self {
+        Self {
+            plugin: PluginSource::Simple,
+            settings_json: d::MAPPER_SETTINGS_JSON.to_owned(),
+            timeout: Duration::from_millis(d::MAPPER_TIMEOUT_MS),
+            memory_limit_bytes: d::MAPPER_MEMORY_MB * MIB,
+            max_concurrent_calls: d::MAPPER_MAX_CONCURRENT_CALLS,
+            allowed_hosts: Vec::new(),
+            cache_dir: d::mapper_cache_dir(),
+        }
+    }
+}
+
+/// Session storage and expiry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// Idle limit.
+    pub idle_timeout: Duration,
+    /// Absolute limit.
+    pub absolute_timeout: Duration,
+    /// Most live sessions.
+    pub max_sessions: usize,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            idle_timeout: Duration::from_secs(d::SESSION_IDLE_TIMEOUT_S),
+            absolute_timeout: Duration::from_secs(d::SESSION_ABSOLUTE_TIMEOUT_S),
+            max_sessions: d::SESSION_MAX_SESSIONS,
+        }
+    }
+}
+
+/// How the agent's certificate is checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentVerify {
+    /// Any certificate (agents ship self-signed ones). The channel is still encrypted.
+    Off,
+    /// Certificates signed by this CA, for the agent's host name.
+    Ca(PathBuf),
+    /// Certificates whose SHA-256 is one of these (32 bytes each).
+    Pinned(Vec<[u8; 32]>),
+}
+
+/// The agent call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentConfig {
+    /// Default port.
+    pub port: u16,
+    /// Call deadline.
+    pub timeout: Duration,
+    /// Certificate check.
+    pub verify: AgentVerify,
+    /// `license-path` for `launch-session`.
+    pub license_path: Option<String>,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            port: d::AGENT_PORT,
+            timeout: Duration::from_millis(d::AGENT_TIMEOUT_MS),
+            verify: AgentVerify::Off,
+            license_path: None,
+        }
+    }
+}
+
+/// The client listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Listen host (name or address).
+    pub host: String,
+    /// Listen port.
+    pub port: u16,
+    /// Certificate chain file.
+    pub cert: Option<PathBuf>,
+    /// Key file.
+    pub key: Option<PathBuf>,
+    /// `Client-Log-Id` fallback sessions.
+    pub fallback_sessions: bool,
+    /// Connection cap.
+    pub max_connections: usize,
+    /// TLS handshake deadline.
+    pub handshake_timeout: Duration,
+    /// The deadline of a request's headers, then again of its body (`server.header_timeout_ms`).
+    pub header_timeout: Duration,
+    /// Body limit.
+    pub body_limit_bytes: usize,
+    /// Trusted proxies.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// `hello-resp` product name.
+    pub broker_name: String,
+    /// `hello-resp` host name.
+    pub hostname: String,
+    /// Shutdown drain deadline.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            host: d::SERVER_HOST.to_owned(),
+            port: d::SERVER_PORT,
+            cert: None,
+            key: None,
+            fallback_sessions: d::SERVER_FALLBACK_SESSIONS,
+            max_connections: d::SERVER_MAX_CONNECTIONS,
+            handshake_timeout: Duration::from_millis(d::SERVER_HANDSHAKE_TIMEOUT_MS),
+            header_timeout: Duration::from_millis(d::SERVER_HEADER_TIMEOUT_MS),
+            body_limit_bytes: d::SERVER_BODY_LIMIT_BYTES,
+            trusted_proxies: Vec::new(),
+            broker_name: d::SERVER_BROKER_NAME.to_owned(),
+            hostname: d::SERVER_HOSTNAME.to_owned(),
+            shutdown_grace: Duration::from_millis(d::SERVER_SHUTDOWN_GRACE_MS),
+        }
+    }
+}
+
+/// Authentication failure limits, from `security`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    /// Failures per user name per window.
+    pub per_user: u32,
+    /// Failures per client address per window.
+    pub per_address: u32,
+    /// The window, in milliseconds.
+    pub window_ms: u64,
+    /// Most entries kept per table.
+    pub max_entries: usize,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            per_user: d::AUTH_FAILURES_PER_USER,
+            per_address: d::AUTH_FAILURES_PER_ADDRESS,
+            window_ms: d::AUTH_WINDOW_S * 1000,
+            max_entries: d::AUTH_MAX_ENTRIES,
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! Parsing whole files: ILS files, errors, relative paths, the example file and the defaults.
+
+use std::path::Path;
+
+use super::*;
+
+fn parse(text: &str) -> Result<Settings, SettingsError> {
+    Settings::parse(text, Path::new("/etc/interstate/settings.json"))
+}
+
+fn error(text: &str) -> String {
+    parse(text).unwrap_err().to_string()
+}
+
+#[test]
+fn ils_settings_load_unchanged() {
+    let text = r#"{
+        "logging": {"level": "DEBUG"},
+        "beaker": {"type": "file", "data_dir": "/tmp"},
+        "mapper": {"plugin": "SimpleMapper", "settings": {
+            "username": "kolmogorov", "password_hash": "abc",
+            "resources": [{"name": "James Dean", "hostname": "localhost"}],
+            "domains": [""]}}
+    }"#;
+    let s = parse(text).unwrap();
+    assert_eq!(s.log_level, LogLevel::Debug);
+    assert_eq!(s.mapper.plugin, PluginSource::Simple);
+    assert!(s.mapper.settings_json.contains("kolmogorov"));
+    assert_eq!(s.server.port, 60443);
+    assert_eq!(s.agent.verify, AgentVerify::Off);
+}
+
+#[test]
+fn unknown_key_is_named_with_its_path() {
+    let err = error(r#"{"session": {"idle_timeout": 5}}"#);
+    assert!(
+        err.starts_with("/etc/interstate/settings.json: session"),
+        "{err}"
+    );
+    assert!(err.contains("idle_timeout"), "{err}");
+}
+
+#[test]
+fn bad_values_name_file_key_and_expectation() {
+    let err = error(r#"{"agent": {"tls": {"verify": "pinned", "fingerprints": ["zz"]}}}"#);
+    assert!(
+        err.contains("agent.tls.fingerprints[0]") && err.contains("64 hex digits"),
+        "{err}"
+    );
+    let err = error(r#"{"session": {"idle_timeout_s": "ten"}}"#);
+    assert!(err.contains("session.idle_timeout_s"), "{err}");
+    let err = error(r#"{"mapper": {"plugin": "SimpleWebserviceMapper"}}"#);
+    assert!(
+        err.contains("mapper.plugin") && err.contains(".wasm"),
+        "{err}"
+    );
+    let err = error("{\n  \"logging\": \n}");
+    assert!(err.contains("line 3"), "{err}");
+}
+
+#[test]
+fn misspelt_enum_values_name_the_key_and_the_spellings() {
+    for (json, key, expected) in [
+        (
+            r#"{"logging": {"level": "LOUD"}}"#,
+            "logging.level",
+            "INFO, DEBUG",
+        ),
+        (
+            r#"{"logging": {"format": "yaml"}}"#,
+            "logging.format",
+            "\"json\"",
+        ),
+        (r#"{"beaker": {"type": "ext:"}}"#, "beaker.type", "ext:NAME"),
+        (
+            r#"{"session": {"store": "disk"}}"#,
+            "session.store",
+            "\"memory\"",
+        ),
+        (
+            r#"{"session": {"store": "redis"}}"#,
+            "session.store",
+            "not available",
+        ),
+        (
+            r#"{"agent": {"tls": {"verify": "on"}}}"#,
+            "agent.tls.verify",
+            "\"pinned\"",
+        ),
+        (
+            r#"{"agent": {"tls": {"verify": {"off": null}}}}"#,
+            "agent.tls.verify",
+            "string",
+        ),
+        (r#"{"mapper": {"plugin": ""}}"#, "mapper.plugin", ".wasm"),
+    ] {
+        let err = error(json);
+        assert!(
+            err.starts_with(&format!("/etc/interstate/settings.json: {key}: ")),
+            "{err}"
+        );
+        assert!(err.contains(expected), "{err}");
+    }
+}
+
+#[test]
+fn ils_spellings_are_accepted() {
+    for (level, expected) in [
+        ("info", LogLevel::Info),
+        ("WARNING", LogLevel::Warn),
+        ("warn", LogLevel::Warn),
+        ("CRITICAL", LogLevel::Error),
+        ("Trace", LogLevel::Trace),
+    ] {
+        let s = parse(&format!(r#"{{"logging": {{"level": "{level}"}}}}"#)).unwrap();
+        assert_eq!(s.log_level, expected, "{level}");
+    }
+    for kind in ["file", "dbm", "memory", "cookie", "ext:redis"] {
+        let json = format!(r#"{{"beaker": {{"type": "{kind}"}}}}"#);
+        let raw = RawSettings::parse(&json, Path::new("x.json")).unwrap();
+        assert_eq!(String::from(raw.beaker.kind), kind);
+    }
+}
+
+#[test]
+fn relative_plugin_paths_resolve_against_the_settings_file() {
+    let s = parse(r#"{"mapper": {"plugin": "mappers/site.wasm"}}"#).unwrap();
+    assert_eq!(
+        s.mapper.plugin,
+        PluginSource::File("/etc/interstate/mappers/site.wasm".into())
+    );
+}
+
+#[test]
+fn fingerprints_accept_colons() {
+    let hex = "AB:".repeat(31) + "AB";
+    assert_eq!(parse_fingerprint(&hex), Some([0xab; 32]));
+    assert_eq!(parse_fingerprint("abc"), None);
+}
+
+#[test]
+fn the_example_file_parses() {
+    let path = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../settings.example.json"
+    ));
+    let s = Settings::load(path).unwrap();
+    assert_eq!(s.mapper.plugin, PluginSource::Simple);
+    assert!(s.mapper.settings_json.contains("kolmogorov"));
+}
+
+#[test]
+fn defaults_equal_parsing_an_empty_object() {
+    let parsed = Settings::parse("{}", Path::new("<defaults>")).unwrap();
+    assert_eq!(Settings::defaults(), parsed);
+    let raw = Settings::from_raw(RawSettings::default(), Path::new("<defaults>")).unwrap();
+    assert_eq!(Settings::defaults(), raw);
+}
+
+#[test]
+fn defaults_are_valid_and_print() {
+    let s = Settings::defaults();
+    assert_eq!(s.server.port, 60443);
+    assert_eq!(s.server.body_limit_bytes, 65536);
+    let printed = serde_json::to_string_pretty(&RawSettings::default()).unwrap();
+    assert_eq!(
+        Settings::parse(&printed, Path::new("<defaults>")).unwrap(),
+        s
+    );
+}

@@ -1,0 +1,305 @@
+//! Raw settings → validated settings, one function per section. Misspelt keys and values were
+//! refused while parsing; these check ranges and keys that depend on each other, and the first
+//! problem found is the one reported.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use crate::defaults;
+use crate::error::SettingsError;
+use crate::origin::Origin;
+use crate::raw::{RawAdmin, RawAgent, RawMapper, RawSecurity, RawServer, RawSession, RawSettings};
+use crate::sections::{
+    AgentConfig, AgentVerify, MIB, MapperConfig, PluginSource, RateLimits, ServerConfig,
+    SessionConfig,
+};
+use crate::settings::Settings;
+use crate::values::{LogFormat, RawPlugin, SessionStore, VerifyMode};
+
+/// Validates every section of `raw`, read from `path`.
+pub(crate) fn settings(raw: RawSettings, path: &Path) -> Result<Settings, SettingsError> {
+    let origin = Origin::new(path);
+    let mapper = mapper(&raw.mapper, &origin)?;
+    let session = session(&raw.session, &origin)?;
+    let agent = agent(&raw.agent, &origin)?;
+    let server = server(&raw.server, &origin)?;
+    let rate_limits = security(&raw.security, &origin)?;
+    let (admin_listen, admin_token) = admin(&raw.admin, &origin)?;
+    Ok(Settings {
+        origin: path.to_owned(),
+        log_level: raw.logging.level,
+        log_json: raw.logging.format == LogFormat::Json,
+        mapper,
+        session,
+        agent,
+        server,
+        admin_listen,
+        admin_token,
+        rate_limits,
+    })
+}
+
+/// Parses a SHA-256 fingerprint written as hex, with or without colons.
+pub fn parse_fingerprint(text: &str) -> Option<[u8; 32]> {
+    let hex_only: String = text.chars().filter(|c| *c != ':').collect();
+    let bytes = hex::decode(hex_only).ok()?;
+    bytes.try_into().ok()
+}
+
+fn mapper(raw: &RawMapper, origin: &Origin<'_>) -> Result<MapperConfig, SettingsError> {
+    let plugin = match &raw.plugin {
+        RawPlugin::SimpleMapper => PluginSource::Simple,
+        RawPlugin::Wasm(path) => PluginSource::File(origin.resolve(path)),
+    };
+    if !raw.settings.is_object() {
+        return Err(origin.bad("mapper.settings", "expected a JSON object"));
+    }
+    let limits = &raw.limits;
+    origin.within(
+        "mapper.limits.timeout_ms",
+        limits.timeout_ms,
+        10..=600_000,
+        "expected 10 to 600000 milliseconds",
+    )?;
+    origin.within(
+        "mapper.limits.memory_mb",
+        limits.memory_mb,
+        1..=4096,
+        "expected 1 to 4096 MiB",
+    )?;
+    origin.within(
+        "mapper.limits.max_concurrent_calls",
+        limits.max_concurrent_calls,
+        1..=10_000,
+        "expected 1 to 10000",
+    )?;
+    for (i, host) in raw.allowed_hosts.iter().enumerate() {
+        if host.is_empty() || host.contains('/') || host.contains(char::is_whitespace) {
+            return Err(origin.bad(
+                format_args!("mapper.allowed_hosts[{i}]"),
+                format!(
+                    "expected a host or host:port such as \"auth.example.com:443\", got {host:?}"
+                ),
+            ));
+        }
+    }
+    Ok(MapperConfig {
+        plugin,
+        settings_json: raw.settings.to_string(),
+        timeout: Duration::from_millis(limits.timeout_ms),
+        memory_limit_bytes: limits.memory_mb * MIB,
+        max_concurrent_calls: limits.max_concurrent_calls,
+        allowed_hosts: raw.allowed_hosts.clone(),
+        cache_dir: match raw.cache_dir.as_deref() {
+            Some("") => None,
+            Some(dir) => Some(origin.resolve(dir)),
+            None => defaults::mapper_cache_dir(),
+        },
+    })
+}
+
+fn session(raw: &RawSession, origin: &Origin<'_>) -> Result<SessionConfig, SettingsError> {
+    if raw.store == SessionStore::Redis {
+        return Err(origin.bad(
+            "session.store",
+            "the redis store is not available in this build yet; use \"memory\"",
+        ));
+    }
+    origin.within(
+        "session.idle_timeout_s",
+        raw.idle_timeout_s,
+        1..=86_400,
+        "expected 1 to 86400 seconds",
+    )?;
+    origin.within(
+        "session.absolute_timeout_s",
+        raw.absolute_timeout_s,
+        raw.idle_timeout_s..=7 * 86_400,
+        "expected at least session.idle_timeout_s and at most 604800 seconds",
+    )?;
+    origin.within(
+        "session.max_sessions",
+        raw.max_sessions,
+        1..=usize::MAX,
+        "expected at least 1",
+    )?;
+    Ok(SessionConfig {
+        idle_timeout: Duration::from_secs(raw.idle_timeout_s),
+        absolute_timeout: Duration::from_secs(raw.absolute_timeout_s),
+        max_sessions: raw.max_sessions,
+    })
+}
+
+fn agent(raw: &RawAgent, origin: &Origin<'_>) -> Result<AgentConfig, SettingsError> {
+    origin.within(
+        "agent.port",
+        raw.port,
+        1..=u16::MAX,
+        "expected a port from 1 to 65535",
+    )?;
+    origin.within(
+        "agent.timeout_ms",
+        raw.timeout_ms,
+        100..=120_000,
+        "expected 100 to 120000 milliseconds",
+    )?;
+    let tls = &raw.tls;
+    let verify = match tls.verify {
+        VerifyMode::Off => AgentVerify::Off,
+        VerifyMode::Ca => match tls.ca_file.as_deref() {
+            Some(file) if !file.is_empty() => AgentVerify::Ca(origin.resolve(file)),
+            _ => {
+                return Err(origin.bad(
+                    "agent.tls.ca_file",
+                    "expected a PEM file when agent.tls.verify is \"ca\"",
+                ));
+            }
+        },
+        VerifyMode::Pinned => AgentVerify::Pinned(pins(&tls.fingerprints, origin)?),
+    };
+    Ok(AgentConfig {
+        port: raw.port,
+        timeout: Duration::from_millis(raw.timeout_ms),
+        verify,
+        license_path: raw.license_path.clone().filter(|s| !s.is_empty()),
+    })
+}
+
+/// `agent.tls.fingerprints` when `agent.tls.verify` is `pinned`.
+fn pins(fingerprints: &[String], origin: &Origin<'_>) -> Result<Vec<[u8; 32]>, SettingsError> {
+    if fingerprints.is_empty() {
+        return Err(origin.bad(
+            "agent.tls.fingerprints",
+            "expected at least one SHA-256 fingerprint when agent.tls.verify is \"pinned\"",
+        ));
+    }
+    fingerprints
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            parse_fingerprint(text).ok_or_else(|| {
+                origin.bad(
+                    format_args!("agent.tls.fingerprints[{i}]"),
+                    format!("expected 64 hex digits (colons allowed), got {text:?}"),
+                )
+            })
+        })
+        .collect()
+}
+
+fn server(raw: &RawServer, origin: &Origin<'_>) -> Result<ServerConfig, SettingsError> {
+    if raw.host.is_empty() {
+        return Err(origin.bad("server.host", "expected a host name or address"));
+    }
+    if raw.cert.is_some() != raw.key.is_some() {
+        return Err(origin.bad(
+            "server.cert",
+            "expected both server.cert and server.key, or neither",
+        ));
+    }
+    origin.within(
+        "server.max_connections",
+        raw.max_connections,
+        1..=usize::MAX,
+        "expected at least 1",
+    )?;
+    for (key, value) in [
+        ("server.handshake_timeout_ms", raw.handshake_timeout_ms),
+        ("server.header_timeout_ms", raw.header_timeout_ms),
+        ("server.shutdown_grace_ms", raw.shutdown_grace_ms),
+    ] {
+        origin.within(
+            key,
+            value,
+            1..=3_600_000,
+            "expected 1 to 3600000 milliseconds",
+        )?;
+    }
+    origin.within(
+        "server.body_limit_bytes",
+        raw.body_limit_bytes,
+        1024..=16 * 1024 * 1024,
+        "expected 1024 to 16777216 bytes",
+    )?;
+    let trusted_proxies = raw
+        .trusted_proxies
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            text.parse::<IpAddr>().map_err(|_| {
+                origin.bad(
+                    format_args!("server.trusted_proxies[{i}]"),
+                    format!("expected an IP address, got {text:?}"),
+                )
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(ServerConfig {
+        host: raw.host.clone(),
+        port: raw.port,
+        cert: raw.cert.as_deref().map(|p| origin.resolve(p)),
+        key: raw.key.as_deref().map(|p| origin.resolve(p)),
+        fallback_sessions: raw.fallback_sessions,
+        max_connections: raw.max_connections,
+        handshake_timeout: Duration::from_millis(raw.handshake_timeout_ms),
+        header_timeout: Duration::from_millis(raw.header_timeout_ms),
+        body_limit_bytes: raw.body_limit_bytes,
+        trusted_proxies,
+        broker_name: raw.broker_name.clone(),
+        hostname: raw.hostname.clone(),
+        shutdown_grace: Duration::from_millis(raw.shutdown_grace_ms),
+    })
+}
+
+fn security(raw: &RawSecurity, origin: &Origin<'_>) -> Result<RateLimits, SettingsError> {
+    let at_least_one = "expected at least 1";
+    origin.within(
+        "security.auth_failures_per_user",
+        raw.auth_failures_per_user,
+        1..=u32::MAX,
+        at_least_one,
+    )?;
+    origin.within(
+        "security.auth_failures_per_address",
+        raw.auth_failures_per_address,
+        1..=u32::MAX,
+        at_least_one,
+    )?;
+    origin.within(
+        "security.auth_window_s",
+        raw.auth_window_s,
+        1..=86_400,
+        "expected 1 to 86400 seconds",
+    )?;
+    Ok(RateLimits {
+        per_user: raw.auth_failures_per_user,
+        per_address: raw.auth_failures_per_address,
+        window_ms: raw.auth_window_s * 1000,
+        ..RateLimits::default()
+    })
+}
+
+/// The admin listener and its token.
+fn admin(
+    raw: &RawAdmin,
+    origin: &Origin<'_>,
+) -> Result<(Option<SocketAddr>, Option<String>), SettingsError> {
+    let listen = match raw.listen.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(text) => Some(text.parse::<SocketAddr>().map_err(|_| {
+            origin.bad(
+                "admin.listen",
+                format!("expected an address and port such as \"127.0.0.1:9443\", got {text:?}"),
+            )
+        })?),
+    };
+    let token = raw.token.clone().filter(|t| !t.is_empty());
+    if listen.is_some_and(|a| !a.ip().is_loopback()) && token.is_none() {
+        return Err(origin.bad(
+            "admin.token",
+            "expected a token when admin.listen is not a loopback address",
+        ));
+    }
+    Ok((listen, token))
+}

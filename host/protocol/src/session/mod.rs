@@ -1,0 +1,391 @@
+//! The broker session: one per real `hello`, pure, with time passed in as unix milliseconds.
+//!
+//! The session never calls anything. [`Session::on_request`] returns a [`Step`]: a reply, or
+//! work for the caller (a mapper call) as a *pending* value that owns what the step took out of
+//! the session. The caller runs the call and hands its result to the pending value's `finish`,
+//! which consumes it, puts the session in its next state and returns the reply. So a result can
+//! only be fed to the step that asked for it, and only once: an out-of-order call does not
+//! compile. Allocation may need one more round trip, to the desktop's agent
+//! ([`AllocStep::Launch`] → [`PendingLaunch::finish`]).
+//!
+//! ```text
+//!            password ──▶ [PendingLogin] ──challenge──▶ Challenged ──dialog──▶ [PendingDialog]
+//!  Anonymous ◀──rejected──────┘ │                          ▲                     │ │
+//!      ▲                        └──accepted──▶ Authenticated ◀────accepted───────┘ └─challenge
+//!      │                                          │    ▲
+//!      │                          allocate ──▶ [PendingAllocation] ──launch──▶ [PendingLaunch]
+//!      │                                               │ failed                     │ succeeded
+//!      └──────────── bye / new password ─────────── Allocated ◀────────────────────┘
+//! ```
+//!
+//! The typed password is kept (as a [`Secret`], wiped on drop) from the password step until
+//! the allocation succeeds, because the agent logon replays it; then it is dropped.
+//!
+//! - this module: [`Session`], its states and [`Session::on_request`];
+//! - [`auth`]: the password and dialog steps;
+//! - [`alloc`]: listing, allocation and the agent's answer;
+//! - `reply` (private): the replies the steps send.
+
+use crate::client::{AllocateResource, Authenticate, ClientRequest, Hello};
+use crate::policy::{ClientContext, Desktop, Identity, PasswordLogin, Secret};
+use crate::reply::{BrokerInfo, BrokerReply, HelloResp};
+use crate::result_id::{AllocResult, AuthResult, ErrorId, ListResult};
+
+pub mod alloc;
+pub mod auth;
+mod reply;
+
+pub use alloc::{
+    AgentFailure, AllocStep, LaunchRequest, PendingAllocation, PendingLaunch, PendingListing,
+};
+pub use auth::{PendingDialog, PendingLogin};
+
+use reply::{alloc_failure, auth_reply, list_reply, printable};
+
+/// The `session-type` the broker sends to agents.
+pub const SESSION_TYPE_UNSPECIFIED: &str = "UNSPECIFIED";
+
+/// The protocol named in replies when the client named none.
+pub const PROTOCOL_PCOIP: &str = "PCOIP";
+
+/// Session lifetimes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// A session unused for this long has expired.
+    pub idle_ms: u64,
+    /// A session this old has expired, however busy.
+    pub absolute_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            idle_ms: 600_000,
+            absolute_ms: 3_600_000,
+        }
+    }
+}
+
+/// The `hello-resp` for a probe or a real hello.
+pub fn hello_reply(info: &BrokerInfo, domains: Vec<String>) -> BrokerReply {
+    BrokerReply::Hello(HelloResp {
+        broker_info: info.clone(),
+        domains,
+    })
+}
+
+/// Where a session is, as reported for tests and metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// After `hello`; no user yet (or a failed attempt, or a dialog pending).
+    Created,
+    /// A user is authenticated.
+    Authenticated,
+    /// A desktop was allocated; the password is gone.
+    Allocated,
+}
+
+/// What the caller does next for a request.
+///
+/// A step's result goes to that step, once. This compiles:
+///
+/// ```
+/// use interstate_protocol::{AgentFailure, PendingLaunch, Session};
+/// fn answer(session: &mut Session, launch: Box<PendingLaunch>) {
+///     let _reply = launch.finish(session, Err(AgentFailure::Unreachable(String::new())), 0);
+/// }
+/// ```
+///
+/// feeding the same step a second answer does not:
+///
+/// ```compile_fail
+/// use interstate_protocol::{AgentFailure, PendingLaunch, Session};
+/// fn answer_twice(session: &mut Session, launch: Box<PendingLaunch>) {
+///     let _first = launch.finish(session, Err(AgentFailure::Unreachable(String::new())), 0);
+///     let _second = launch.finish(session, Err(AgentFailure::Unreachable(String::new())), 0);
+/// }
+/// ```
+///
+/// and nothing outside this crate can make a step the session did not hand out:
+///
+/// ```compile_fail
+/// use interstate_protocol::PendingLaunch;
+/// fn forge() -> PendingLaunch {
+///     PendingLaunch { request: todo!(), taken: todo!() }
+/// }
+/// ```
+#[derive(Debug)]
+pub enum Step {
+    /// Send this reply.
+    Reply(BrokerReply),
+    /// Run `Mapper::authenticate` with [`PendingLogin::login`], then [`PendingLogin::finish`].
+    Authenticate(PendingLogin),
+    /// Run `Mapper::continue_authentication`, then [`PendingDialog::finish`].
+    ContinueAuthentication(PendingDialog),
+    /// Run `Mapper::list_desktops`, then [`PendingListing::finish`].
+    ListDesktops(PendingListing),
+    /// Run `Mapper::allocate`, then [`PendingAllocation::finish`].
+    Allocate(PendingAllocation),
+    /// `bye`: delete the session and send this reply.
+    End(BrokerReply),
+}
+
+impl Step {
+    /// True while the step carries the user's password (it travels with the step until the
+    /// step is finished, then returns to the session or is dropped).
+    pub fn holds_password(&self) -> bool {
+        matches!(
+            self,
+            Step::Authenticate(_) | Step::ContinueAuthentication(_) | Step::Allocate(_)
+        )
+    }
+}
+
+/// The credentials typed at the password step.
+#[derive(Debug)]
+pub(crate) struct Login {
+    pub(crate) password: Secret,
+    pub(crate) domain: String,
+}
+
+/// Where the session is, with exactly what each place needs.
+#[derive(Debug, Default)]
+pub(crate) enum State {
+    /// After `hello`, a failed login or a `bye`: no user. Also while a step that started here
+    /// (or took its state from here) is pending.
+    #[default]
+    Anonymous,
+    /// The password passed; the mapper asked for a dialog, whose state it gave.
+    Challenged {
+        /// What was typed, kept for the agent logon.
+        login: Login,
+        /// The mapper's dialog state (never sent to the client).
+        challenge: Secret,
+    },
+    /// A user is in.
+    Authenticated {
+        /// What was typed, kept for the agent logon.
+        login: Login,
+        /// Who.
+        identity: Identity,
+        /// The last listing: allocation takes one of these.
+        listing: Vec<Desktop>,
+    },
+    /// A desktop was allocated; the password is gone.
+    Allocated {
+        /// Who.
+        identity: Identity,
+        /// The last listing.
+        listing: Vec<Desktop>,
+    },
+}
+
+/// One broker session.
+#[derive(Debug)]
+pub struct Session {
+    created_at: u64,
+    last_seen: u64,
+    client: ClientContext,
+    caps: Vec<String>,
+    state: State,
+}
+
+impl Session {
+    /// A session for a real (non-probe) `hello`. Empty fields of `client` are filled from the
+    /// hello's `client-info`.
+    pub fn new(hello: &Hello, client: ClientContext, now: u64) -> Session {
+        let info = &hello.client_info;
+        let fill = |value: String, from: &str| {
+            if value.is_empty() {
+                from.to_owned()
+            } else {
+                value
+            }
+        };
+        let client = ClientContext {
+            address: client.address,
+            hostname: fill(client.hostname, &info.hostname),
+            product_name: fill(client.product_name, &info.product_name),
+            product_version: fill(client.product_version, &info.product_version),
+            platform: fill(client.platform, &info.platform),
+            locale: fill(client.locale, &info.locale),
+            log_id: client.log_id,
+        };
+        Session {
+            created_at: now,
+            last_seen: now,
+            client,
+            caps: hello.caps.clone(),
+            state: State::Anonymous,
+        }
+    }
+
+    /// Where the session is.
+    pub fn phase(&self) -> Phase {
+        match self.state {
+            State::Anonymous | State::Challenged { .. } => Phase::Created,
+            State::Authenticated { .. } => Phase::Authenticated,
+            State::Allocated { .. } => Phase::Allocated,
+        }
+    }
+
+    /// True once the session has been idle for `limits.idle_ms` or has lived for
+    /// `limits.absolute_ms`.
+    pub fn is_expired(&self, now: u64, limits: &Limits) -> bool {
+        now.saturating_sub(self.last_seen) >= limits.idle_ms
+            || now.saturating_sub(self.created_at) >= limits.absolute_ms
+    }
+
+    /// True while the session itself keeps the user's password (see also
+    /// [`Step::holds_password`]).
+    pub fn holds_password(&self) -> bool {
+        matches!(
+            self.state,
+            State::Challenged { .. } | State::Authenticated { .. }
+        )
+    }
+
+    /// The client.
+    pub fn client(&self) -> &ClientContext {
+        &self.client
+    }
+
+    /// The authenticated user, if any.
+    pub fn identity(&self) -> Option<&Identity> {
+        match &self.state {
+            State::Authenticated { identity, .. } | State::Allocated { identity, .. } => {
+                Some(identity)
+            }
+            State::Anonymous | State::Challenged { .. } => None,
+        }
+    }
+
+    /// When the session was created (unix ms).
+    pub fn created_at(&self) -> u64 {
+        self.created_at
+    }
+
+    /// When the session was last used (unix ms).
+    pub fn last_seen(&self) -> u64 {
+        self.last_seen
+    }
+
+    /// Handles a request of this session.
+    pub fn on_request(&mut self, request: ClientRequest, now: u64) -> Step {
+        self.last_seen = now;
+        match request {
+            ClientRequest::Hello(_) => Step::Reply(BrokerReply::error(
+                ErrorId::UnsupportedRequest,
+                Some("hello is only valid at the start of a session".into()),
+            )),
+            ClientRequest::Unsupported { name } => Step::Reply(BrokerReply::error(
+                ErrorId::UnsupportedRequest,
+                Some(format!(
+                    "the broker does not support <{}>",
+                    printable(&name)
+                )),
+            )),
+            ClientRequest::Bye => {
+                self.state = State::Anonymous;
+                Step::End(BrokerReply::Bye)
+            }
+            ClientRequest::Authenticate(Authenticate::Password {
+                username,
+                password,
+                domain,
+            }) => {
+                // A new password step starts over, whatever was before.
+                self.state = State::Anonymous;
+                Step::Authenticate(PendingLogin::new(
+                    PasswordLogin {
+                        username,
+                        password: password.clone(),
+                        domain: domain.clone(),
+                        client: self.client.clone(),
+                    },
+                    Login { password, domain },
+                ))
+            }
+            ClientRequest::Authenticate(Authenticate::Dialog { answers, .. }) => {
+                match std::mem::take(&mut self.state) {
+                    State::Challenged { login, challenge } => {
+                        Step::ContinueAuthentication(PendingDialog::new(login, challenge, answers))
+                    }
+                    other => {
+                        self.state = other;
+                        Step::Reply(auth_reply(None, AuthResult::FailedUnexpectedMethod))
+                    }
+                }
+            }
+            ClientRequest::Authenticate(Authenticate::Other { .. }) => {
+                Step::Reply(auth_reply(None, AuthResult::FailedUnexpectedMethod))
+            }
+            ClientRequest::GetResourceList(_) => match self.identity() {
+                Some(identity) => Step::ListDesktops(PendingListing::new(identity.clone())),
+                None => Step::Reply(list_reply(ListResult::FailedNoUser, Vec::new())),
+            },
+            ClientRequest::AllocateResource(request) => self.allocate(request),
+        }
+    }
+
+    fn allocate(&mut self, request: AllocateResource) -> Step {
+        let (id, text) = match std::mem::take(&mut self.state) {
+            State::Authenticated {
+                login,
+                identity,
+                listing,
+            } => {
+                let chosen = listing
+                    .iter()
+                    .find(|d| d.id == request.resource_id)
+                    .cloned();
+                if let Some(desktop) = chosen {
+                    return Step::Allocate(PendingAllocation::new(
+                        login, identity, listing, desktop, request,
+                    ));
+                }
+                self.state = State::Authenticated {
+                    login,
+                    identity,
+                    listing,
+                };
+                (AllocResult::FailedInvalidParameter, None)
+            }
+            other @ State::Allocated { .. } => {
+                self.state = other;
+                (
+                    AllocResult::FailedNoUser,
+                    Some("A desktop was already allocated in this session. Please log in again."),
+                )
+            }
+            other => {
+                self.state = other;
+                (AllocResult::FailedNoUser, None)
+            }
+        };
+        Step::Reply(alloc_failure(Some(&request), id, text))
+    }
+
+    /// Records that the session moved on; `finish` methods call it.
+    pub(crate) fn enter(&mut self, state: State, now: u64) {
+        self.state = state;
+        self.last_seen = now;
+    }
+
+    /// Whether the client can show a dialog.
+    pub(crate) fn can_show_dialogs(&self) -> bool {
+        self.caps
+            .iter()
+            .any(|cap| cap == crate::client::CAP_DIALOG_AUTHENTICATION)
+    }
+
+    /// The listing of the current user's state, to update after a listing.
+    pub(crate) fn listing_mut(&mut self) -> Option<&mut Vec<Desktop>> {
+        match &mut self.state {
+            State::Authenticated { listing, .. } | State::Allocated { listing, .. } => {
+                Some(listing)
+            }
+            State::Anonymous | State::Challenged { .. } => None,
+        }
+    }
+}
