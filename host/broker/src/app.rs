@@ -144,7 +144,7 @@ impl Running {
     /// the report names: they need a restart, and their old values stay in force until then. On
     /// error the old generation keeps serving.
     pub async fn reload(&self, settings: Settings) -> Result<ReloadReport, StartError> {
-        let restart_required = restart_required(&self.initial, &settings);
+        let restart_required = self.initial.restart_required(&settings);
         if !restart_required.is_empty() {
             tracing::warn!(
                 keys = %restart_required.join(", "),
@@ -172,39 +172,6 @@ impl Running {
 pub struct ReloadReport {
     /// Keys whose new values take effect only after a restart (their old values stay in force).
     pub restart_required: Vec<&'static str>,
-}
-
-/// The keys that are read once, when the process starts: the listeners (and the admin token,
-/// checked against the admin address at start), logging, and the mapper runtime (its compile cache, and its instance pool, which is sized for
-/// `max_concurrent_calls`).
-pub const RESTART_ONLY: &[&str] = &[
-    "server.host",
-    "server.port",
-    "logging.level",
-    "logging.format",
-    "admin.listen",
-    "admin.token",
-    "mapper.cache_dir",
-    "mapper.limits.max_concurrent_calls",
-];
-
-/// The [`RESTART_ONLY`] keys whose values differ between `old` and `new`.
-pub fn restart_required(old: &Settings, new: &Settings) -> Vec<&'static str> {
-    let changed = [
-        old.server.host != new.server.host,
-        old.server.port != new.server.port,
-        old.log_level != new.log_level,
-        old.log_json != new.log_json,
-        old.admin_listen != new.admin_listen,
-        old.admin_token != new.admin_token,
-        old.mapper.cache_dir != new.mapper.cache_dir,
-        old.mapper.max_concurrent_calls != new.mapper.max_concurrent_calls,
-    ];
-    RESTART_ONLY
-        .iter()
-        .zip(changed)
-        .filter_map(|(key, changed)| changed.then_some(*key))
-        .collect()
 }
 
 /// Produces fresh settings for a reload (re-reads the file and re-applies command-line flags).

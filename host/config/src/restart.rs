@@ -1,7 +1,9 @@
 //! What a reload cannot apply: the keys the process reads once, at start.
 //!
 //! A reload builds a new generation from every other key. These ones shape the process itself
-//! (its listeners, its log subscriber, its mapper runtime), so a new value waits for a restart.
+//! (its listeners, its log subscriber, its mapper runtime, whose instance pool is sized for
+//! `max_concurrent_calls`), so a new value waits for a restart. The admin token is checked
+//! against the admin address when the process starts, so it goes with `admin.listen`.
 
 use crate::settings::Settings;
 
@@ -12,21 +14,27 @@ pub const RESTART_ONLY: &[&str] = &[
     "logging.level",
     "logging.format",
     "admin.listen",
+    "admin.token",
     "mapper.cache_dir",
+    "mapper.limits.max_concurrent_calls",
 ];
 
 /// Whether two settings differ in one key.
 type Differs = fn(&Settings, &Settings) -> bool;
 
 /// How to tell, for each key of [`RESTART_ONLY`] (same order), whether two settings differ.
-const DIFFERS: [(&str, Differs); 6] = [
+const DIFFERS: [(&str, Differs); 8] = [
     ("server.host", |a, b| a.server.host != b.server.host),
     ("server.port", |a, b| a.server.port != b.server.port),
     ("logging.level", |a, b| a.log_level != b.log_level),
     ("logging.format", |a, b| a.log_json != b.log_json),
     ("admin.listen", |a, b| a.admin_listen != b.admin_listen),
+    ("admin.token", |a, b| a.admin_token != b.admin_token),
     ("mapper.cache_dir", |a, b| {
         a.mapper.cache_dir != b.mapper.cache_dir
+    }),
+    ("mapper.limits.max_concurrent_calls", |a, b| {
+        a.mapper.max_concurrent_calls != b.mapper.max_concurrent_calls
     }),
 ];
 
@@ -68,7 +76,7 @@ mod tests {
     fn generation_keys_need_no_restart() {
         let json = r#"{"session": {"idle_timeout_s": 60}, "server": {"broker_name": "B",
             "max_connections": 3}, "mapper": {"limits": {"timeout_ms": 100}},
-            "admin": {"listen": null, "token": "t"}}"#;
+            "admin": {"listen": null}}"#;
         assert!(changed(json).is_empty());
     }
 
@@ -107,6 +115,22 @@ mod tests {
         assert_eq!(
             changed(r#"{"admin": {"listen": "127.0.0.1:9443"}}"#),
             ["admin.listen"]
+        );
+    }
+
+    #[test]
+    fn admin_token() {
+        assert_eq!(
+            changed(r#"{"admin": {"listen": "127.0.0.1:9443", "token": "t"}}"#),
+            ["admin.listen", "admin.token"]
+        );
+    }
+
+    #[test]
+    fn mapper_max_concurrent_calls() {
+        assert_eq!(
+            changed(r#"{"mapper": {"limits": {"max_concurrent_calls": 8}}}"#),
+            ["mapper.limits.max_concurrent_calls"]
         );
     }
 

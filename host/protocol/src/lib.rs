@@ -11,7 +11,8 @@
 //! ```
 //!
 //! # Layout
-//! - [`message`]: the envelope (`Root`, `Request`), [`decode_request`] and [`DecodeError`].
+//! - [`root`]: the root element (`Root`) and the protocol version, shared by both directions.
+//! - [`message`]: the request envelope (`Request`), [`decode_request`] and [`DecodeError`].
 //! - [`client`]: the client's messages (`hello`, `authenticate`, `get-resource-list`, ...).
 //! - [`reply`]: the broker's replies and [`encode_reply`].
 //! - [`result_id`]: the result and error ids the client knows.
@@ -27,6 +28,7 @@ pub mod message;
 pub mod policy;
 pub mod reply;
 pub mod result_id;
+pub mod root;
 pub mod session;
 mod xml;
 

@@ -2,42 +2,11 @@
 
 use thiserror::Error;
 
+pub use crate::root::{PROTOCOL_VERSION, Root};
+
 use crate::client::{self, ClientRequest};
-use crate::reply::{BrokerReply, ErrorResp};
 use crate::result_id::ErrorId;
 use crate::xml::tree::{self, TreeError};
-
-/// The only protocol version the broker speaks.
-pub const PROTOCOL_VERSION: &str = "2.1";
-
-/// The root element of a broker protocol message. Clients send `pcoip-client`; a PCoIP
-/// Connection Manager sends `pcoip-broker`. The reply uses the request's root.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Root {
-    /// `<pcoip-client version="2.1">`.
-    PcoipClient,
-    /// `<pcoip-broker version="2.1">`.
-    PcoipBroker,
-}
-
-impl Root {
-    /// The element name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Root::PcoipClient => "pcoip-client",
-            Root::PcoipBroker => "pcoip-broker",
-        }
-    }
-
-    /// The root named `name`, if it is one.
-    pub fn from_name(name: &str) -> Option<Root> {
-        match name {
-            "pcoip-client" => Some(Root::PcoipClient),
-            "pcoip-broker" => Some(Root::PcoipBroker),
-            _ => None,
-        }
-    }
-}
 
 /// A decoded client request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,7 +17,8 @@ pub struct Request {
     pub message: ClientRequest,
 }
 
-/// Why a body is not a valid request. Answered with an `error-resp` (see [`DecodeError::reply`]).
+/// Why a body is not a valid request. Answered with an `error-resp` (see `DecodeError::reply`,
+/// which lives with the replies).
 ///
 /// The detail names elements and limits, never text content, so it cannot carry a password.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
@@ -74,15 +44,6 @@ impl DecodeError {
     /// The root to answer with: the request's, else `pcoip-client`.
     pub fn reply_root(&self) -> Root {
         self.root.unwrap_or(Root::PcoipClient)
-    }
-
-    /// The `error-resp` to send back.
-    pub fn reply(&self) -> BrokerReply {
-        BrokerReply::Error(ErrorResp {
-            result_id: self.result_id,
-            result_str: self.result_id.default_text().to_owned(),
-            detail: Some(self.detail.clone()),
-        })
     }
 
     pub(crate) fn from_tree(error: TreeError) -> Self {

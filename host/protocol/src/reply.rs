@@ -17,12 +17,13 @@
 //! - `error-resp` keeps its `<result>` wrapper and `<detected-by>`; `err-detail` is optional.
 //! - A resource may carry `health-state` and `supported-operations`, after `protocols`.
 
-use crate::message::{PROTOCOL_VERSION, Root};
+use crate::message::DecodeError;
 use crate::policy::{
     Desktop, DesktopState, DialogField, FieldKind, HealthState, LaunchTarget, Operation,
     SessionKind,
 };
 use crate::result_id::{AllocResult, AuthResult, ErrorId, ListResult};
+use crate::root::{PROTOCOL_VERSION, Root};
 use crate::xml::writer::XmlWriter;
 
 /// The authentication method token the broker offers.
@@ -208,6 +209,17 @@ pub struct ErrorResp {
     pub result_str: String,
     /// `err-detail`, when there is one worth showing.
     pub detail: Option<String>,
+}
+
+impl DecodeError {
+    /// The `error-resp` to send back for a request that could not be decoded.
+    pub fn reply(&self) -> BrokerReply {
+        BrokerReply::Error(ErrorResp {
+            result_id: self.result_id,
+            result_str: self.result_id.default_text().to_owned(),
+            detail: Some(self.detail.clone()),
+        })
+    }
 }
 
 /// Encodes `reply` in `root`: the XML declaration, then `<ROOT version="2.1">...</ROOT>`.
