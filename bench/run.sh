@@ -49,7 +49,7 @@ command -v openssl >/dev/null || die "openssl is needed for the shared RSA-2048 
 command -v python3 >/dev/null || die "python3 is needed to run interstate_love_song"
 
 log "building the release broker"
-(cd "$REPO" && cargo build --release -p interstate --quiet)
+(cd "$REPO" && cargo build --release -p interstate-cli --quiet)
 BIN="$CARGO_TARGET_DIR/release/interstate"
 [[ -x "$BIN" ]] || die "no $BIN after the build"
 

@@ -9,13 +9,13 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use interstate::client::element_text;
 use interstate::settings::Settings;
 use interstate_mapper::MapperRuntime;
 use interstate_protocol::policy::{ClientContext, Identity, Mapper};
 use interstate_tests::guests::{self, Guest};
 use interstate_tests::pcoip::result_id;
 use interstate_tests::{AgentBehaviour, FakeAgent, TestBroker, TestClient, msg};
+use interstate_tools::xml::element_text;
 use serde_json::{Value, json};
 
 use interstate_tests::totp;

@@ -2,10 +2,10 @@
 
 use std::time::{Duration, Instant};
 
-use interstate::client::element_text;
 use interstate_tests::broker::simple_settings;
 use interstate_tests::pcoip::result_id;
 use interstate_tests::{AgentBehaviour, FakeAgent, PASSWORD, TestBroker, TestClient, msg};
+use interstate_tools::xml::element_text;
 
 async fn logged_in(broker: &TestBroker) -> (TestClient, String) {
     let mut client = TestClient::connect(broker.addr).await;
@@ -257,7 +257,7 @@ async fn body_over_the_limit() {
             );
         }
         Err(e) => assert!(
-            matches!(e, interstate::client::ClientError::Io(_)),
+            matches!(e, interstate_tools::wire::ClientError::Io(_)),
             "only the connection may end: {e}"
         ),
     }

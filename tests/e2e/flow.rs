@@ -1,10 +1,10 @@
 //! The whole client flow, for both roots and both session modes.
 
-use interstate::client::element_text;
 use interstate_tests::agent::CONNECT_TAG;
 use interstate_tests::broker::simple_settings;
 use interstate_tests::pcoip::result_id;
 use interstate_tests::{AgentBehaviour, FakeAgent, PASSWORD, TestBroker, TestClient, msg};
+use interstate_tools::xml::element_text;
 
 /// probe, hello, authenticate, list, allocate, bye; returns the allocate answer text.
 async fn full_flow(client: &mut TestClient, agent: &FakeAgent) {

@@ -20,11 +20,11 @@ mod sessions;
 use std::collections::BTreeSet;
 use std::time::Instant;
 
-use interstate::client::WireResponse;
 use interstate_protocol::{AllocResult, AuthResult, ErrorId, ListResult};
 use interstate_tests::broker::simple_settings;
 use interstate_tests::pcoip::result_id;
 use interstate_tests::{AgentBehaviour, FakeAgent, PASSWORD, TestBroker, TestClient, msg};
+use interstate_tools::wire::WireResponse;
 use serde_json::Value;
 
 /// Every `result-id` a PCoIP client knows.

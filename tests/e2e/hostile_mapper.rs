@@ -21,12 +21,12 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use interstate::app::StartError;
-use interstate::client::WireResponse;
 use interstate::settings::Settings;
 use interstate_mapper::LoadError;
 use interstate_protocol::policy::MapperError;
 use interstate_tests::pcoip::{flow, result_id};
 use interstate_tests::{AgentBehaviour, FakeAgent, TestBroker, TestClient, msg};
+use interstate_tools::wire::WireResponse;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;

@@ -4,13 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use interstate::bench::{BenchError, BenchOptions, Mode};
-use interstate::client::Verify;
-use interstate::probe::target::Target;
-use interstate::probe::{ProbeOptions, ProbeReport, run};
 use interstate_protocol::Root;
 use interstate_tests::broker::simple_settings;
 use interstate_tests::{AgentBehaviour, FakeAgent, PASSWORD, TestBroker};
+use interstate_tools::bench::{BenchError, BenchOptions, Mode};
+use interstate_tools::probe::{ProbeOptions, ProbeReport, run};
+use interstate_tools::target::Target;
+use interstate_tools::wire::Verify;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -316,7 +316,7 @@ async fn a_short_bench_of_whole_flows_has_no_errors_and_sane_figures() {
     options.duration = Duration::from_secs(5);
     options.server_pids = vec![std::process::id()];
     options.label = Some("interstate".into());
-    let report = interstate::bench::run(&options).await.unwrap();
+    let report = interstate_tools::bench::run(&options).await.unwrap();
     assert!(report.errors.is_empty(), "{}", report.to_text());
     assert_eq!(report.flows_failed, 0);
     assert!(
@@ -388,7 +388,7 @@ async fn a_short_bench_of_whole_flows_has_no_errors_and_sane_figures() {
     hello.concurrency = 2;
     hello.max_flows = 200;
     hello.duration = Duration::from_secs(5);
-    let report = interstate::bench::run(&hello).await.unwrap();
+    let report = interstate_tools::bench::run(&hello).await.unwrap();
     assert_eq!(
         (report.flows_ok, report.flows_failed),
         (200, 0),
@@ -407,14 +407,14 @@ async fn a_short_bench_of_whole_flows_has_no_errors_and_sane_figures() {
     sessions.concurrency = 2;
     sessions.max_flows = 300;
     sessions.duration = Duration::from_secs(5);
-    let report = interstate::bench::run(&sessions).await.unwrap();
+    let report = interstate_tools::bench::run(&sessions).await.unwrap();
     assert_eq!(report.flows_ok, 300, "{}", report.to_text());
     assert_eq!(broker.running.broker.store().len(), 302);
 
     // Load goes to loopback only, unless asked.
     let remote = BenchOptions::new(Target::parse("https://192.0.2.1:60443").unwrap());
     assert!(matches!(
-        interstate::bench::run(&remote).await,
+        interstate_tools::bench::run(&remote).await,
         Err(BenchError::Remote(_))
     ));
     broker.stop().await;

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use interstate::client::element_text;
 use interstate::settings::Settings;
 use interstate_tests::broker::simple_settings;
 use interstate_tests::pcoip::{flow, result_id};
 use interstate_tests::{AgentBehaviour, FakeAgent, PASSWORD, TestBroker, TestClient, msg};
+use interstate_tools::xml::element_text;
 use serde_json::Value;
 
 fn parse(settings: &Value) -> Settings {

@@ -9,11 +9,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use interstate::client::Connection;
-use interstate::verify::PinnedOrAny;
+use interstate_protocol::Root;
 use interstate_tests::agent::{AgentBehaviour, FakeAgent};
 use interstate_tests::broker::{TestBroker, simple_settings};
 use interstate_tests::pcoip::msg;
+use interstate_tls::Verification;
+use interstate_tools::messages::wrap;
+use interstate_tools::wire::Connection;
 use rustls::client::{
     ClientSessionStore, Resumption, Tls12ClientSessionValue, Tls13ClientSessionValue,
 };
@@ -57,13 +59,12 @@ fn client_config(
     version: &'static SupportedProtocolVersion,
     recorder: Arc<Recorder>,
 ) -> Arc<ClientConfig> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[version])
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(PinnedOrAny::danger_accept_any(provider)))
-        .with_no_client_auth();
+    let mut config = interstate_tls::client_config_with(
+        Arc::new(rustls::crypto::ring::default_provider()),
+        &[version],
+        &Verification::DangerAcceptAny,
+    )
+    .unwrap();
     config.resumption = Resumption::store(recorder);
     Arc::new(config)
 }
@@ -90,9 +91,7 @@ async fn the_broker_sends_no_session_tickets_and_keeps_no_sessions() {
             .await
             .unwrap();
             for message in [msg::probe(), msg::hello()] {
-                let body = format!(
-                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<pcoip-client version=\"2.1\">{message}</pcoip-client>"
-                );
+                let body = wrap(Root::PcoipClient, &message);
                 let response = conn
                     .post(
                         "/pcoip-broker/xml",

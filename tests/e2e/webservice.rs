@@ -10,10 +10,10 @@ use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use interstate::client::element_text;
 use interstate_tests::guests::{self, Guest};
 use interstate_tests::pcoip::result_id;
 use interstate_tests::{AgentBehaviour, FakeAgent, PASSWORD, TestBroker, TestClient, msg};
+use interstate_tools::xml::element_text;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 

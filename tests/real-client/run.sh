@@ -51,7 +51,7 @@ cp "$dlls"/broker_client.dll "$dlls"/wolfssl.dll "$dlls"/broker_client_example.e
 x86_64-w64-mingw32-gcc -O1 -Wall -o "$work/login.exe" tests/real-client/login.c
 
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
-cargo build -q -p interstate
+cargo build -q -p interstate-cli
 interstate=$CARGO_TARGET_DIR/debug/interstate
 
 # Two agents: the example mappers derive desktop ids from host names, so their two desktops

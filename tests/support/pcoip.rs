@@ -1,85 +1,56 @@
-//! A PCoIP client for tests: message builders and a connection that keeps the cookie.
+//! A PCoIP client for tests, on the tools' wire client and message builders: a connection that
+//! keeps the cookie and asserts the wire rules on every answer.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use interstate::client::{Connection, Verify, WireResponse, element_text, tls_config};
+use interstate_tools::wire::{Connection, Verify, WireResponse, tls_config};
+use interstate_tools::xml::element_text;
 
 /// How long a test waits for any one answer.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Message bodies, without the root element.
+/// Message bodies, without the root element: the tools' builders, as the 19.11 client on
+/// `euler.leonhard.gov` sends them (with the dialog capability).
 pub mod msg {
-    /// Escapes XML text.
-    pub fn escape(text: &str) -> String {
-        text.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-            .replace('"', "&quot;")
-            .replace('\'', "&apos;")
-    }
+    use interstate_tools::messages::{self, ClientIdentity};
+
+    pub use interstate_tools::messages::{bye, dialog, escape, list};
+
+    /// Who the test client says it is.
+    pub const TEST_CLIENT: ClientIdentity<'static> = ClientIdentity {
+        hostname: "euler.leonhard.gov",
+        platform: "CentOS Linux 7 (Core) linux x86_64",
+        caps: &[
+            "CAP_DISCLAIMER_AUTHENTICATION",
+            "CAP_NO_AUTHENTICATION",
+            "CAP_DIALOG_AUTHENTICATION",
+            "CAP_ALTERNATE_PROVISIONING",
+        ],
+        server_address: Some(("127.0.0.1", "broker.example.com")),
+        time_zone: Some("Pacific Standard Time"),
+        ip_address: "192.168.114.8",
+        mac_address: "00:67:a8:2d:84:7e",
+    };
 
     /// The `QueryBrokerClient` probe (client 19.11 capture).
     pub fn probe() -> String {
-        "<hello><client-info><product-name>QueryBrokerClient</product-name><product-version>1.0</product-version>\
-         <platform>PCoIP</platform><locale>en_US</locale><hostname>euler.leonhard.gov</hostname>\
-         <serial-number>00:00:00:00:00:00</serial-number><device-name>euler.leonhard.gov</device-name>\
-         <pcoip-unique-id>00:00:00:00:00:00</pcoip-unique-id></client-info><caps></caps></hello>"
-            .into()
+        messages::probe_hello(&TEST_CLIENT)
     }
 
     /// A real client's hello (client 19.11 capture), with the dialog capability.
     pub fn hello() -> String {
-        "<hello><client-info><product-name>Teradici PCoIP Desktop Client</product-name>\
-         <product-version>19.11.0</product-version><platform>CentOS Linux 7 (Core) linux x86_64</platform>\
-         <locale>en_US</locale><hostname>euler.leonhard.gov</hostname><serial-number>00:00:00:00:00:00</serial-number>\
-         <device-name>euler.leonhard.gov</device-name><pcoip-unique-id>00:00:00:00:00:00</pcoip-unique-id></client-info>\
-         <caps><cap>CAP_DISCLAIMER_AUTHENTICATION</cap><cap>CAP_NO_AUTHENTICATION</cap><cap>CAP_DIALOG_AUTHENTICATION</cap>\
-         <cap>CAP_ALTERNATE_PROVISIONING</cap></caps><server-address><ip-address>127.0.0.1</ip-address>\
-         <hostname>broker.example.com</hostname></server-address></hello>"
-            .into()
+        messages::hello(&TEST_CLIENT)
     }
 
     /// `authenticate method="password"`; `domain: None` leaves the element out.
     pub fn authenticate(username: &str, password: &str, domain: Option<&str>) -> String {
-        let domain = domain
-            .map(|d| format!("<domain>{}</domain>", escape(d)))
-            .unwrap_or_default();
-        format!(
-            "<authenticate method=\"password\"><username>{}</username><password>{}</password>{domain}</authenticate>",
-            escape(username),
-            escape(password)
-        )
-    }
-
-    /// `authenticate method="dialog"` answering field `id`.
-    pub fn dialog(id: &str, text: &str) -> String {
-        format!(
-            "<authenticate method=\"dialog\"><fields><field><id>{}</id><text do-not-log=\"true\">{}</text></field></fields></authenticate>",
-            escape(id),
-            escape(text)
-        )
-    }
-
-    /// `get-resource-list` as clients send it.
-    pub fn list() -> String {
-        "<get-resource-list><protocols><protocol>PCOIP</protocol></protocols>\
-         <resource-types><resource-type>DESKTOP</resource-type></resource-types></get-resource-list>"
-            .into()
+        messages::authenticate(username, password, domain)
     }
 
     /// `allocate-resource` for `id`.
     pub fn allocate(id: &str) -> String {
-        format!(
-            "<allocate-resource><resource-id>{}</resource-id><protocol>PCOIP</protocol><client-info>\
-             <time-zone-windows>Pacific Standard Time</time-zone-windows><ip-address>192.168.114.8</ip-address><mac-address>00:67:a8:2d:84:7e</mac-address></client-info></allocate-resource>",
-            escape(id)
-        )
-    }
-
-    /// `bye`.
-    pub fn bye() -> String {
-        "<bye></bye>".into()
+        messages::allocate(id, &TEST_CLIENT)
     }
 }
 

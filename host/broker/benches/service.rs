@@ -24,12 +24,12 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use http::Request;
 use http_body_util::{BodyExt, Full};
 use interstate::clock::Clock;
-use interstate::probe::messages;
 use interstate::service::store_limits;
 use interstate::service::{BROKER_PATH, Broker, handle};
 use interstate::settings::Settings;
 use interstate::store::MemoryStore;
 use interstate_protocol::Root;
+use interstate_tools::messages::{self, TOOL_CLIENT};
 
 /// `PASSWORD`'s ILS hash (PBKDF2-SHA256, salt `IGNORED`, 100,000 rounds).
 const PASSWORD: &str = "goodluck<&>";
@@ -103,29 +103,39 @@ fn service(c: &mut Criterion) {
 
     c.bench_function("service: probe hello (no session)", |b| {
         b.iter(|| {
-            tokio.block_on(async { black_box(post(&broker, messages::probe_hello(), None).await) })
+            tokio.block_on(async {
+                black_box(post(&broker, &messages::probe_hello(&TOOL_CLIENT), None).await)
+            })
         });
     });
 
     let mut cookie: Option<String> = None;
     c.bench_function("service: hello (replaces the session)", |b| {
         b.iter(|| {
-            let (body, set) = tokio.block_on(post(&broker, messages::hello(), cookie.as_deref()));
+            let (body, set) = tokio.block_on(post(
+                &broker,
+                &messages::hello(&TOOL_CLIENT),
+                cookie.as_deref(),
+            ));
             cookie = set;
             black_box(body)
         });
     });
 
-    let (_, cookie) = tokio.block_on(post(&broker, messages::hello(), cookie.as_deref()));
+    let (_, cookie) = tokio.block_on(post(
+        &broker,
+        &messages::hello(&TOOL_CLIENT),
+        cookie.as_deref(),
+    ));
     let cookie = cookie.expect("hello sets a cookie");
     let (auth, _) = tokio.block_on(post(
         &broker,
-        &messages::authenticate("kolmogorov", PASSWORD, "EXAMPLE"),
+        &messages::authenticate("kolmogorov", PASSWORD, Some("EXAMPLE")),
         Some(&cookie),
     ));
     assert!(String::from_utf8_lossy(&auth).contains("AUTH_SUCCESSFUL_AND_COMPLETE"));
     for _ in 0..2 {
-        let (list, _) = tokio.block_on(post(&broker, messages::list(), Some(&cookie)));
+        let (list, _) = tokio.block_on(post(&broker, &messages::list(), Some(&cookie)));
         assert!(
             String::from_utf8_lossy(&list).contains("LIST_SUCCESSFUL"),
             "the list can be asked for again: {}",
@@ -137,7 +147,7 @@ fn service(c: &mut Criterion) {
         |b| {
             b.iter(|| {
                 tokio.block_on(async {
-                    black_box(post(&broker, messages::list(), Some(&cookie)).await)
+                    black_box(post(&broker, &messages::list(), Some(&cookie)).await)
                 })
             });
         },

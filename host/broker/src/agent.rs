@@ -16,12 +16,11 @@ use interstate_protocol::{
     AgentFailure, LaunchRequest, LaunchSessionResp, decode_launch_session_resp,
     encode_launch_session,
 };
-use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 
 use crate::settings::{AgentConfig, AgentVerify};
-use crate::verify::{PinnedOrAny, roots_from_pem};
+use crate::verify::{ClientConfigError, Verification, client_config};
 
 /// Asks a desktop's PCoIP agent to prepare a session: the broker's one outgoing call. The
 /// HTTPS [`AgentClient`] is the implementation the broker serves with.
@@ -73,31 +72,19 @@ impl std::fmt::Debug for AgentClient {
 impl AgentClient {
     /// Builds the client from the `agent` settings.
     pub fn new(config: &AgentConfig) -> Result<Self, AgentSetupError> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = ClientConfig::builder_with_provider(provider.clone())
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
-        let tls = match &config.verify {
-            AgentVerify::Off => builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(PinnedOrAny::danger_accept_any(
-                    provider,
-                )))
-                .with_no_client_auth(),
-            AgentVerify::Pinned(pins) => builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(PinnedOrAny::pinned(
-                    pins.clone(),
-                    provider,
-                )))
-                .with_no_client_auth(),
-            AgentVerify::Ca(path) => {
-                let roots = roots_from_pem(path).map_err(|message| AgentSetupError::CaFile {
-                    path: path.display().to_string(),
-                    message,
-                })?;
-                builder.with_root_certificates(roots).with_no_client_auth()
-            }
+        let verification = match &config.verify {
+            AgentVerify::Off => Verification::DangerAcceptAny,
+            AgentVerify::Pinned(pins) => Verification::Pinned(pins.clone()),
+            AgentVerify::Ca(path) => Verification::CaFile(path.clone()),
         };
+        let tls = client_config(&verification).map_err(|e| match e {
+            ClientConfigError::CaFile { path, source } => AgentSetupError::CaFile {
+                path: path.display().to_string(),
+                message: source.to_string(),
+            },
+            ClientConfigError::Rustls(e) => AgentSetupError::Rustls(e),
+            other => AgentSetupError::Rustls(rustls::Error::General(other.to_string())),
+        })?;
         Ok(Self {
             tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
             timeout: config.timeout,

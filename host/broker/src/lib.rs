@@ -11,28 +11,23 @@
 //! - [`ratelimit`]: authentication failure limits per user and per address.
 //! - [`agent`]: the `launch-session` call to a desktop's PCoIP agent ([`agent::Agent`]).
 //! - [`body`]: the chunked response body PCoIP clients need.
-//! - [`client`]: a PCoIP-client-shaped HTTP/1.1 client that keeps the raw bytes (probe, tests).
-//! - [`probe`]: `interstate probe`, a whole client flow with every quirk checked.
-//! - [`bench`]: `interstate bench`, simulated clients with latency percentiles and server usage.
-//! - [`verify`]: certificate checks for self-signed peers (pins, or none).
+//! - [`verify`]: certificate checks for self-signed peers (the `interstate-tls` crate).
 //! - [`app`]: assembling all of the above from settings; reload.
 //! - [`admin`]: the operator listener (health, metrics, reload).
 //!
 //! The protocol codec and the session state machine live in `interstate-protocol` (no IO); the
-//! wasm host lives in `interstate-mapper`.
+//! wasm host lives in `interstate-mapper`; the client-side tools (probe, bench, the fake agent)
+//! in `interstate-tools`; the `interstate` binary in `interstate-cli`.
 
 pub mod admin;
 pub mod agent;
 pub mod app;
-pub mod bench;
 pub mod body;
-pub mod client;
 pub mod clock;
-pub mod probe;
 pub mod ratelimit;
 pub mod server;
 pub mod service;
 pub use interstate_config as settings;
 pub mod store;
 pub mod tls;
-pub mod verify;
+pub use interstate_tls as verify;

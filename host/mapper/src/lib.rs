@@ -25,7 +25,7 @@
 //! - `state`, `host`, `http`: the store's data, the host imports, the wasi:http allow-list.
 //! - `convert`: bindings ↔ `interstate_protocol::policy` types, with the contract's bounds.
 //! - [`password`]: `verify-password` (ILS PBKDF2, PHC argon2id and pbkdf2-sha256).
-//! - [`check`]: the report behind `interstate mapper check`.
+//! - [`check`](mod@check): the report behind `interstate mapper check`.
 
 mod bindings;
 mod cache;

@@ -207,7 +207,7 @@ pub enum DesktopState {
 }
 
 /// A desktop's health as the client shows it (`health-state`). `HEALTHY` was seen with the real
-/// client library (reference §11 [R]); `UNHEALTHY` is inferred from it [I].
+/// client library (reference §11 \[R\]); `UNHEALTHY` is inferred from it \[I\].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HealthState {
     /// `HEALTHY`.

@@ -1,7 +1,7 @@
 //! The broker's replies (reference §3.2, §3.4, §3.6, §3.8, §3.9, §3.10) and their encoding.
 //!
 //! Every shape the HP Anyware 24.07.3 client library parses is written as reference §11 shows
-//! it was seen to work with that library [R]; where §11 and an older section disagree, §11 wins:
+//! it was seen to work with that library \[R\]; where §11 and an older section disagree, §11 wins:
 //!
 //! - `hello-resp` always has `<domains>` with at least one `<domain>`: without one the library
 //!   stops a password login ("Could not find domains tag"), so an empty list is sent as one

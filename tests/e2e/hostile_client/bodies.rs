@@ -3,9 +3,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use interstate::client::ClientError;
 use interstate_tests::pcoip::{check_wire, result_id};
 use interstate_tests::{TestClient, msg};
+use interstate_tools::wire::ClientError;
 use serde_json::json;
 use tokio::net::TcpListener;
 

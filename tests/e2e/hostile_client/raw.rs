@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use interstate::client::{Verify, tls_config};
+use interstate_tools::wire::{Verify, tls_config};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpStream;

@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use interstate::client::element_text;
 use interstate_tests::{PASSWORD, TestBroker, TestClient, msg};
+use interstate_tools::xml::element_text;
 use serde_json::json;
 
 use super::{answer_kind, assert_still_serves, broker_with};

@@ -11,9 +11,9 @@
 //! or `<error-resp>`, because a PCoIP client treats any other status as a transport error.
 //!
 //! - this module: the shared state ([`Broker`], [`Generation`]) and the routing ([`handle`]);
-//! - [`exchange`]: one protocol exchange, driving the session through the mapper and the agent;
-//! - [`response`]: the HTTP answers (XML, plain text, the health page);
-//! - [`headers`]: what the request's headers say (cookie, client address).
+//! - `exchange`: one protocol exchange, driving the session through the mapper and the agent;
+//! - `response`: the HTTP answers (XML, plain text, the health page);
+//! - `headers`: what the request's headers say (cookie, client address).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -6,9 +6,9 @@ use std::time::Duration;
 use interstate_protocol::Root;
 use rustls::ClientConfig;
 
-use crate::client::{ClientError, Connection, WireResponse};
-use crate::probe::messages::{new_log_id, wrap};
-use crate::probe::target::Target;
+use crate::messages::{new_log_id, wrap};
+use crate::target::Target;
+use crate::wire::{ClientError, Connection, WireResponse};
 
 /// A client's side of a broker conversation.
 #[derive(Debug)]

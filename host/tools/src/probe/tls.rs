@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use rustls::{CipherSuite, ClientConfig};
 
-use crate::client::{ClientError, Verify, tls_config_with};
+use crate::wire::{ClientError, Verify, tls_config_with};
 
 /// The only suites the 24.07 PCoIP client offers.
 const CLIENT_2407_SUITES: [CipherSuite; 3] = [
@@ -16,7 +16,7 @@ const CLIENT_2407_SUITES: [CipherSuite; 3] = [
 
 /// Parses a certificate pin: 64 hex digits, colons allowed (as fingerprints are usually shown).
 pub fn parse_pin(text: &str) -> Option<[u8; 32]> {
-    crate::settings::parse_fingerprint(text.trim())
+    interstate_tls::parse_fingerprint(text)
 }
 
 /// A client configuration offering only the 24.07 client's cipher suites.

@@ -2,7 +2,8 @@
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 
-use crate::service::BROKER_PATH;
+/// The path PCoIP clients post to.
+pub const BROKER_PATH: &str = "/pcoip-broker/xml";
 
 /// The port PCoIP clients use when the address names none.
 const DEFAULT_PORT: u16 = 443;

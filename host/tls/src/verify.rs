@@ -4,6 +4,7 @@
 //! The handshake signature is always verified, so the peer must hold the certificate's key; only
 //! the question "whose certificate is this?" is answered by a pin list, or not at all.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -99,17 +100,69 @@ impl ServerCertVerifier for PinnedOrAny {
     }
 }
 
+/// Why a PEM file of CA certificates could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PemError {
+    /// The file could not be read, or a PEM section in it could not be decoded.
+    #[error("{0}")]
+    Read(#[from] std::io::Error),
+    /// A certificate could not be added as a trust anchor.
+    #[error("{0}")]
+    Certificate(#[from] rustls::Error),
+    /// The file holds no certificate.
+    #[error("no PEM certificate found")]
+    Empty,
+}
+
 /// Reads every certificate of a PEM file into a root store.
-pub fn roots_from_pem(path: &std::path::Path) -> Result<rustls::RootCertStore, String> {
-    let pem = std::fs::read(path).map_err(|e| e.to_string())?;
+pub fn roots_from_pem(path: &Path) -> Result<rustls::RootCertStore, PemError> {
+    let pem = std::fs::read(path)?;
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-        roots
-            .add(cert.map_err(|e| e.to_string())?)
-            .map_err(|e| e.to_string())?;
+        roots.add(cert?)?;
     }
     if roots.is_empty() {
-        return Err("no PEM certificate found".into());
+        return Err(PemError::Empty);
     }
     Ok(roots)
+}
+
+/// Parses a SHA-256 certificate fingerprint: 64 hex digits, colons allowed (as fingerprints are
+/// usually shown, and as `interstate serve` prints them).
+pub fn parse_fingerprint(text: &str) -> Option<[u8; 32]> {
+    let hex_only: String = text.trim().chars().filter(|c| *c != ':').collect();
+    let bytes = hex::decode(hex_only).ok()?;
+    bytes.try_into().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_parse_with_or_without_colons() {
+        let hex = "ab".repeat(32);
+        assert_eq!(parse_fingerprint(&hex), Some([0xab; 32]));
+        let colons = vec!["AB"; 32].join(":");
+        assert_eq!(parse_fingerprint(&colons), Some([0xab; 32]));
+        assert_eq!(parse_fingerprint("abcd"), None);
+        assert_eq!(parse_fingerprint("zz"), None);
+    }
+
+    #[test]
+    fn pem_files_without_certificates_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "nothing here\n").unwrap();
+        assert!(matches!(roots_from_pem(&empty), Err(PemError::Empty)));
+        assert!(matches!(
+            roots_from_pem(&dir.path().join("missing.pem")),
+            Err(PemError::Read(_))
+        ));
+        let certified = rcgen::generate_simple_self_signed(vec!["ca.test".into()]).unwrap();
+        let good = dir.path().join("ca.pem");
+        std::fs::write(&good, certified.cert.pem()).unwrap();
+        assert_eq!(roots_from_pem(&good).unwrap().len(), 1);
+    }
 }

@@ -8,9 +8,10 @@ use zeroize::Zeroizing;
 
 use crate::bench::Mode;
 use crate::bench::stats::Stats;
-use crate::client::{ClientError, WireResponse, element_text};
-use crate::probe::conversation::Conversation;
-use crate::probe::{messages, xml};
+use crate::conversation::Conversation;
+use crate::messages::{self, TOOL_CLIENT};
+use crate::wire::{ClientError, WireResponse};
+use crate::xml::{self, element_text};
 
 /// What every client task shares.
 #[derive(Debug)]
@@ -68,7 +69,7 @@ pub async fn run(
                 &mut conversation,
                 &mut stats,
                 "hello",
-                messages::hello(),
+                &messages::hello(&TOOL_CLIENT),
                 "hello-resp",
                 None,
             )
@@ -79,7 +80,7 @@ pub async fn run(
                     &mut conversation,
                     &mut stats,
                     "probe",
-                    messages::probe_hello(),
+                    &messages::probe_hello(&TOOL_CLIENT),
                     "hello-resp",
                     None,
                 )
@@ -93,7 +94,7 @@ pub async fn run(
                     &mut conversation,
                     &mut stats,
                     "hello",
-                    messages::hello(),
+                    &messages::hello(&TOOL_CLIENT),
                     "hello-resp",
                     None,
                 )
@@ -142,7 +143,7 @@ async fn whole_flow(
         conversation,
         stats,
         "probe",
-        messages::probe_hello(),
+        &messages::probe_hello(&TOOL_CLIENT),
         "hello-resp",
         None,
     )
@@ -157,7 +158,7 @@ async fn whole_flow(
         conversation,
         stats,
         "hello",
-        messages::hello(),
+        &messages::hello(&TOOL_CLIENT),
         "hello-resp",
         None,
     )
@@ -173,7 +174,7 @@ async fn whole_flow(
     let auth = Zeroizing::new(messages::authenticate(
         &flow.username,
         &flow.password,
-        &flow.domain,
+        Some(&flow.domain),
     ));
     if step(
         conversation,
@@ -192,7 +193,7 @@ async fn whole_flow(
         conversation,
         stats,
         "get-resource-list",
-        messages::list(),
+        &messages::list(),
         "get-resource-list-resp",
         Some("LIST_SUCCESSFUL"),
     )
@@ -216,7 +217,7 @@ async fn whole_flow(
         conversation,
         stats,
         "allocate-resource",
-        &messages::allocate(&chosen.id),
+        &messages::allocate(&chosen.id, &TOOL_CLIENT),
         "allocate-resource-resp",
         Some("ALLOC_SUCCESSFUL"),
     )
@@ -232,7 +233,7 @@ async fn whole_flow(
         conversation,
         stats,
         "bye",
-        messages::bye(),
+        &messages::bye(),
         "bye-resp",
         None,
     )
@@ -265,7 +266,7 @@ async fn step(
     }
     let text = response.text();
     let got = xml::message_element(&text);
-    if got != Some(expected_message) {
+    if got.as_deref() != Some(expected_message) {
         let kind = match (got, element_text(&text, "result-id")) {
             (Some(m), Some(id)) => format!("<{m}> {}", id.trim()),
             (Some(m), None) => format!("<{m}>"),

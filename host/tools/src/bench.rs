@@ -15,17 +15,15 @@
 //! - [`worker`]: one client's loop.
 //! - [`stats`]: HDR histograms per step and error counts.
 //! - [`usage`]: server CPU and RSS from `/proc`.
-//! - [`agent`]: a fake PCoIP agent (HTTPS) for benchmark setups.
-//! - [`cli`]: the `interstate bench` command line.
+//! - [`report`]: the figures of a run, for people and as JSON.
+//!
+//! The fake agent benchmark setups call is [`crate::agent`] (`FakeAgent::start_fast`).
 
-pub mod agent;
-pub mod cli;
+pub mod report;
 pub mod stats;
 pub mod usage;
 pub mod worker;
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -35,11 +33,17 @@ use interstate_protocol::Root;
 use serde::Serialize;
 use zeroize::Zeroizing;
 
-use crate::client::{ClientError, Verify, tls_config};
-use crate::probe::conversation::Conversation;
-use crate::probe::target::{Target, TargetError};
-use stats::{Stats, StepStats};
+use crate::conversation::Conversation;
+use crate::target::{Target, TargetError};
+use crate::wire::{ClientError, Verify, tls_config};
+pub use report::{BenchReport, ServerUsage};
+use stats::Stats;
 use worker::{FlowSettings, Shared};
+
+/// The salt interstate_love_song's SimpleMapper hashes every password with.
+const ILS_SALT: &[u8] = b"IGNORED";
+/// Its PBKDF2-HMAC-SHA256 rounds.
+const ILS_ROUNDS: u32 = 100_000;
 
 /// The order steps are reported in.
 const STEP_ORDER: [&str; 8] = [
@@ -54,7 +58,7 @@ const STEP_ORDER: [&str; 8] = [
 ];
 
 /// What each client loops over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Whole flows: probe, hello, authenticate, list, allocate, bye.
@@ -175,127 +179,6 @@ pub enum BenchError {
     /// A server process could not be read.
     #[error("server process: {0}")]
     Process(String),
-}
-
-/// The server's resource use over the run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ServerUsage {
-    /// The processes measured.
-    pub pids: Vec<u32>,
-    /// CPU seconds (user + system) they used during the run.
-    pub cpu_s: f64,
-    /// CPU seconds per 1000 successful flows.
-    pub cpu_s_per_1000_flows: f64,
-    /// Resident memory before the run, MiB.
-    pub rss_before_mib: f64,
-    /// Resident memory after the run, MiB.
-    pub rss_after_mib: f64,
-}
-
-/// The figures of a run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct BenchReport {
-    /// The broker's name, when given.
-    pub label: Option<String>,
-    /// The URL.
-    pub url: String,
-    /// The loop.
-    pub mode: Mode,
-    /// Simulated clients.
-    pub concurrency: usize,
-    /// Whether every flow opened a new connection.
-    pub new_connection_per_flow: bool,
-    /// Wall time of the run, seconds.
-    pub elapsed_s: f64,
-    /// Flows that succeeded.
-    pub flows_ok: u64,
-    /// Flows that failed.
-    pub flows_failed: u64,
-    /// Successful flows per second.
-    pub flows_per_s: f64,
-    /// Requests sent.
-    pub requests: u64,
-    /// Requests per second.
-    pub requests_per_s: f64,
-    /// Latency per step; `flow` is the whole iteration.
-    pub steps: Vec<StepStats>,
-    /// Failures by `step: kind`.
-    pub errors: BTreeMap<String, u64>,
-    /// The server's CPU and memory, when its pids were given.
-    pub server: Option<ServerUsage>,
-    /// The cost of one ILS password hash (PBKDF2-SHA256, 100,000 rounds) in milliseconds,
-    /// measured in this process with the broker's own code: the floor of a flow's CPU.
-    pub pbkdf2_ms: Option<f64>,
-}
-
-impl BenchReport {
-    /// The figures of `step`.
-    pub fn step(&self, step: &str) -> Option<&StepStats> {
-        self.steps.iter().find(|s| s.step == step)
-    }
-
-    /// The report for people.
-    pub fn to_text(&self) -> String {
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "{}{} mode={} clients={} {}: {} ok, {} failed in {:.2} s",
-            self.label
-                .as_deref()
-                .map(|l| format!("[{l}] "))
-                .unwrap_or_default(),
-            self.url,
-            self.mode.as_str(),
-            self.concurrency,
-            if self.new_connection_per_flow {
-                "new connection per flow"
-            } else {
-                "kept-alive connections"
-            },
-            self.flows_ok,
-            self.flows_failed,
-            self.elapsed_s
-        );
-        let _ = writeln!(
-            out,
-            "  {:.1} flows/s, {:.1} requests/s",
-            self.flows_per_s, self.requests_per_s
-        );
-        let _ = writeln!(
-            out,
-            "  {:<18} {:>8} {:>10} {:>10} {:>10} {:>10}",
-            "step", "count", "p50 ms", "p90 ms", "p99 ms", "max ms"
-        );
-        for s in &self.steps {
-            let _ = writeln!(
-                out,
-                "  {:<18} {:>8} {:>10.3} {:>10.3} {:>10.3} {:>10.3}",
-                s.step, s.count, s.p50_ms, s.p90_ms, s.p99_ms, s.max_ms
-            );
-        }
-        if let Some(server) = &self.server {
-            let _ = writeln!(
-                out,
-                "  server: {:.2} CPU s ({:.3} CPU s per 1000 flows), RSS {:.1} -> {:.1} MiB",
-                server.cpu_s,
-                server.cpu_s_per_1000_flows,
-                server.rss_before_mib,
-                server.rss_after_mib
-            );
-        }
-        if let Some(ms) = self.pbkdf2_ms {
-            let _ = writeln!(out, "  one PBKDF2 password hash here: {ms:.2} ms");
-        }
-        if self.errors.is_empty() {
-            let _ = writeln!(out, "  no errors");
-        } else {
-            let _ = writeln!(out, "  errors:");
-            for (kind, count) in &self.errors {
-                let _ = writeln!(out, "    {count:>8}  {kind}");
-            }
-        }
-        out
-    }
 }
 
 /// Runs the benchmark.
@@ -438,9 +321,14 @@ async fn measure_pbkdf2() -> f64 {
         (0..5)
             .map(|_| {
                 let started = Instant::now();
-                std::hint::black_box(interstate_mapper::password::hash_ils(std::hint::black_box(
-                    "benchmark",
-                )));
+                let mut key = [0_u8; 32];
+                pbkdf2::pbkdf2_hmac::<sha2::Sha256>(
+                    std::hint::black_box(b"benchmark"),
+                    ILS_SALT,
+                    ILS_ROUNDS,
+                    &mut key,
+                );
+                std::hint::black_box(key);
                 started.elapsed().as_secs_f64() * 1000.0
             })
             .fold(f64::INFINITY, f64::min)

@@ -7,7 +7,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use interstate::client::{Connection, Verify, element_text, tls_config};
+use interstate_tools::wire::{Connection, Verify, tls_config};
+use interstate_tools::xml::element_text;
 
 const BIN: &str = env!("CARGO_BIN_EXE_interstate");
 const PASSWORD: &str = "goodluck<&>";

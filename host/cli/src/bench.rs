@@ -1,17 +1,43 @@
-//! The `interstate bench` command line.
+//! `interstate bench URL`: simulated clients against a broker (the load itself is
+//! `interstate_tools::bench`), and `--fake-agent`, the PCoIP agent benchmark setups call.
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Args;
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+use interstate_tools::agent::FakeAgent;
+use interstate_tools::bench::{BenchOptions, Mode};
+use interstate_tools::target::Target;
+use interstate_tools::wire::Verify;
 
-use crate::bench::agent::FakeAgent;
-use crate::bench::{BenchOptions, Mode};
-use crate::client::Verify;
-use crate::probe::cli::{CommandError, PasswordArgs, RootArg, TlsArgs};
-use crate::probe::target::Target;
+use crate::tool_args::{PasswordArgs, RootArg, TlsArgs};
+
+/// What each client loops over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    /// Whole flows: probe, hello, authenticate, list, allocate, bye.
+    Flow,
+    /// One real hello per iteration on a kept-alive connection.
+    Hello,
+    /// One `QueryBrokerClient` hello per iteration.
+    Probe,
+    /// One hello per iteration without sending the cookie back: each leaves an idle session.
+    Sessions,
+}
+
+impl From<ModeArg> for Mode {
+    fn from(mode: ModeArg) -> Self {
+        match mode {
+            ModeArg::Flow => Mode::Flow,
+            ModeArg::Hello => Mode::Hello,
+            ModeArg::Probe => Mode::Probe,
+            ModeArg::Sessions => Mode::Sessions,
+        }
+    }
+}
 
 /// `interstate bench`.
 #[derive(Debug, Clone, Args)]
@@ -21,7 +47,7 @@ pub struct BenchArgs {
     pub url: Option<String>,
     /// What each client loops over.
     #[arg(long, value_enum, default_value = "hello")]
-    pub mode: Mode,
+    pub mode: ModeArg,
     /// Simulated clients.
     #[arg(long, short = 'c', default_value_t = 8)]
     pub concurrency: usize,
@@ -77,35 +103,30 @@ pub struct BenchArgs {
 }
 
 /// Runs `interstate bench`: success unless no flow succeeded.
-pub fn run(args: BenchArgs) -> Result<ExitCode, CommandError> {
+pub fn run(args: BenchArgs) -> Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     if let Some(addr) = args.fake_agent {
         return runtime.block_on(fake_agent(addr));
     }
-    let url = args
-        .url
-        .as_deref()
-        .ok_or_else(|| CommandError::Usage("the broker URL is missing".into()))?;
+    let url = args.url.as_deref().context("the broker URL is missing")?;
     let mut options = BenchOptions::new(Target::parse(url)?);
     // A load test measures the broker, not its certificate: any certificate is accepted unless
     // the caller asks for a check.
     options.verify = args.tls.verify()?.unwrap_or(Verify::Insecure);
-    options.mode = args.mode;
+    options.mode = args.mode.into();
     options.concurrency = args.concurrency;
     if !(args.duration.is_finite() && args.duration > 0.0) {
-        return Err(CommandError::Usage(
-            "--duration must be a positive number of seconds".into(),
-        ));
+        bail!("--duration must be a positive number of seconds");
     }
     options.duration = Duration::from_secs_f64(args.duration);
     options.max_flows = args.flows;
     options.new_connection_per_flow = args.new_connection_per_flow;
-    if args.mode == Mode::Flow {
-        options.username = args.user.clone().ok_or_else(|| {
-            CommandError::Usage("--mode flow logs in: give --user (the password comes from the environment or a prompt)".into())
-        })?;
+    if options.mode == Mode::Flow {
+        options.username = args.user.clone().context(
+            "--mode flow logs in: give --user (the password comes from the environment or a prompt)",
+        )?;
         options.password = args.password.read()?;
     }
     options.domain = args.domain;
@@ -117,7 +138,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, CommandError> {
     options.progress = !args.json_only && std::io::stderr().is_terminal();
     options.server_pids = args.pids;
     options.label = args.label;
-    let report = runtime.block_on(crate::bench::run(&options))?;
+    let report = runtime.block_on(interstate_tools::bench::run(&options))?;
     if !args.json_only {
         print!("{}", report.to_text());
     }
@@ -129,10 +150,8 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, CommandError> {
     })
 }
 
-async fn fake_agent(addr: SocketAddr) -> Result<ExitCode, CommandError> {
-    let agent = FakeAgent::start(addr)
-        .await
-        .map_err(|e| CommandError::Usage(e.to_string()))?;
+async fn fake_agent(addr: SocketAddr) -> Result<ExitCode> {
+    let agent = FakeAgent::start_fast(addr).await?;
     println!(
         "fake agent listening on https://{}/pcoip-agent/xml",
         agent.addr

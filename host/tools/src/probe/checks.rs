@@ -5,8 +5,8 @@
 use interstate_protocol::Root;
 use serde::Serialize;
 
-use crate::client::{WireResponse, element_text};
-use crate::probe::xml::{message_element, root_element};
+use crate::wire::WireResponse;
+use crate::xml::{element_text, message_element, root_element};
 
 /// One check and its outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

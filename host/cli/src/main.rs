@@ -1,0 +1,90 @@
+//! `interstate`: the command line. The broker is the `interstate` library; the client-side
+//! tools (probe, bench, the fake agent) are `interstate-tools`.
+//!
+//! # Layout
+//! One module per subcommand: [`serve`] (also the default, for interstate_love_song command
+//! lines), [`settings`], [`hash_password`], [`mapper`] (`mapper check`), [`reload`], [`probe`],
+//! [`bench`]; [`tool_args`] holds the options probe and bench share.
+
+mod bench;
+mod hash_password;
+mod mapper;
+mod probe;
+mod reload;
+mod serve;
+mod settings;
+mod tool_args;
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+use hash_password::HashPasswordArgs;
+use mapper::MapperCommand;
+use reload::ReloadArgs;
+use serve::ServeArgs;
+
+/// Interstate: a PCoIP connection broker with WebAssembly-sandboxed mappers.
+///
+/// With no subcommand, `interstate [FLAGS]` runs `serve` (so interstate_love_song command lines
+/// keep working).
+#[derive(Debug, Parser)]
+#[command(name = "interstate", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the broker (the default).
+    Serve(ServeArgs),
+    /// Print the default settings as JSON (a starting settings.json).
+    Settings,
+    /// Print a password hash for SimpleMapper's `password_hash` (the ILS format by default).
+    HashPassword(HashPasswordArgs),
+    /// Work with mapper components.
+    #[command(subcommand)]
+    Mapper(MapperCommand),
+    /// Ask a running broker to reload its settings, mapper and certificate.
+    Reload(ReloadArgs),
+    /// Play a whole PCoIP client flow against a broker and check every client quirk.
+    Probe(probe::ProbeArgs),
+    /// Load a broker with simulated clients; report throughput, latency and server usage.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("interstate: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        None => serve::run(cli.serve),
+        Some(Command::Serve(args)) => serve::run(args),
+        Some(Command::Settings) => settings::run(),
+        Some(Command::HashPassword(args)) => hash_password::run(args),
+        Some(Command::Mapper(MapperCommand::Check(args))) => mapper::check(args),
+        Some(Command::Reload(args)) => reload::run(args),
+        Some(Command::Probe(args)) => probe::run(args),
+        Some(Command::Bench(args)) => bench::run(args),
+    }
+}
+
+/// A multi-threaded tokio runtime for the subcommands that need one.
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")
+}
