@@ -1,27 +1,15 @@
 //! Hot reload: settings, mapper and certificate swap atomically under load; sessions survive; a
 //! bad configuration is refused and the old one keeps serving.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use interstate::settings::Settings;
-use interstate_tests::broker::simple_settings;
+use interstate_tests::broker::{parse_settings as parse, simple_settings};
 use interstate_tests::pcoip::{flow, result_id};
 use interstate_tests::{AgentBehaviour, FakeAgent, PASSWORD, TestBroker, TestClient, msg};
 use interstate_tools::xml::element_text;
 use serde_json::Value;
-
-fn parse(settings: &Value) -> Settings {
-    let mut settings = settings.clone();
-    settings["mapper"]["cache_dir"] = Value::String(
-        interstate_tests::component_cache_dir()
-            .display()
-            .to_string(),
-    );
-    Settings::parse(&settings.to_string(), Path::new("reload.json")).unwrap()
-}
 
 fn variant(agent: std::net::SocketAddr, name: &str, from_file: bool) -> Value {
     let mut settings = simple_settings(agent);

@@ -2,27 +2,16 @@
 //! observes the new behaviour on the same running broker) or the reload names it as needing a
 //! restart.
 
-use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use interstate::settings::Settings;
-use interstate_tests::broker::simple_settings;
+use interstate_tests::broker::{parse_settings as parse, simple_settings};
 use interstate_tests::pcoip::result_id;
 use interstate_tests::{AgentBehaviour, FakeAgent, PASSWORD, TestBroker, TestClient, msg};
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
-
-fn parse(settings: &Value) -> Settings {
-    let mut settings = settings.clone();
-    settings["mapper"]["cache_dir"] = Value::String(
-        interstate_tests::component_cache_dir()
-            .display()
-            .to_string(),
-    );
-    Settings::parse(&settings.to_string(), Path::new("reload.json")).unwrap()
-}
 
 /// The broker's settings with `section` replaced by `values`.
 fn with(agent: &FakeAgent, section: &str, values: Value) -> Settings {

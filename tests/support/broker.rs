@@ -69,6 +69,18 @@ impl Drop for TestBroker {
     }
 }
 
+/// Validated settings from a settings.json document, with the tests' shared component cache (what
+/// a reload reads).
+pub fn parse_settings(settings: &Value) -> Settings {
+    let mut settings = settings.clone();
+    if settings["mapper"]["cache_dir"].is_null() {
+        settings["mapper"]["cache_dir"] =
+            Value::String(crate::component_cache_dir().display().to_string());
+    }
+    Settings::parse(&settings.to_string(), Path::new("reload.json"))
+        .unwrap_or_else(|e| panic!("test settings are invalid: {e}"))
+}
+
 /// Settings for the embedded SimpleMapper with user `kolmogorov` and two desktops on the fake
 /// agent's address, whose port becomes the default agent port.
 pub fn simple_settings(agent: SocketAddr) -> Value {
