@@ -7,8 +7,10 @@
     reason = "test helpers outside #[test] functions panic on broken fixtures by design"
 )]
 
+mod agent;
 mod codec;
 mod fixtures;
 mod malformed;
+mod replies;
 mod roundtrip;
 mod session;
