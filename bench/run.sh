@@ -173,7 +173,15 @@ for mode in probe flow; do
 done
 
 log "$IDLE_SESSIONS idle sessions on a fresh interstate (127.0.0.1:$IDLE_PORT)"
-"$BIN" serve --host 127.0.0.1 -p "$IDLE_PORT" --config settings.json --cert selfsign.crt --key selfsign.key \
+# Every hello comes from one address and nobody logs in: lift the per-address cap of
+# unauthenticated sessions (a flood defence) so that all of them stay for the measurement.
+python3 - "$IDLE_SESSIONS" <<'PY'
+import json, sys
+settings = json.load(open("settings.json"))
+settings["session"] = {"max_unauthenticated_per_address": int(sys.argv[1]) + 16}
+json.dump(settings, open("settings-idle.json", "w"), indent=2)
+PY
+"$BIN" serve --host 127.0.0.1 -p "$IDLE_PORT" --config settings-idle.json --cert selfsign.crt --key selfsign.key \
     > interstate-idle.log 2>&1 &
 IDLE_PID=$!
 PIDS+=("$IDLE_PID")

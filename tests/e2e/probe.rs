@@ -305,7 +305,10 @@ async fn probe_fails_with_the_right_reason_against_broken_servers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_bench_of_whole_flows_has_no_errors_and_sane_figures() {
     let agent = FakeAgent::start(AgentBehaviour::Succeed).await;
-    let broker = TestBroker::start(simple_settings(agent.addr)).await;
+    let mut settings = simple_settings(agent.addr);
+    // The sessions mode below leaves 300 unauthenticated sessions from one address.
+    settings["session"] = serde_json::json!({"max_unauthenticated_per_address": 1000});
+    let broker = TestBroker::start(settings).await;
     let target = Target::parse(&format!("https://{}", broker.addr)).unwrap();
 
     let mut options =

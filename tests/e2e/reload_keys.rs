@@ -119,21 +119,18 @@ async fn session_limit_takes_effect_on_reload() {
         .reload(with(&agent, "session", json!({"max_sessions": 1})))
         .await
         .unwrap();
+    // One session, logged in: a new hello finds no room (a logged-in session is never evicted
+    // to make room; an unauthenticated one would give way).
     let mut first = TestClient::connect(broker.addr).await;
-    assert!(
-        first
-            .send(&msg::hello())
-            .await
-            .text()
-            .contains("<hello-resp>")
-    );
+    let desktop = first.log_in("kolmogorov", PASSWORD).await;
     let mut second = TestClient::connect(broker.addr).await;
     assert_eq!(
         result_id(&second.send(&msg::hello()).await),
         "ERR_BROKER_SYS_FAILED"
     );
     // The first client's session is untouched.
-    first.log_in("kolmogorov", PASSWORD).await;
+    let allocated = first.send(&msg::allocate(&desktop)).await;
+    assert_eq!(result_id(&allocated), "ALLOC_SUCCESSFUL");
     broker.stop().await;
 }
 

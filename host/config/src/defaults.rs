@@ -41,6 +41,12 @@ pub const SESSION_IDLE_TIMEOUT_S: u64 = 600;
 pub const SESSION_ABSOLUTE_TIMEOUT_S: u64 = 3_600;
 /// `session.max_sessions`: live sessions at most, which bounds the store's memory.
 pub const SESSION_MAX_SESSIONS: usize = 200_000;
+/// `session.unauthenticated_timeout_s`: a session nobody has logged in to ends after this long
+/// unused (a client logs in within seconds of its hello; a flood of hellos must not linger).
+pub const SESSION_UNAUTHENTICATED_TIMEOUT_S: u64 = 120;
+/// `session.max_unauthenticated_per_address`: sessions nobody has logged in to, per client
+/// address; past it, that address's oldest one gives way.
+pub const SESSION_MAX_UNAUTHENTICATED_PER_ADDRESS: usize = 256;
 
 /// `agent.port`: the PCoIP agent's port when a desktop names none.
 pub const AGENT_PORT: u16 = 60443;

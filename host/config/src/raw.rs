@@ -157,6 +157,10 @@ pub struct RawSession {
     pub absolute_timeout_s: u64,
     /// Most live sessions kept at once.
     pub max_sessions: usize,
+    /// A session nobody has logged in to ends after this long unused.
+    pub unauthenticated_timeout_s: u64,
+    /// Sessions nobody has logged in to, per client address.
+    pub max_unauthenticated_per_address: usize,
 }
 
 impl Default for RawSession {
@@ -167,6 +171,8 @@ impl Default for RawSession {
             idle_timeout_s: d::SESSION_IDLE_TIMEOUT_S,
             absolute_timeout_s: d::SESSION_ABSOLUTE_TIMEOUT_S,
             max_sessions: d::SESSION_MAX_SESSIONS,
+            unauthenticated_timeout_s: d::SESSION_UNAUTHENTICATED_TIMEOUT_S,
+            max_unauthenticated_per_address: d::SESSION_MAX_UNAUTHENTICATED_PER_ADDRESS,
         }
     }
 }

@@ -62,6 +62,10 @@ pub struct SessionConfig {
     pub absolute_timeout: Duration,
     /// Most live sessions.
     pub max_sessions: usize,
+    /// Idle limit of a session nobody has logged in to.
+    pub unauthenticated_timeout: Duration,
+    /// Sessions nobody has logged in to, per client address.
+    pub max_unauthenticated_per_address: usize,
 }
 
 impl Default for SessionConfig {
@@ -70,6 +74,8 @@ impl Default for SessionConfig {
             idle_timeout: Duration::from_secs(d::SESSION_IDLE_TIMEOUT_S),
             absolute_timeout: Duration::from_secs(d::SESSION_ABSOLUTE_TIMEOUT_S),
             max_sessions: d::SESSION_MAX_SESSIONS,
+            unauthenticated_timeout: Duration::from_secs(d::SESSION_UNAUTHENTICATED_TIMEOUT_S),
+            max_unauthenticated_per_address: d::SESSION_MAX_UNAUTHENTICATED_PER_ADDRESS,
         }
     }
 }

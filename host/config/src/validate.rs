@@ -124,10 +124,27 @@ fn session(raw: &RawSession, origin: &Origin<'_>) -> Result<SessionConfig, Setti
         1..=usize::MAX,
         "expected at least 1",
     )?;
+    origin.within(
+        "session.unauthenticated_timeout_s",
+        raw.unauthenticated_timeout_s,
+        1..=86_400,
+        "expected 1 to 86400 seconds",
+    )?;
+    origin.within(
+        "session.max_unauthenticated_per_address",
+        raw.max_unauthenticated_per_address,
+        1..=usize::MAX,
+        "expected at least 1",
+    )?;
     Ok(SessionConfig {
         idle_timeout: Duration::from_secs(raw.idle_timeout_s),
         absolute_timeout: Duration::from_secs(raw.absolute_timeout_s),
         max_sessions: raw.max_sessions,
+        // Never longer than the idle limit that applies to every session.
+        unauthenticated_timeout: Duration::from_secs(
+            raw.unauthenticated_timeout_s.min(raw.idle_timeout_s),
+        ),
+        max_unauthenticated_per_address: raw.max_unauthenticated_per_address,
     })
 }
 

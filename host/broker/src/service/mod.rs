@@ -103,8 +103,10 @@ pub fn store_limits(settings: &Settings) -> StoreLimits {
     let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
     StoreLimits {
         max_sessions: settings.session.max_sessions,
+        max_unauthenticated_per_address: settings.session.max_unauthenticated_per_address,
         lifetimes: Limits {
             idle_ms: ms(settings.session.idle_timeout),
+            unauthenticated_ms: ms(settings.session.unauthenticated_timeout),
             absolute_ms: ms(settings.session.absolute_timeout),
         },
     }

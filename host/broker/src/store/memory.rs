@@ -1,15 +1,21 @@
 //! The embedded session store: a map in this process.
 //!
 //! Each session sits behind its own async mutex, so the requests of one client are handled one at
-//! a time while different clients never wait on each other. The map itself is behind a short
+//! a time while different clients never wait on each other. The maps are behind a short
 //! synchronous lock that is never held across an await.
+//!
+//! Expiry comes from a time-ordered index (each session's deadline, kept current on every
+//! commit), so a sweep or a full store touches only the sessions that are due, never the whole
+//! table. Unauthenticated sessions are also indexed by age, overall and per client address, so
+//! that the oldest of them give way to new ones (see [`StoreLimits`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use futures_util::future::BoxFuture;
 use interstate_protocol::Session;
+use tracing::debug;
 
 use super::{
     Checkout, SessionKey, SessionStore, StoreError, StoreLimits, new_session_id, usable_log_id,
@@ -22,6 +28,14 @@ type SessionHandle = Arc<tokio::sync::Mutex<Session>>;
 struct Entry {
     session: SessionHandle,
     log_id: Option<String>,
+    /// The client's address, when the session's client context names a valid one.
+    address: Option<IpAddr>,
+    /// When it expires unless used again; its key in `Inner::deadlines`.
+    deadline: u64,
+    /// Its creation order, the key of the unauthenticated indexes while nobody is logged in.
+    seq: u64,
+    /// True while nobody is logged in to it.
+    unauthenticated: bool,
 }
 
 #[derive(Debug)]
@@ -29,6 +43,13 @@ struct Inner {
     sessions: HashMap<String, Entry>,
     /// `Client-Log-Id` -> (session id, client address), for fallback sessions.
     by_log_id: HashMap<String, (String, IpAddr)>,
+    /// (deadline, id) of every session.
+    deadlines: BTreeSet<(u64, String)>,
+    /// (creation order, id) of the unauthenticated sessions.
+    unauthenticated: BTreeSet<(u64, String)>,
+    /// The same, per client address.
+    unauthenticated_by_address: HashMap<IpAddr, BTreeSet<(u64, String)>>,
+    next_seq: u64,
     limits: StoreLimits,
 }
 
@@ -45,6 +66,10 @@ impl MemoryStore {
             inner: Mutex::new(Inner {
                 sessions: HashMap::new(),
                 by_log_id: HashMap::new(),
+                deadlines: BTreeSet::new(),
+                unauthenticated: BTreeSet::new(),
+                unauthenticated_by_address: HashMap::new(),
+                next_seq: 0,
                 limits,
             }),
         }
@@ -63,32 +88,34 @@ impl MemoryStore {
         now_ms: u64,
     ) -> Result<String, StoreError> {
         let mut inner = self.lock();
-        let max = inner.limits.max_sessions;
-        if inner.sessions.len() >= max {
-            inner.sweep(now_ms);
-            if inner.sessions.len() >= max {
-                return Err(StoreError::Full(max));
+        let address = session.client().address.parse::<IpAddr>().ok();
+        if let Some(address) = address {
+            inner.make_room_for(address);
+        }
+        if inner.sessions.len() >= inner.limits.max_sessions {
+            inner.expire_due(now_ms);
+            if inner.sessions.len() >= inner.limits.max_sessions && !inner.evict_oldest(None) {
+                return Err(StoreError::Full(inner.limits.max_sessions));
             }
         }
         let id = new_session_id();
         let log_id = fallback
             .filter(|(log_id, _)| usable_log_id(log_id))
-            .map(|(log_id, addr)| {
-                if let Some((old, _)) = inner
-                    .by_log_id
-                    .insert(log_id.to_owned(), (id.clone(), addr))
-                {
-                    inner.sessions.remove(&old);
-                }
-                log_id.to_owned()
-            });
-        inner.sessions.insert(
-            id.clone(),
-            Entry {
-                session: Arc::new(tokio::sync::Mutex::new(session)),
-                log_id,
-            },
-        );
+            .and_then(|(log_id, addr)| inner.claim_log_id(log_id, addr, &id));
+        let seq = inner.next_seq;
+        inner.next_seq += 1;
+        let deadline = session.expires_at(&inner.limits.lifetimes);
+        let unauthenticated = session.is_unauthenticated();
+        let entry = Entry {
+            session: Arc::new(tokio::sync::Mutex::new(session)),
+            log_id,
+            address,
+            deadline,
+            seq,
+            unauthenticated,
+        };
+        inner.index(&id, &entry);
+        inner.sessions.insert(id.clone(), entry);
         Ok(id)
     }
 
@@ -111,34 +138,152 @@ impl MemoryStore {
         let entry = inner.sessions.get(id)?;
         Some((id.to_owned(), entry.session.clone()))
     }
+}
 
-    fn remove_now(&self, id: &str) {
-        let mut inner = self.lock();
-        if let Some(entry) = inner.sessions.remove(id)
-            && let Some(log_id) = entry.log_id
-            && inner
+impl Inner {
+    /// Adds `entry`'s keys to the indexes.
+    fn index(&mut self, id: &str, entry: &Entry) {
+        self.deadlines.insert((entry.deadline, id.to_owned()));
+        if entry.unauthenticated {
+            self.unauthenticated.insert((entry.seq, id.to_owned()));
+            if let Some(address) = entry.address {
+                self.unauthenticated_by_address
+                    .entry(address)
+                    .or_default()
+                    .insert((entry.seq, id.to_owned()));
+            }
+        }
+    }
+
+    /// Removes `entry`'s keys from the indexes.
+    fn unindex(&mut self, id: &str, entry: &Entry) {
+        self.deadlines.remove(&(entry.deadline, id.to_owned()));
+        if entry.unauthenticated {
+            self.unauthenticated.remove(&(entry.seq, id.to_owned()));
+            if let Some(address) = entry.address
+                && let Some(set) = self.unauthenticated_by_address.get_mut(&address)
+            {
+                set.remove(&(entry.seq, id.to_owned()));
+                if set.is_empty() {
+                    self.unauthenticated_by_address.remove(&address);
+                }
+            }
+        }
+    }
+
+    /// Ends a session: out of the map, the indexes and the log-id keys.
+    fn remove(&mut self, id: &str) {
+        let Some(entry) = self.sessions.remove(id) else {
+            return;
+        };
+        self.unindex(id, &entry);
+        if let Some(log_id) = entry.log_id
+            && self
                 .by_log_id
                 .get(&log_id)
                 .is_some_and(|(owner, _)| owner == id)
         {
-            inner.by_log_id.remove(&log_id);
+            self.by_log_id.remove(&log_id);
         }
     }
-}
 
-impl Inner {
-    fn sweep(&mut self, now_ms: u64) -> usize {
-        let before = self.sessions.len();
-        let lifetimes = self.limits.lifetimes;
-        self.sessions
-            .retain(|_, entry| match entry.session.try_lock() {
-                Ok(session) => !session.is_expired(now_ms, &lifetimes),
-                Err(_) => true,
-            });
-        let sessions = &self.sessions;
-        self.by_log_id
-            .retain(|_, (id, _)| sessions.contains_key(id));
-        before - self.sessions.len()
+    /// Keys `log_id` to the new session `id` from `addr`, unless another address holds it.
+    fn claim_log_id(&mut self, log_id: &str, addr: IpAddr, id: &str) -> Option<String> {
+        match self.by_log_id.get(log_id) {
+            Some((_, bound)) if *bound != addr => {
+                debug!("a hello from another address reused a live fallback log id; not keyed");
+                None
+            }
+            Some((old, _)) => {
+                let old = old.clone();
+                self.remove(&old);
+                self.by_log_id
+                    .insert(log_id.to_owned(), (id.to_owned(), addr));
+                Some(log_id.to_owned())
+            }
+            None => {
+                self.by_log_id
+                    .insert(log_id.to_owned(), (id.to_owned(), addr));
+                Some(log_id.to_owned())
+            }
+        }
+    }
+
+    /// Keeps `address` under its cap of unauthenticated sessions by ending its oldest one.
+    fn make_room_for(&mut self, address: IpAddr) {
+        let held = self
+            .unauthenticated_by_address
+            .get(&address)
+            .map_or(0, BTreeSet::len);
+        if held >= self.limits.max_unauthenticated_per_address {
+            self.evict_oldest(Some(address));
+        }
+    }
+
+    /// Ends the oldest unauthenticated session (of `address`, or of any) that no request holds.
+    /// False when there is none.
+    fn evict_oldest(&mut self, address: Option<IpAddr>) -> bool {
+        let candidates: Vec<String> = match address {
+            Some(address) => self
+                .unauthenticated_by_address
+                .get(&address)
+                .into_iter()
+                .flatten()
+                .map(|(_, id)| id.clone())
+                .take(8)
+                .collect(),
+            None => self
+                .unauthenticated
+                .iter()
+                .map(|(_, id)| id.clone())
+                .take(8)
+                .collect(),
+        };
+        for id in candidates {
+            let idle = self
+                .sessions
+                .get(&id)
+                .is_some_and(|entry| entry.session.try_lock().is_ok());
+            if idle {
+                self.remove(&id);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Ends the sessions whose deadline has passed and that no request holds; returns how many.
+    fn expire_due(&mut self, now_ms: u64) -> usize {
+        let due: Vec<String> = self
+            .deadlines
+            .iter()
+            .take_while(|(deadline, _)| *deadline <= now_ms)
+            .map(|(_, id)| id.clone())
+            .collect();
+        let mut ended = 0;
+        for id in due {
+            let idle = self
+                .sessions
+                .get(&id)
+                .is_some_and(|entry| entry.session.try_lock().is_ok());
+            if idle {
+                self.remove(&id);
+                ended += 1;
+            }
+        }
+        ended
+    }
+
+    /// Re-reads a session's deadline and whether anyone is logged in, after a request.
+    fn refresh(&mut self, id: &str, session: &Session) {
+        let Some(mut entry) = self.sessions.remove(id) else {
+            return;
+        };
+        self.unindex(id, &entry);
+        entry.deadline = session.expires_at(&self.limits.lifetimes);
+        entry.unauthenticated = session.is_unauthenticated();
+        self.index(id, &entry);
+        self.sessions.insert(id.to_owned(), entry);
     }
 }
 
@@ -169,20 +314,24 @@ impl SessionStore for MemoryStore {
     }
 
     fn commit(&self, checkout: Checkout, keep: bool) -> BoxFuture<'_, ()> {
-        if !keep {
-            self.remove_now(checkout.id());
+        let mut inner = self.lock();
+        if keep {
+            inner.refresh(checkout.id(), &checkout);
+        } else {
+            inner.remove(checkout.id());
         }
+        drop(inner);
         drop(checkout);
         Box::pin(std::future::ready(()))
     }
 
     fn remove<'a>(&'a self, id: &'a str) -> BoxFuture<'a, ()> {
-        self.remove_now(id);
+        self.lock().remove(id);
         Box::pin(std::future::ready(()))
     }
 
     fn sweep(&self, now_ms: u64) -> BoxFuture<'_, usize> {
-        let swept = self.lock().sweep(now_ms);
+        let swept = self.lock().expire_due(now_ms);
         Box::pin(std::future::ready(swept))
     }
 
@@ -195,6 +344,18 @@ impl SessionStore for MemoryStore {
     }
 
     fn set_limits(&self, limits: StoreLimits) {
-        self.lock().limits = limits;
+        let mut inner = self.lock();
+        inner.limits = limits;
+        // New lifetimes move every deadline; a session in a request keeps its old one until its
+        // commit refreshes it.
+        let ids: Vec<String> = inner.sessions.keys().cloned().collect();
+        for id in ids {
+            let handle = inner.sessions.get(&id).map(|entry| entry.session.clone());
+            if let Some(handle) = handle
+                && let Ok(session) = handle.try_lock()
+            {
+                inner.refresh(&id, &session);
+            }
+        }
     }
 }

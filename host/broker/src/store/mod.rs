@@ -41,10 +41,18 @@ pub enum StoreError {
 }
 
 /// What a store may hold and for how long; replaced on reload.
+///
+/// A flood of hellos makes only sessions nobody has logged in to ("unauthenticated"). They
+/// live briefly (`lifetimes.unauthenticated_ms`), each client address may hold a bounded number
+/// of them, and when the store is full the oldest of them give way; a session somebody has
+/// logged in to is never evicted to make room.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StoreLimits {
     /// Live sessions at most.
     pub max_sessions: usize,
+    /// Unauthenticated sessions per client address at most; past it, the address's oldest one
+    /// gives way.
+    pub max_unauthenticated_per_address: usize,
     /// When a session expires.
     pub lifetimes: Limits,
 }
@@ -105,7 +113,8 @@ impl DerefMut for Checkout {
 pub trait SessionStore: Send + Sync + fmt::Debug {
     /// Adds a session and returns its new id. With `fallback`, it is also found by the client's
     /// log id from the same address ([`SessionKey::LogId`]); a newer session with the same log
-    /// id replaces it.
+    /// id from the same address replaces it, one from another address neither replaces nor
+    /// reaches it (and is found by its cookie only).
     fn insert<'a>(
         &'a self,
         session: Session,

@@ -53,6 +53,8 @@ pub const PROTOCOL_PCOIP: &str = "PCOIP";
 pub struct Limits {
     /// A session unused for this long has expired.
     pub idle_ms: u64,
+    /// A session nobody is logged in to, unused for this long, has expired (at most `idle_ms`).
+    pub unauthenticated_ms: u64,
     /// A session this old has expired, however busy.
     pub absolute_ms: u64,
 }
@@ -61,6 +63,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             idle_ms: 600_000,
+            unauthenticated_ms: 120_000,
             absolute_ms: 3_600_000,
         }
     }
@@ -229,11 +232,27 @@ impl Session {
         }
     }
 
-    /// True once the session has been idle for `limits.idle_ms` or has lived for
-    /// `limits.absolute_ms`.
+    /// True once the session has been idle for its idle limit (`limits.unauthenticated_ms`
+    /// while nobody is logged in, else `limits.idle_ms`) or has lived for `limits.absolute_ms`.
     pub fn is_expired(&self, now: u64, limits: &Limits) -> bool {
-        now.saturating_sub(self.last_seen) >= limits.idle_ms
-            || now.saturating_sub(self.created_at) >= limits.absolute_ms
+        now >= self.expires_at(limits)
+    }
+
+    /// When the session expires if it is not used again (unix ms).
+    pub fn expires_at(&self, limits: &Limits) -> u64 {
+        let idle = if self.identity().is_some() {
+            limits.idle_ms
+        } else {
+            limits.unauthenticated_ms.min(limits.idle_ms)
+        };
+        self.last_seen
+            .saturating_add(idle)
+            .min(self.created_at.saturating_add(limits.absolute_ms))
+    }
+
+    /// True while nobody is logged in to the session (a flood of hellos makes only these).
+    pub fn is_unauthenticated(&self) -> bool {
+        self.identity().is_none()
     }
 
     /// True while the session itself keeps the user's password (see also

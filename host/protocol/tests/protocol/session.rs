@@ -679,8 +679,18 @@ fn success_without_an_agent_address_targets_the_agent_host() {
 fn expiry() {
     let limits = Limits::default();
     assert_eq!(limits.idle_ms, 600_000);
+    assert_eq!(limits.unauthenticated_ms, 120_000);
     assert_eq!(limits.absolute_ms, 3_600_000);
-    let mut session = created();
+    // Nobody logged in: the short idle limit.
+    let anonymous = created();
+    assert!(anonymous.is_unauthenticated());
+    assert!(!anonymous.is_expired(T0 + 119_999, &limits));
+    assert!(anonymous.is_expired(T0 + 120_000, &limits));
+    assert_eq!(anonymous.expires_at(&limits), T0 + 120_000);
+    // Logged in: the idle and absolute limits.
+    let mut session = authenticated();
+    assert!(!session.is_unauthenticated());
+    session.on_request(list_request(), T0);
     #[rustfmt::skip]
     let cases: Vec<(&str, u64, Option<u64>, bool)> = vec![
         // name, touched at (relative), checked at (relative), expired
@@ -705,6 +715,7 @@ fn expiry() {
     }
     let short = Limits {
         idle_ms: 10,
+        unauthenticated_ms: 10,
         absolute_ms: 20,
     };
     let fresh = created();
