@@ -49,6 +49,17 @@ pub(super) fn client_address(settings: &Settings, peer: IpAddr, headers: &Header
         .unwrap_or(peer)
 }
 
+/// How a `Client-Log-Id` is logged when it can find a session: `sha256:` and the first 16 hex
+/// digits of its SHA-256 (an operator holding a client's log compares hashes).
+pub(super) fn log_id_hash(log_id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    if log_id.is_empty() {
+        return String::new();
+    }
+    let digest = Sha256::digest(log_id.as_bytes());
+    format!("sha256:{}", hex::encode(&digest[..8]))
+}
+
 #[cfg(test)]
 mod tests {
     use http::header::HeaderValue;
@@ -82,5 +93,17 @@ mod tests {
             client_address(&settings, proxy, &headers),
             "203.0.113.9".parse::<IpAddr>().unwrap()
         );
+    }
+
+    #[test]
+    fn a_log_id_is_logged_as_a_short_hash() {
+        let hashed = log_id_hash("ddff1100-72e7-1039-8825-0123456789ab");
+        assert!(
+            hashed.starts_with("sha256:") && hashed.len() == 7 + 16,
+            "{hashed}"
+        );
+        assert!(!hashed.contains("ddff1100"));
+        assert_eq!(hashed, log_id_hash("ddff1100-72e7-1039-8825-0123456789ab"));
+        assert_eq!(log_id_hash(""), "");
     }
 }

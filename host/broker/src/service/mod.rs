@@ -230,7 +230,13 @@ where
     let log_id = headers::header_str(request.headers(), "client-log-id")
         .unwrap_or_default()
         .to_owned();
-    let span = info_span!("request", client_log_id = %log_id, peer = %peer.ip());
+    // With fallback sessions a log id finds a session, so it is a credential: log its hash.
+    let logged_id = if generation.settings.server.fallback_sessions {
+        headers::log_id_hash(&log_id)
+    } else {
+        log_id.clone()
+    };
+    let span = info_span!("request", client_log_id = %logged_id, peer = %peer.ip());
     async move {
         let client_ip = headers::client_address(&generation.settings, peer.ip(), request.headers());
         let cookie = headers::session_cookie(request.headers());
