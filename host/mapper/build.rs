@@ -1,4 +1,5 @@
-//! Builds the SimpleMapper component (`guest-mappers/simple`) so that the library can embed it.
+//! Builds the SimpleMapper (`guest-mappers/simple`) and SimpleWebserviceMapper
+//! (`guest-mappers/webservice`) components so that the library can embed them.
 
 #[path = "src/guest_build.rs"]
 mod guest_build;
@@ -19,6 +20,7 @@ fn main() -> ExitCode {
         guests.join("Cargo.toml"),
         guests.join("Cargo.lock"),
         guests.join("simple"),
+        guests.join("webservice"),
         guests.join("sdk-rust"),
         wit,
         manifest_dir.join("src").join("guest_build.rs"),
@@ -49,27 +51,41 @@ fn main() -> ExitCode {
         target_dir.display()
     );
 
-    let built = match builder.build("interstate-simple-mapper") {
-        Ok(path) => path,
+    // Each embedded component: its package and the file name (and the env variable naming its
+    // path) under OUT_DIR.
+    let embedded = [
+        (
+            "interstate-simple-mapper",
+            "simple.wasm",
+            "INTERSTATE_SIMPLE_WASM",
+        ),
+        (
+            "interstate-webservice-mapper",
+            "webservice.wasm",
+            "INTERSTATE_WEBSERVICE_WASM",
+        ),
+    ];
+    let packages: Vec<&str> = embedded.iter().map(|(package, ..)| *package).collect();
+    let built = match builder.build_all(&packages) {
+        Ok(paths) => paths,
         Err(err) => {
             eprintln!(
-                "error: interstate-mapper embeds the SimpleMapper component and could not build it.\n{err}"
+                "error: interstate-mapper embeds the SimpleMapper and SimpleWebserviceMapper components and could not build them.\n{err}"
             );
             return ExitCode::FAILURE;
         }
     };
-    let embedded = out_dir.join("simple.wasm");
-    if let Err(err) = std::fs::copy(&built, &embedded) {
-        eprintln!(
-            "error: could not copy {} to {}: {err}",
-            built.display(),
-            embedded.display()
-        );
-        return ExitCode::FAILURE;
+    for ((_, file, variable), built) in embedded.iter().zip(built) {
+        let copy = out_dir.join(file);
+        if let Err(err) = std::fs::copy(&built, &copy) {
+            eprintln!(
+                "error: could not copy {} to {}: {err}",
+                built.display(),
+                copy.display()
+            );
+            return ExitCode::FAILURE;
+        }
+        println!("cargo::rustc-env={variable}={}", copy.display());
     }
-    println!(
-        "cargo::rustc-env=INTERSTATE_SIMPLE_WASM={}",
-        embedded.display()
-    );
     ExitCode::SUCCESS
 }

@@ -9,6 +9,7 @@ mod failures;
 mod flow;
 mod hostile_client;
 mod hostile_mapper;
+mod ils_webservice;
 mod probe;
 mod ratelimit;
 mod reload;

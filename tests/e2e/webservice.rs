@@ -1,5 +1,7 @@
 //! ILS's SimpleWebserviceMapper (`guest-mappers/webservice`) behind the real broker, talking
-//! wasi:http to a real web service on 127.0.0.1, and the `mapper.allowed_hosts` fence.
+//! wasi:http to a real web service on 127.0.0.1, and the `mapper.allowed_hosts` fence. The
+//! service is shared with [`ils_webservice`](super::ils_webservice), which runs the embedded
+//! mapper from an ILS settings file.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -17,7 +19,7 @@ use interstate_tools::xml::element_text;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-const USER: &str = "kolmogorov";
+pub(crate) const USER: &str = "kolmogorov";
 const TOKEN: &str = "c2Vzc2lvbi10b2tlbi0x";
 
 /// One request the service saw.
@@ -28,11 +30,34 @@ struct Seen {
     cookie: Option<String>,
 }
 
+/// How the service misbehaves; a test switches it while the broker runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Fault {
+    /// It answers as documented.
+    #[default]
+    None,
+    /// `/login` answers this status, whatever the credentials.
+    LoginStatus(StatusCode),
+    /// The listing answers this status, whatever the cookie.
+    ListingStatus(StatusCode),
+    /// The listing answers 200 with a body that is not JSON.
+    ListingNotJson,
+}
+
+/// What the service expects and how it answers.
+#[derive(Debug, Default)]
+struct Behaviour {
+    /// Appended to the user name in the Basic credentials (`auth_username_suffix`).
+    suffix: String,
+    fault: Fault,
+}
+
 /// The web service SimpleWebserviceMapper expects: `GET /login` with Basic credentials sets the
 /// `session` cookie; `GET /api/user=<name>` with that cookie lists the user's hosts.
-struct WebService {
-    addr: SocketAddr,
+pub(crate) struct WebService {
+    pub(crate) addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
+    behaviour: Arc<Mutex<Behaviour>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -64,7 +89,11 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
-fn answer(request: &Request<hyper::body::Incoming>, agent: SocketAddr) -> Response<Full<Bytes>> {
+fn answer(
+    request: &Request<hyper::body::Incoming>,
+    agent: SocketAddr,
+    behaviour: &Behaviour,
+) -> Response<Full<Bytes>> {
     let header = |name: &str| {
         request
             .headers()
@@ -77,9 +106,14 @@ fn answer(request: &Request<hyper::body::Incoming>, agent: SocketAddr) -> Respon
         *response.status_mut() = code;
         response
     };
-    let good_basic = format!("Basic {}", base64(format!("{USER}:{PASSWORD}").as_bytes()));
-    match request.uri().path() {
-        "/login" => {
+    let suffix = &behaviour.suffix;
+    let good_basic = format!(
+        "Basic {}",
+        base64(format!("{USER}{suffix}:{PASSWORD}").as_bytes())
+    );
+    match (request.uri().path(), behaviour.fault) {
+        ("/login", Fault::LoginStatus(code)) => status(code),
+        ("/login", _) => {
             if header("authorization").as_deref() != Some(good_basic.as_str()) {
                 return status(StatusCode::UNAUTHORIZED);
             }
@@ -92,7 +126,11 @@ fn answer(request: &Request<hyper::body::Incoming>, agent: SocketAddr) -> Respon
             );
             response
         }
-        path if path == format!("/api/user={USER}") => {
+        (path, Fault::ListingStatus(code)) if path == format!("/api/user={USER}") => status(code),
+        (path, Fault::ListingNotJson) if path == format!("/api/user={USER}") => Response::new(
+            Full::new(Bytes::from_static(b"<html>Service Unavailable</html>")),
+        ),
+        (path, _) if path == format!("/api/user={USER}") => {
             if header("cookie").as_deref() != Some(format!("session={TOKEN}").as_str()) {
                 return status(StatusCode::UNAUTHORIZED);
             }
@@ -112,17 +150,29 @@ fn answer(request: &Request<hyper::body::Incoming>, agent: SocketAddr) -> Respon
 
 impl WebService {
     async fn start(agent: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on("127.0.0.1:0".parse().unwrap(), agent, "").await
+    }
+
+    /// Serves on `addr` (port 0 for any), expecting `suffix` after the user name in the Basic
+    /// credentials.
+    pub(crate) async fn start_on(addr: SocketAddr, agent: SocketAddr, suffix: &str) -> Self {
+        let listener = TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
+        let behaviour = Arc::new(Mutex::new(Behaviour {
+            suffix: suffix.to_owned(),
+            fault: Fault::None,
+        }));
         let task = {
             let seen = seen.clone();
+            let behaviour = behaviour.clone();
             tokio::spawn(async move {
                 loop {
                     let Ok((tcp, _)) = listener.accept().await else {
                         continue;
                     };
                     let seen = seen.clone();
+                    let behaviour = behaviour.clone();
                     tokio::spawn(async move {
                         let service = service_fn(move |request: Request<hyper::body::Incoming>| {
                             let header = |name: &str| {
@@ -137,7 +187,7 @@ impl WebService {
                                 authorization: header("authorization"),
                                 cookie: header("cookie"),
                             });
-                            let response = answer(&request, agent);
+                            let response = answer(&request, agent, &behaviour.lock().unwrap());
                             async move { Ok::<_, Infallible>(response) }
                         });
                         let _ = hyper::server::conn::http1::Builder::new()
@@ -147,7 +197,28 @@ impl WebService {
                 }
             })
         };
-        Self { addr, seen, task }
+        Self {
+            addr,
+            seen,
+            behaviour,
+            task,
+        }
+    }
+
+    /// The paths of the requests it saw, in order.
+    pub(crate) fn paths(&self) -> Vec<String> {
+        self.seen().into_iter().map(|s| s.path).collect()
+    }
+
+    /// Stops listening; returns once the port refuses connections.
+    pub(crate) async fn stop(mut self) {
+        self.task.abort();
+        let _ = (&mut self.task).await;
+    }
+
+    /// Makes it misbehave (or stop misbehaving) from the next request on.
+    pub(crate) fn set_fault(&self, fault: Fault) {
+        self.behaviour.lock().unwrap().fault = fault;
     }
 
     fn seen(&self) -> Vec<Seen> {

@@ -62,6 +62,10 @@ pub async fn load_mapper(
 ) -> Result<WasmMapper, StartError> {
     let (source, plugin) = match &settings.mapper.plugin {
         PluginSource::Simple => (MapperSource::Simple, "SimpleMapper".to_owned()),
+        PluginSource::Webservice => (
+            MapperSource::Webservice,
+            "SimpleWebserviceMapper".to_owned(),
+        ),
         PluginSource::File(path) => (MapperSource::File(path.clone()), path.display().to_string()),
     };
     let mapper_settings = MapperSettings {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use interstate::settings::Settings;
+use interstate::settings::{RawPlugin, Settings, defaults};
 
 use crate::runtime;
 
@@ -21,7 +21,8 @@ pub enum MapperCommand {
 /// `interstate mapper check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// The component (`.wasm`), or `SimpleMapper` for the embedded one.
+    /// The component (`.wasm`), or `SimpleMapper` / `SimpleWebserviceMapper` for an embedded
+    /// one.
     pub file: String,
     /// The mapper settings: inline JSON, or `@file.json`.
     #[arg(long, default_value = "{}")]
@@ -35,7 +36,9 @@ pub struct CheckArgs {
     /// The domain for --user.
     #[arg(long, default_value = "")]
     pub domain: String,
-    /// Hosts the mapper may call over HTTP.
+    /// Hosts the mapper may call over HTTP (`host`, `host:port` or `scheme://host:port`).
+    /// None given: the broker's default for this mapper (for SimpleWebserviceMapper, the
+    /// origins of its `base_url` and `cookie_auth_url`).
     #[arg(long = "allow-host")]
     pub allowed_hosts: Vec<String>,
     /// Call deadline in milliseconds.
@@ -60,15 +63,25 @@ pub fn check(args: CheckArgs) -> Result<ExitCode> {
         ),
         other => other.map(str::to_owned),
     };
-    let source = if args.file == "SimpleMapper" {
-        MapperSource::Simple
+    let (source, plugin) = match args.file.as_str() {
+        "SimpleMapper" => (MapperSource::Simple, RawPlugin::SimpleMapper),
+        "SimpleWebserviceMapper" => (MapperSource::Webservice, RawPlugin::SimpleWebserviceMapper),
+        file => (
+            MapperSource::File(PathBuf::from(file)),
+            RawPlugin::Wasm(file.to_owned()),
+        ),
+    };
+    let allowed_hosts = if args.allowed_hosts.is_empty() {
+        // Unparsable settings allow nothing; `configure` reports them.
+        let settings = serde_json::from_str(&settings_json).unwrap_or_default();
+        defaults::mapper_allowed_hosts(&plugin, &settings)
     } else {
-        MapperSource::File(PathBuf::from(&args.file))
+        args.allowed_hosts
     };
     let settings = MapperSettings {
         settings_json,
         timeout: std::time::Duration::from_millis(args.timeout_ms),
-        allowed_hosts: args.allowed_hosts,
+        allowed_hosts,
         ..MapperSettings::default()
     };
     let login = args

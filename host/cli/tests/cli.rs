@@ -246,6 +246,53 @@ fn mapper_check_logs_in_and_fails_loudly() {
 }
 
 #[test]
+fn mapper_check_runs_the_embedded_webservice_mapper_with_its_default_hosts() {
+    // A port nobody listens on: the login reaches the network (the default allow-list has the
+    // URLs' origin) and fails there, unless --allow-host names something else.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = closed.local_addr().unwrap();
+    drop(closed);
+    let settings = serde_json::json!({
+        "base_url": format!("http://{addr}/api"), "cookie_auth_url": format!("http://{addr}/login"),
+        "cookie_name": "session", "auth_username_suffix": "@example.com", "domains": ["EXAMPLE"]
+    })
+    .to_string();
+    let check = |extra: &[&str]| {
+        let mut args = vec![
+            "mapper",
+            "check",
+            "SimpleWebserviceMapper",
+            "--settings",
+            &settings,
+        ];
+        args.extend_from_slice(extra);
+        let out = Command::new(BIN).args(&args).output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let (ok, text) = check(&[]);
+    assert!(ok, "{text}");
+    assert!(text.contains("EXAMPLE"), "{text}");
+
+    let login = ["--user", "kolmogorov", "--password", "pw"];
+    let (ok, text) = check(&login);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("request to 127.0.0.1") && !text.contains("refused by the broker"),
+        "the request was allowed and found nobody: {text}"
+    );
+    let mut elsewhere = login.to_vec();
+    elsewhere.extend(["--allow-host", "hosts.example.com"]);
+    let (ok, text) = check(&elsewhere);
+    assert!(!ok, "{text}");
+    assert!(text.contains("refused by the broker"), "{text}");
+}
+
+#[test]
 fn config_errors_name_the_file_and_key() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_settings(&dir, r#"{"server": {"port": "many"}}"#);

@@ -29,6 +29,9 @@ pub const MAPPER_MEMORY_MB: u64 = 64;
 /// `mapper.limits.max_concurrent_calls`: mapper calls running at once. It also sizes the
 /// pooling allocator, so it bounds the memory the mappers can take together.
 pub const MAPPER_MAX_CONCURRENT_CALLS: usize = 256;
+/// The keys of the SimpleWebserviceMapper's settings whose URLs it calls; their origins are
+/// its default `mapper.allowed_hosts` (see [`mapper_allowed_hosts`]).
+pub const WEBSERVICE_URL_KEYS: [&str; 2] = ["base_url", "cookie_auth_url"];
 /// The folder under the user's cache folder where compiled components are kept
 /// (`mapper.cache_dir` unset); see [`mapper_cache_dir`].
 pub const MAPPER_CACHE_SUBDIR: &str = "interstate/components";
@@ -101,4 +104,67 @@ pub fn mapper_cache_dir() -> Option<PathBuf> {
                 .map(|h| PathBuf::from(h).join(".cache"))
         })?;
     Some(base.join(MAPPER_CACHE_SUBDIR))
+}
+
+/// `mapper.allowed_hosts` when the file does not set it. Empty (no outgoing HTTP), except for
+/// the embedded SimpleWebserviceMapper: the origins (`scheme://host:port`, the port written
+/// out) of the URLs in its [`WEBSERVICE_URL_KEYS`] settings, so that an ILS file needs no new
+/// key and the mapper reaches exactly the service it names. A URL that does not parse adds
+/// nothing (the mapper's `configure` refuses it with the key's name).
+pub fn mapper_allowed_hosts(plugin: &RawPlugin, settings: &serde_json::Value) -> Vec<String> {
+    if *plugin != RawPlugin::SimpleWebserviceMapper {
+        return Vec::new();
+    }
+    let mut origins: Vec<String> = Vec::new();
+    for key in WEBSERVICE_URL_KEYS {
+        let origin = settings
+            .get(key)
+            .and_then(serde_json::Value::as_str)
+            .and_then(url_origin);
+        if let Some(origin) = origin
+            && !origins.contains(&origin)
+        {
+            origins.push(origin);
+        }
+    }
+    origins
+}
+
+/// `scheme://host:port` of an `http` or `https` URL, the host in lower case and the port
+/// written out; `None` for anything else, or a URL with user info.
+fn url_origin(url: &str) -> Option<String> {
+    let (scheme, default_port) = match url.split_once("://") {
+        Some((scheme, _)) if scheme.eq_ignore_ascii_case("http") => ("http", 80),
+        Some((scheme, _)) if scheme.eq_ignore_ascii_case("https") => ("https", 443),
+        _ => return None,
+    };
+    let rest = &url[scheme.len() + 3..];
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    if authority.is_empty()
+        || authority.contains('@')
+        || authority.contains(|c: char| c.is_whitespace() || c.is_control())
+    {
+        return None;
+    }
+    let (host, port) = if authority.starts_with('[') {
+        let end = authority.find(']')?;
+        match &authority[end + 1..] {
+            "" => (&authority[..=end], None),
+            tail => (&authority[..=end], Some(tail.strip_prefix(':')?)),
+        }
+    } else {
+        match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        }
+    };
+    let port = match port {
+        Some(port) if port.bytes().all(|b| b.is_ascii_digit()) => port.parse::<u16>().ok()?,
+        Some(_) => return None,
+        None => default_port,
+    };
+    if host.is_empty() || host == "[]" {
+        return None;
+    }
+    Some(format!("{scheme}://{}:{port}", host.to_ascii_lowercase()))
 }

@@ -97,14 +97,17 @@ impl Default for RawBeaker {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawMapper {
-    /// `SimpleMapper` (embedded) or a path to a `.wasm` component.
+    /// `SimpleMapper` or `SimpleWebserviceMapper` (embedded), or a path to a `.wasm` component.
     pub plugin: RawPlugin,
     /// The mapper's own settings, passed to `configure` as JSON.
     pub settings: serde_json::Value,
     /// Per-call limits.
     pub limits: RawMapperLimits,
-    /// Hosts (`host` or `host:port`) the mapper may call over HTTP.
-    pub allowed_hosts: Vec<String>,
+    /// Hosts (`host`, `host:port` or `scheme://host:port`) the mapper may call over HTTP.
+    /// Unset, not `[]`, for the default ([`mapper_allowed_hosts`](d::mapper_allowed_hosts)),
+    /// which depends on the plugin and its settings; an explicit list, even an empty one, wins.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_hosts: Option<Vec<String>>,
     /// Where compiled components are cached; unset for the default, empty for none.
     pub cache_dir: Option<String>,
 }
@@ -115,7 +118,7 @@ impl Default for RawMapper {
             plugin: d::MAPPER_PLUGIN,
             settings: serde_json::Value::Object(serde_json::Map::new()),
             limits: RawMapperLimits::default(),
-            allowed_hosts: Vec::new(),
+            allowed_hosts: None,
             cache_dir: None,
         }
     }

@@ -16,6 +16,8 @@ pub(crate) const MIB: u64 = 1024 * 1024;
 pub enum PluginSource {
     /// The embedded Rust SimpleMapper (`"plugin": "SimpleMapper"`).
     Simple,
+    /// The embedded Rust SimpleWebserviceMapper (`"plugin": "SimpleWebserviceMapper"`).
+    Webservice,
     /// A component file, resolved against the settings file's folder.
     File(PathBuf),
 }
@@ -33,7 +35,8 @@ pub struct MapperConfig {
     pub memory_limit_bytes: u64,
     /// Mapper calls running at once.
     pub max_concurrent_calls: usize,
-    /// HTTP hosts the mapper may call.
+    /// HTTP hosts the mapper may call: `mapper.allowed_hosts` when the file has it, else
+    /// [`defaults::mapper_allowed_hosts`](crate::defaults::mapper_allowed_hosts).
     pub allowed_hosts: Vec<String>,
     /// Compiled-component cache; `None` disables it.
     pub cache_dir: Option<PathBuf>,

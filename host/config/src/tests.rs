@@ -49,9 +49,11 @@ fn bad_values_name_file_key_and_expectation() {
     );
     let err = error(r#"{"session": {"idle_timeout_s": "ten"}}"#);
     assert!(err.contains("session.idle_timeout_s"), "{err}");
-    let err = error(r#"{"mapper": {"plugin": "SimpleWebserviceMapper"}}"#);
+    let err = error(r#"{"mapper": {"plugin": "LdapMapper"}}"#);
     assert!(
-        err.contains("mapper.plugin") && err.contains(".wasm"),
+        err.contains("mapper.plugin")
+            && err.contains("\"SimpleWebserviceMapper\"")
+            && err.contains(".wasm"),
         "{err}"
     );
     let err = error("{\n  \"logging\": \n}");
@@ -119,6 +121,95 @@ fn ils_spellings_are_accepted() {
         let json = format!(r#"{{"beaker": {{"type": "{kind}"}}}}"#);
         let raw = RawSettings::parse(&json, Path::new("x.json")).unwrap();
         assert_eq!(String::from(raw.beaker.kind), kind);
+    }
+}
+
+/// The settings of ILS's `SimpleWebserviceMapper` plugin, as an ILS user has them (issue #15).
+const ILS_WEBSERVICE: &str = r#"{"mapper": {"plugin": "SimpleWebserviceMapper", "settings": {
+    "base_url": "https://hosts.example.com/api", "cookie_auth_url": "https://hosts.example.com/login",
+    "cookie_name": "session", "auth_username_suffix": "@example.com", "domains": ["EXAMPLE"]}}}"#;
+
+#[test]
+fn ils_webservice_settings_load_with_the_service_allowed() {
+    let s = parse(ILS_WEBSERVICE).unwrap();
+    assert_eq!(s.mapper.plugin, PluginSource::Webservice);
+    assert!(s.mapper.settings_json.contains("@example.com"));
+    assert_eq!(s.mapper.allowed_hosts, ["https://hosts.example.com:443"]);
+    // Re-serialising keeps `allowed_hosts` unset, so the default is derived again.
+    let raw = RawSettings::parse(ILS_WEBSERVICE, Path::new("x.json")).unwrap();
+    let printed = serde_json::to_string(&raw).unwrap();
+    assert!(!printed.contains("allowed_hosts"), "{printed}");
+    assert_eq!(parse(&printed).unwrap(), s);
+}
+
+#[test]
+fn webservice_default_hosts_are_the_origins_of_both_urls() {
+    let hosts = |settings: serde_json::Value| {
+        let text = serde_json::json!({"mapper": {
+            "plugin": "SimpleWebserviceMapper", "settings": settings}});
+        parse(&text.to_string()).unwrap().mapper.allowed_hosts
+    };
+    assert_eq!(
+        hosts(serde_json::json!({
+            "base_url": "http://Hosts.Example.com/api/",
+            "cookie_auth_url": "HTTPS://login.example.com:8443/login?next=x"})),
+        [
+            "http://hosts.example.com:80",
+            "https://login.example.com:8443"
+        ]
+    );
+    assert_eq!(
+        hosts(serde_json::json!({
+            "base_url": "http://[::1]:8080/api", "cookie_auth_url": "http://127.0.0.1:9/"})),
+        ["http://[::1]:8080", "http://127.0.0.1:9"]
+    );
+    // URLs the mapper refuses allow nothing; its configure names the key.
+    for bad in [
+        "ftp://hosts.example.com/",
+        "hosts.example.com/api",
+        "https://user:pw@hosts.example.com/",
+        "https:///api",
+        "https://hosts.example.com:+443/",
+        "https://hosts.example.com:99999/",
+        "https://hosts.example.com:/",
+    ] {
+        assert_eq!(
+            hosts(serde_json::json!({"base_url": bad, "cookie_auth_url": 7})),
+            Vec::<String>::new(),
+            "{bad}"
+        );
+    }
+    // Only the webservice mapper gets a derived default.
+    let simple = parse(
+        r#"{"mapper": {"plugin": "SimpleMapper", "settings": {"base_url": "https://x.example/"}}}"#,
+    )
+    .unwrap();
+    assert!(simple.mapper.allowed_hosts.is_empty());
+}
+
+#[test]
+fn explicit_allowed_hosts_win_even_when_empty() {
+    let with = |hosts: &str| {
+        let text = ILS_WEBSERVICE.replacen(
+            r#""plugin""#,
+            &format!(r#""allowed_hosts": {hosts}, "plugin""#),
+            1,
+        );
+        parse(&text).map(|s| s.mapper.allowed_hosts)
+    };
+    assert_eq!(with("[]").unwrap(), Vec::<String>::new());
+    assert_eq!(
+        with(r#"["proxy.example.com:3128", "https://hosts.example.com"]"#).unwrap(),
+        ["proxy.example.com:3128", "https://hosts.example.com"]
+    );
+    for bad in [
+        r#"["ftp://hosts.example.com"]"#,
+        r#"["https://hosts.example.com/api"]"#,
+        r#"["https://"]"#,
+        r#"["hosts.example.com/"]"#,
+    ] {
+        let err = with(bad).unwrap_err().to_string();
+        assert!(err.contains("mapper.allowed_hosts[0]"), "{bad}: {err}");
     }
 }
 

@@ -50,6 +50,7 @@ pub fn parse_fingerprint(text: &str) -> Option<[u8; 32]> {
 fn mapper(raw: &RawMapper, origin: &Origin<'_>) -> Result<MapperConfig, SettingsError> {
     let plugin = match &raw.plugin {
         RawPlugin::SimpleMapper => PluginSource::Simple,
+        RawPlugin::SimpleWebserviceMapper => PluginSource::Webservice,
         RawPlugin::Wasm(path) => PluginSource::File(origin.resolve(path)),
     };
     if !raw.settings.is_object() {
@@ -74,29 +75,50 @@ fn mapper(raw: &RawMapper, origin: &Origin<'_>) -> Result<MapperConfig, Settings
         1..=10_000,
         "expected 1 to 10000",
     )?;
-    for (i, host) in raw.allowed_hosts.iter().enumerate() {
-        if host.is_empty() || host.contains('/') || host.contains(char::is_whitespace) {
-            return Err(origin.bad(
-                format_args!("mapper.allowed_hosts[{i}]"),
-                format!(
-                    "expected a host or host:port such as \"auth.example.com:443\", got {host:?}"
-                ),
-            ));
+    let allowed_hosts = match &raw.allowed_hosts {
+        Some(list) => {
+            for (i, host) in list.iter().enumerate() {
+                if !allowed_host_shape(host) {
+                    return Err(origin.bad(
+                        format_args!("mapper.allowed_hosts[{i}]"),
+                        format!(
+                            "expected a host, host:port or http(s)://host:port such as \"auth.example.com:443\", got {host:?}"
+                        ),
+                    ));
+                }
+            }
+            list.clone()
         }
-    }
+        None => defaults::mapper_allowed_hosts(&raw.plugin, &raw.settings),
+    };
     Ok(MapperConfig {
         plugin,
         settings_json: raw.settings.to_string(),
         timeout: Duration::from_millis(limits.timeout_ms),
         memory_limit_bytes: limits.memory_mb * MIB,
         max_concurrent_calls: limits.max_concurrent_calls,
-        allowed_hosts: raw.allowed_hosts.clone(),
+        allowed_hosts,
         cache_dir: match raw.cache_dir.as_deref() {
             Some("") => None,
             Some(dir) => Some(origin.resolve(dir)),
             None => defaults::mapper_cache_dir(),
         },
     })
+}
+
+/// Whether a `mapper.allowed_hosts` entry is `host`, `host:port`, or `http(s)://` followed by
+/// one of those: no path, no spaces, no other scheme.
+fn allowed_host_shape(entry: &str) -> bool {
+    let host = match entry.split_once("://") {
+        Some((scheme, host))
+            if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") =>
+        {
+            host
+        }
+        Some(_) => return false,
+        None => entry,
+    };
+    !host.is_empty() && !host.contains('/') && !host.contains(char::is_whitespace)
 }
 
 fn session(raw: &RawSession, origin: &Origin<'_>) -> Result<SessionConfig, SettingsError> {

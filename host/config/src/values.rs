@@ -219,21 +219,29 @@ impl From<VerifyMode> for &'static str {
 pub enum RawPlugin {
     /// `SimpleMapper`: the embedded Rust SimpleMapper.
     SimpleMapper,
+    /// `SimpleWebserviceMapper`: the embedded Rust SimpleWebserviceMapper
+    /// (`guest-mappers/webservice`), ILS's plugin of that name.
+    SimpleWebserviceMapper,
     /// A path ending in `.wasm`, as written.
     Wasm(String),
 }
+
+/// What `mapper.plugin` accepts, for its error messages.
+const PLUGIN_EXPECTED: &str =
+    "expected \"SimpleMapper\", \"SimpleWebserviceMapper\" or a path to a .wasm file";
 
 impl TryFrom<String> for RawPlugin {
     type Error = String;
 
     fn try_from(text: String) -> Result<Self, String> {
         match text.as_str() {
-            "" => Err("expected \"SimpleMapper\" or a path to a .wasm file".to_owned()),
+            "" => Err(PLUGIN_EXPECTED.to_owned()),
             "SimpleMapper" => Ok(Self::SimpleMapper),
+            "SimpleWebserviceMapper" => Ok(Self::SimpleWebserviceMapper),
             path if path.ends_with(".wasm") => Ok(Self::Wasm(text)),
             other => Err(format!(
-                "expected \"SimpleMapper\" or a path to a .wasm file, got {other:?} \
-                 (ILS Python plugins must be rewritten as wasm mappers, see README \"Writing a mapper\")"
+                "{PLUGIN_EXPECTED}, got {other:?} \
+                 (other ILS Python plugins must be rewritten as wasm mappers, see README \"Writing a mapper\")"
             )),
         }
     }
@@ -243,6 +251,7 @@ impl From<RawPlugin> for String {
     fn from(plugin: RawPlugin) -> Self {
         match plugin {
             RawPlugin::SimpleMapper => "SimpleMapper".to_owned(),
+            RawPlugin::SimpleWebserviceMapper => "SimpleWebserviceMapper".to_owned(),
             RawPlugin::Wasm(path) => path,
         }
     }

@@ -33,6 +33,8 @@ impl Default for RuntimeConfig {
 pub enum MapperSource {
     /// The embedded SimpleMapper (`"plugin": "SimpleMapper"`).
     Simple,
+    /// The embedded SimpleWebserviceMapper (`"plugin": "SimpleWebserviceMapper"`).
+    Webservice,
     /// A `.wasm` component file.
     File(PathBuf),
     /// A component already in memory; `name` labels it in logs and reports.
@@ -53,8 +55,8 @@ pub struct MapperSettings {
     pub timeout: Duration,
     /// The most each linear memory of the mapper may grow to.
     pub memory_limit_bytes: u64,
-    /// Hosts the mapper may reach with wasi:http, as `host` (any port) or `host:port`.
-    /// Empty: no outgoing HTTP at all.
+    /// Hosts the mapper may reach with wasi:http, as `host` (any port), `host:port`, or
+    /// `scheme://host[:port]` (that one origin). Empty: no outgoing HTTP at all.
     pub allowed_hosts: Vec<String>,
 }
 

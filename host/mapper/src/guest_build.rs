@@ -1,7 +1,7 @@
 //! Builds a Rust guest of `guest-mappers/` with a nested cargo.
 //!
-//! Shared by `build.rs` (which embeds the SimpleMapper) and [`crate::testing`] (which builds
-//! the test fixtures), so both build the same way. Each build uses its own target directory,
+//! Shared by `build.rs` (which embeds the SimpleMapper and the SimpleWebserviceMapper) and
+//! [`crate::testing`] (which builds the test fixtures), so both build the same way. Each build uses its own target directory,
 //! so the nested cargo never waits on the lock of the cargo that runs it; two nested builds of
 //! the same directory serialise on cargo's own lock.
 #![allow(
@@ -69,16 +69,28 @@ impl GuestBuilder {
     /// toolchain installed before the project never gets the `targets` of
     /// `rust-toolchain.toml`, and `RUSTUP_AUTO_INSTALL=0` machines never add them by themselves).
     pub fn build(&self, package: &str) -> Result<PathBuf, GuestBuildError> {
+        let mut built = self.build_all(&[package])?;
+        built.pop().ok_or_else(|| GuestBuildError {
+            message: format!("cargo built nothing for the guest {package}"),
+        })
+    }
+
+    /// Builds every package of `packages` with one nested cargo (one lock, one dependency
+    /// graph) and returns the paths of their components, in the same order.
+    pub fn build_all(&self, packages: &[&str]) -> Result<Vec<PathBuf>, GuestBuildError> {
         ensure_target()?;
+        let names = packages.join(", ");
         let mut command = Command::new(&self.cargo);
         command
             .current_dir(&self.guests_dir)
             .arg("build")
             .arg("--release")
             .arg("--target")
-            .arg(GUEST_TARGET)
-            .arg("-p")
-            .arg(package)
+            .arg(GUEST_TARGET);
+        for package in packages {
+            command.arg("-p").arg(package);
+        }
+        command
             .arg("--manifest-path")
             .arg(self.guests_dir.join("Cargo.toml"))
             .arg("--target-dir")
@@ -88,7 +100,7 @@ impl GuestBuilder {
         }
         let output = command.output().map_err(|err| GuestBuildError {
             message: format!(
-                "could not run {} to build the guest {package}: {err}",
+                "could not run {} to build {names}: {err}",
                 self.cargo.display()
             ),
         })?;
@@ -106,23 +118,28 @@ impl GuestBuilder {
             };
             return Err(GuestBuildError {
                 message: format!(
-                    "building the guest {package} in {} failed ({}):\n{}{hint}",
+                    "building {names} in {} failed ({}):\n{}{hint}",
                     self.guests_dir.display(),
                     output.status,
                     tail(&stderr, 60)
                 ),
             });
         }
-        let artifact = self.artifact(package);
-        if !artifact.is_file() {
-            return Err(GuestBuildError {
-                message: format!(
-                    "cargo built the guest {package} but {} does not exist",
-                    artifact.display()
-                ),
-            });
-        }
-        Ok(artifact)
+        packages
+            .iter()
+            .map(|package| {
+                let artifact = self.artifact(package);
+                if !artifact.is_file() {
+                    return Err(GuestBuildError {
+                        message: format!(
+                            "cargo built the guest {package} but {} does not exist",
+                            artifact.display()
+                        ),
+                    });
+                }
+                Ok(artifact)
+            })
+            .collect()
     }
 
     /// Where cargo puts the component of `package`.

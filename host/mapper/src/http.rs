@@ -36,7 +36,9 @@ impl HttpPolicy {
     }
 }
 
-/// Whether `uri` targets one of `allowed` (`host` allows any port, `host:port` one port).
+/// Whether `uri` targets one of `allowed`: `host` allows any port, `host:port` one port (either
+/// scheme), and `http://host[:port]` or `https://host[:port]` exactly one origin, the port
+/// defaulting to the scheme's. An entry with any other scheme allows nothing.
 pub(crate) fn host_allowed(allowed: &[String], uri: &http::Uri) -> bool {
     let Some(host) = uri.host() else {
         return false;
@@ -47,13 +49,39 @@ pub(crate) fn host_allowed(allowed: &[String], uri: &http::Uri) -> bool {
     });
     allowed.iter().any(|entry| {
         let entry = entry.trim();
-        match split_host_port(entry) {
-            (entry_host, Some(entry_port)) => {
+        let (entry, default_port) = match entry.split_once("://") {
+            Some((scheme, rest)) => {
+                let Some(default_port) = scheme_port(scheme) else {
+                    return false;
+                };
+                if !uri
+                    .scheme_str()
+                    .is_some_and(|s| s.eq_ignore_ascii_case(scheme))
+                {
+                    return false;
+                }
+                (rest, Some(default_port))
+            }
+            None => (entry, None),
+        };
+        match (split_host_port(entry), default_port) {
+            ((entry_host, Some(entry_port)), _) | ((entry_host, None), Some(entry_port)) => {
                 entry_port == port && entry_host.eq_ignore_ascii_case(host)
             }
-            (entry_host, None) => entry_host.eq_ignore_ascii_case(host),
+            ((entry_host, None), None) => entry_host.eq_ignore_ascii_case(host),
         }
     })
+}
+
+/// The default port of a scheme an allow-list entry may name.
+fn scheme_port(scheme: &str) -> Option<u16> {
+    if scheme.eq_ignore_ascii_case("http") {
+        Some(80)
+    } else if scheme.eq_ignore_ascii_case("https") {
+        Some(443)
+    } else {
+        None
+    }
 }
 
 /// Splits `host:port`, `[v6]:port`, `[v6]` or `host` (a bare IPv6 address has no port).
@@ -157,5 +185,47 @@ mod tests {
         assert!(!allowed(&[], "https://example.com/"));
         assert!(allowed(&["[::1]:8080"], "http://[::1]:8080/"));
         assert!(allowed(&["[::1]"], "http://[::1]:9/"));
+    }
+
+    #[test]
+    fn scheme_entries_allow_exactly_one_origin() {
+        let entry = ["http://127.0.0.1:8080"];
+        assert!(allowed(&entry, "http://127.0.0.1:8080/login"));
+        assert!(!allowed(&entry, "https://127.0.0.1:8080/login"));
+        assert!(!allowed(&entry, "http://127.0.0.1:8081/login"));
+        assert!(!allowed(&entry, "http://127.0.0.1/login"));
+        assert!(!allowed(&entry, "http://127.0.0.2:8080/login"));
+
+        // Without a port: the scheme's own.
+        let entry = ["https://Hosts.Example.com"];
+        assert!(allowed(&entry, "https://hosts.example.com/api"));
+        assert!(allowed(&entry, "https://hosts.example.com:443/api"));
+        assert!(!allowed(&entry, "https://hosts.example.com:8443/api"));
+        assert!(!allowed(&entry, "http://hosts.example.com:443/api"));
+        assert!(!allowed(&entry, "http://hosts.example.com/api"));
+        assert!(allowed(
+            &["HTTP://hosts.example.com:80"],
+            "http://hosts.example.com/"
+        ));
+
+        assert!(allowed(&["http://[::1]:8080"], "http://[::1]:8080/"));
+        assert!(!allowed(&["http://[::1]:8080"], "https://[::1]:8080/"));
+
+        // Other schemes, paths, user info and bad ports allow nothing.
+        for entry in [
+            "ftp://hosts.example.com",
+            "ws://hosts.example.com:443",
+            "https://hosts.example.com/api",
+            "https://hosts.example.com:443/",
+            "https://user@hosts.example.com",
+            "https://hosts.example.com:x",
+            "https://",
+            "://hosts.example.com",
+        ] {
+            assert!(
+                !allowed(&[entry], "https://hosts.example.com/api"),
+                "{entry}"
+            );
+        }
     }
 }

@@ -55,6 +55,12 @@ pub fn simple_mapper_wasm() -> &'static [u8] {
     include_bytes!(concat!(env!("OUT_DIR"), "/simple.wasm"))
 }
 
+/// The embedded SimpleWebserviceMapper component (`guest-mappers/webservice`, built by
+/// `build.rs`).
+pub fn webservice_mapper_wasm() -> &'static [u8] {
+    include_bytes!(concat!(env!("OUT_DIR"), "/webservice.wasm"))
+}
+
 /// Helpers for tests and benches: building the other Rust guests of `guest-mappers/` (the
 /// `testing` feature; the broker never builds a guest at run time).
 #[cfg(feature = "testing")]
@@ -79,5 +85,10 @@ pub mod testing {
     /// The path of the embedded SimpleMapper component as built by `build.rs`.
     pub fn simple_mapper_path() -> PathBuf {
         PathBuf::from(env!("INTERSTATE_SIMPLE_WASM"))
+    }
+
+    /// The path of the embedded SimpleWebserviceMapper component as built by `build.rs`.
+    pub fn webservice_mapper_path() -> PathBuf {
+        PathBuf::from(env!("INTERSTATE_WEBSERVICE_WASM"))
     }
 }

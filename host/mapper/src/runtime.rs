@@ -266,6 +266,10 @@ async fn read_source(source: MapperSource) -> Result<(String, Vec<u8>), LoadErro
             "SimpleMapper".to_owned(),
             crate::simple_mapper_wasm().to_vec(),
         )),
+        MapperSource::Webservice => Ok((
+            "SimpleWebserviceMapper".to_owned(),
+            crate::webservice_mapper_wasm().to_vec(),
+        )),
         MapperSource::Bytes { name, wasm } => Ok((name, wasm)),
         MapperSource::File(path) => {
             let wasm =

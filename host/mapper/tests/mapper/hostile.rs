@@ -146,19 +146,29 @@ async fn http_to_a_host_not_allowed_is_refused_without_a_connection() {
     let rt = runtime();
     let good = hostile(&rt, "ok", |_| {}).await;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/secret", listener.local_addr().unwrap());
-    let mapper = hostile(&rt, "forbidden-http", |s| {
-        s.settings_json = serde_json::json!({"mode": "forbidden-http", "url": url}).to_string();
-        s.allowed_hosts = vec!["api.example.invalid".to_owned()];
-    })
-    .await;
-    let err = mapper.authenticate(&login("good", "pw")).await.unwrap_err();
-    assert!(
-        matches!(&err, MapperError::Guest(message) if message.contains("HttpRequestDenied")),
-        "{err}"
-    );
-    let accepted = tokio::time::timeout(Duration::from_millis(100), listener.accept()).await;
-    assert!(accepted.is_err(), "the host connected anyway");
+    let addr = listener.local_addr().unwrap();
+    let url = format!("http://{addr}/secret");
+    // Another host; the right host and port under the other scheme; the right scheme and host
+    // on another port.
+    for entry in [
+        "api.example.invalid".to_owned(),
+        format!("https://{addr}"),
+        format!("http://127.0.0.1:{}", addr.port() ^ 1),
+        "http://127.0.0.1".to_owned(),
+    ] {
+        let mapper = hostile(&rt, "forbidden-http", |s| {
+            s.settings_json = serde_json::json!({"mode": "forbidden-http", "url": url}).to_string();
+            s.allowed_hosts = vec![entry.clone()];
+        })
+        .await;
+        let err = mapper.authenticate(&login("good", "pw")).await.unwrap_err();
+        assert!(
+            matches!(&err, MapperError::Guest(message) if message.contains("HttpRequestDenied")),
+            "{entry}: {err}"
+        );
+        let accepted = tokio::time::timeout(Duration::from_millis(100), listener.accept()).await;
+        assert!(accepted.is_err(), "{entry}: the host connected anyway");
+    }
     assert_still_serving(&good).await;
 }
 

@@ -30,6 +30,43 @@ async fn assert_still_loads(rt: &MapperRuntime) {
 }
 
 #[tokio::test]
+async fn embeds_the_webservice_mapper_built_from_its_sources() {
+    let rt = runtime();
+    let ils = json!({
+        "base_url": "https://hosts.example.com/api",
+        "cookie_auth_url": "https://hosts.example.com/login",
+        "cookie_name": "session",
+        "auth_username_suffix": "@example.com",
+        "domains": ["EXAMPLE"]
+    });
+    let embedded = rt
+        .load(MapperSource::Webservice, settings(ils.clone()))
+        .await
+        .unwrap();
+    assert_eq!(embedded.info().name, "SimpleWebserviceMapper");
+    assert_eq!(embedded.domains(), vec!["EXAMPLE"]);
+    let path = interstate_mapper::testing::webservice_mapper_path();
+    let from_file = rt
+        .load(MapperSource::File(path), settings(ils))
+        .await
+        .unwrap();
+    assert_eq!(from_file.info().sha256, embedded.info().sha256);
+
+    let err = rt
+        .load(
+            MapperSource::Webservice,
+            settings(
+                json!({"base_url": "ftp://x", "cookie_auth_url": "https://x", "cookie_name": "s"}),
+            ),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LoadError::Configure { .. }), "{err}");
+    assert!(err.to_string().contains("base_url"), "{err}");
+    assert_still_loads(&rt).await;
+}
+
+#[tokio::test]
 async fn refuses_what_is_not_a_component() {
     let rt = runtime();
     for (wasm, expected) in [
