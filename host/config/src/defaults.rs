@@ -66,7 +66,8 @@ pub const SERVER_HEADER_TIMEOUT_MS: u64 = 10_000;
 pub const SERVER_BODY_LIMIT_BYTES: usize = 64 * 1024;
 /// `server.broker_name`: `broker-info/product-name` in `hello-resp`.
 pub const SERVER_BROKER_NAME: &str = "Interstate";
-/// `server.hostname`: empty, meaning the machine's host name.
+/// `server.hostname`: empty, meaning `server.broker_name`: the unauthenticated hello never
+/// discloses the machine's host name.
 pub const SERVER_HOSTNAME: &str = "";
 /// `server.shutdown_grace_ms`: how long shutdown waits for requests in flight.
 pub const SERVER_SHUTDOWN_GRACE_MS: u64 = 10_000;

@@ -245,7 +245,7 @@ pub struct RawServer {
     pub trusted_proxies: Vec<String>,
     /// `broker-info/product-name` in `hello-resp`.
     pub broker_name: String,
-    /// `broker-info/hostname`; empty for the machine's host name.
+    /// `broker-info/hostname`; empty for `broker_name` (the machine's name is never told).
     pub hostname: String,
     /// How long shutdown waits for requests in flight.
     pub shutdown_grace_ms: u64,
