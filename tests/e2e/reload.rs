@@ -20,6 +20,7 @@ fn parse(settings: &Value) -> Settings {
             .display()
             .to_string(),
     );
+    interstate_tests::broker::with_test_dirs(&mut settings);
     Settings::parse(&settings.to_string(), Path::new("reload.json")).unwrap()
 }
 

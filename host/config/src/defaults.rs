@@ -83,6 +83,28 @@ pub const AUTH_WINDOW_S: u64 = 300;
 /// under a spray of distinct names.
 pub const AUTH_MAX_ENTRIES: usize = 100_000;
 
+/// The folder under the user's state folder where a generated certificate and its key are kept
+/// (`server.generated_cert_dir` unset); see [`generated_cert_dir`].
+pub const GENERATED_CERT_SUBDIR: &str = "interstate/tls";
+/// How long a generated certificate is valid, in days: at most a year, so that a copied key
+/// stops being useful, and it is generated again when it expires.
+pub const GENERATED_CERT_DAYS: u64 = 365;
+
+/// Where a generated certificate persists when `server.generated_cert_dir` is unset:
+/// `$XDG_STATE_HOME/interstate/tls`, else `~/.local/state/interstate/tls`; `None` when neither
+/// variable is set (a new certificate at every start).
+pub fn generated_cert_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".local/state"))
+        })?;
+    Some(base.join(GENERATED_CERT_SUBDIR))
+}
+
 /// The compiled-component cache when `mapper.cache_dir` is unset:
 /// `$XDG_CACHE_HOME/interstate/components`, else `~/.cache/interstate/components`; `None` when
 /// neither variable is set (no disk cache). The one default read from the environment.

@@ -230,6 +230,9 @@ pub struct RawServer {
     pub cert: Option<String>,
     /// PEM private key (ILS `--key`).
     pub key: Option<String>,
+    /// Where a generated certificate and key are kept across restarts (no `cert`/`key`); unset
+    /// for the default, empty for a new certificate at every start.
+    pub generated_cert_dir: Option<String>,
     /// Key sessions by `Client-Log-Id` when the client drops the cookie (ILS `--fallback_sessions`).
     pub fallback_sessions: bool,
     /// Most open client connections.
@@ -258,6 +261,7 @@ impl Default for RawServer {
             port: d::SERVER_PORT,
             cert: None,
             key: None,
+            generated_cert_dir: None,
             fallback_sessions: d::SERVER_FALLBACK_SESSIONS,
             max_connections: d::SERVER_MAX_CONNECTIONS,
             handshake_timeout_ms: d::SERVER_HANDSHAKE_TIMEOUT_MS,

@@ -120,6 +120,8 @@ pub struct ServerConfig {
     pub cert: Option<PathBuf>,
     /// Key file.
     pub key: Option<PathBuf>,
+    /// Where the generated certificate persists; `None` for a new one at every start.
+    pub generated_cert_dir: Option<PathBuf>,
     /// `Client-Log-Id` fallback sessions.
     pub fallback_sessions: bool,
     /// Connection cap.
@@ -147,6 +149,7 @@ impl Default for ServerConfig {
             port: d::SERVER_PORT,
             cert: None,
             key: None,
+            generated_cert_dir: d::generated_cert_dir(),
             fallback_sessions: d::SERVER_FALLBACK_SESSIONS,
             max_connections: d::SERVER_MAX_CONNECTIONS,
             handshake_timeout: Duration::from_millis(d::SERVER_HANDSHAKE_TIMEOUT_MS),

@@ -240,6 +240,11 @@ fn server(raw: &RawServer, origin: &Origin<'_>) -> Result<ServerConfig, Settings
         port: raw.port,
         cert: raw.cert.as_deref().map(|p| origin.resolve(p)),
         key: raw.key.as_deref().map(|p| origin.resolve(p)),
+        generated_cert_dir: match raw.generated_cert_dir.as_deref() {
+            Some("") => None,
+            Some(dir) => Some(origin.resolve(dir)),
+            None => defaults::generated_cert_dir(),
+        },
         fallback_sessions: raw.fallback_sessions,
         max_connections: raw.max_connections,
         handshake_timeout: Duration::from_millis(raw.handshake_timeout_ms),
