@@ -57,8 +57,13 @@ pub const SERVER_PORT: u16 = 60443;
 pub const SERVER_FALLBACK_SESSIONS: bool = false;
 /// `server.max_connections`: open client connections at most.
 pub const SERVER_MAX_CONNECTIONS: usize = 10_000;
-/// `server.handshake_timeout_ms`: the deadline of a TLS handshake.
-pub const SERVER_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
+/// `server.max_connections_per_address`: open connections from one client address at most, so
+/// that one host cannot hold every slot of `server.max_connections`. A PCoIP client opens one
+/// connection at a time; an office behind one NAT address needs one per user logging in at once.
+pub const SERVER_MAX_CONNECTIONS_PER_ADDRESS: usize = 100;
+/// `server.handshake_timeout_ms`: the deadline of a TLS handshake. A real handshake takes a few
+/// round trips; a long deadline only helps a client that holds a slot without finishing.
+pub const SERVER_HANDSHAKE_TIMEOUT_MS: u64 = 3_000;
 /// `server.header_timeout_ms`: the deadline of a request's headers, then of its body; an idle
 /// kept-alive connection is closed after it too.
 pub const SERVER_HEADER_TIMEOUT_MS: u64 = 10_000;

@@ -237,6 +237,8 @@ pub struct RawServer {
     pub fallback_sessions: bool,
     /// Most open client connections.
     pub max_connections: usize,
+    /// Most open client connections from one address (trusted proxies exempt).
+    pub max_connections_per_address: usize,
     /// Deadline for a TLS handshake.
     pub handshake_timeout_ms: u64,
     /// Deadline for a request's headers, then again for its body; a kept-alive connection that
@@ -264,6 +266,7 @@ impl Default for RawServer {
             generated_cert_dir: None,
             fallback_sessions: d::SERVER_FALLBACK_SESSIONS,
             max_connections: d::SERVER_MAX_CONNECTIONS,
+            max_connections_per_address: d::SERVER_MAX_CONNECTIONS_PER_ADDRESS,
             handshake_timeout_ms: d::SERVER_HANDSHAKE_TIMEOUT_MS,
             header_timeout_ms: d::SERVER_HEADER_TIMEOUT_MS,
             body_limit_bytes: d::SERVER_BODY_LIMIT_BYTES,

@@ -126,6 +126,8 @@ pub struct ServerConfig {
     pub fallback_sessions: bool,
     /// Connection cap.
     pub max_connections: usize,
+    /// Connection cap per client address (trusted proxies exempt).
+    pub max_connections_per_address: usize,
     /// TLS handshake deadline.
     pub handshake_timeout: Duration,
     /// The deadline of a request's headers, then again of its body (`server.header_timeout_ms`).
@@ -152,6 +154,7 @@ impl Default for ServerConfig {
             generated_cert_dir: d::generated_cert_dir(),
             fallback_sessions: d::SERVER_FALLBACK_SESSIONS,
             max_connections: d::SERVER_MAX_CONNECTIONS,
+            max_connections_per_address: d::SERVER_MAX_CONNECTIONS_PER_ADDRESS,
             handshake_timeout: Duration::from_millis(d::SERVER_HANDSHAKE_TIMEOUT_MS),
             header_timeout: Duration::from_millis(d::SERVER_HEADER_TIMEOUT_MS),
             body_limit_bytes: d::SERVER_BODY_LIMIT_BYTES,
