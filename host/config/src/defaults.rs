@@ -23,8 +23,8 @@ pub const MAPPER_SETTINGS_JSON: &str = "{}";
 /// `mapper.limits.timeout_ms`: the deadline of one mapper call, configure included. Long enough
 /// for a mapper that asks a directory over HTTP, short enough that a client does not give up.
 pub const MAPPER_TIMEOUT_MS: u64 = 5_000;
-/// `mapper.limits.memory_mb`: the most each linear memory of a mapper may grow to, in MiB.
-/// Python guests need about 40.
+/// `mapper.limits.memory_mb`: the most the linear memories of one mapper instance may hold
+/// together, in MiB. Python guests need about 40.
 pub const MAPPER_MEMORY_MB: u64 = 64;
 /// `mapper.limits.max_concurrent_calls`: mapper calls running at once. It also sizes the
 /// pooling allocator, so it bounds the memory the mappers can take together.
