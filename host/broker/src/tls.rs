@@ -22,10 +22,10 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
-/// The generated certificate's file in `server.generated_cert_dir`.
-const GENERATED_CERT_FILE: &str = "broker.crt";
-/// The generated key's file in `server.generated_cert_dir`, mode 0600.
-const GENERATED_KEY_FILE: &str = "broker.key";
+/// The generated certificate and its key, in one PEM file in `server.generated_cert_dir`, mode
+/// 0600. One file, renamed into place at once, so that brokers starting together never pair
+/// one's certificate with another's key.
+const GENERATED_KEY_FILE: &str = "broker.pem";
 /// A day.
 const DAY: Duration = Duration::from_secs(86_400);
 
@@ -120,12 +120,11 @@ impl Identity {
     }
 
     /// The generated certificate kept in `dir`, or a new one saved there when there is none, it
-    /// cannot be read, or it expires within a day. Its key file is written with mode 0600 (the
-    /// folder 0700) and replaced atomically.
+    /// cannot be used, or it expires within a day. The file (certificate and key) is written
+    /// with mode 0600 (the folder 0700) and replaced atomically.
     pub fn persisted(dir: &Path, names: &[String]) -> Result<Self, TlsError> {
-        let cert_path = dir.join(GENERATED_CERT_FILE);
         let key_path = dir.join(GENERATED_KEY_FILE);
-        if let Some(identity) = Self::saved(&cert_path, &key_path) {
+        if let Some(identity) = Self::saved(&key_path) {
             info!(dir = %dir.display(), "using the certificate generated earlier");
             return Ok(identity);
         }
@@ -139,16 +138,17 @@ impl Identity {
             .mode(0o700)
             .create(dir)
             .map_err(save_err(dir))?;
-        write_atomically(&key_path, key_pem.as_bytes(), 0o600).map_err(save_err(&key_path))?;
-        write_atomically(&cert_path, cert_pem.as_bytes(), 0o644).map_err(save_err(&cert_path))?;
+        let pem = zeroize::Zeroizing::new(format!("{cert_pem}{}", key_pem.as_str()));
+        write_atomically(&key_path, pem.as_bytes(), 0o600).map_err(save_err(&key_path))?;
         info!(dir = %dir.display(), "generated a certificate and saved it for later starts");
         Ok(identity)
     }
 
-    /// The identity saved earlier, if both files read and the certificate is still valid for
-    /// a day (its file's age stands for the certificate's: this module wrote both).
-    fn saved(cert_path: &Path, key_path: &Path) -> Option<Self> {
-        let age = std::fs::metadata(cert_path)
+    /// The identity saved earlier, if the file reads, its certificate and key form a pair, and
+    /// the certificate is still valid for a day (the file's age stands for the certificate's:
+    /// this module wrote it).
+    fn saved(path: &Path) -> Option<Self> {
+        let age = std::fs::metadata(path)
             .and_then(|m| m.modified())
             .ok()
             .and_then(|modified| SystemTime::now().duration_since(modified).ok())
@@ -156,13 +156,14 @@ impl Identity {
         if age + DAY >= DAY * u32::try_from(GENERATED_CERT_DAYS).unwrap_or(u32::MAX) {
             return None;
         }
-        let mut identity = Self::from_files(cert_path, key_path).ok()?;
+        let mut identity = Self::from_files(path, path).ok()?;
+        identity.server_config().ok()?;
         identity.self_signed = true;
         Some(identity)
     }
 
     /// A new self-signed identity, with its certificate and key in PEM.
-    fn generate(names: &[String]) -> Result<(Self, String, String), TlsError> {
+    fn generate(names: &[String]) -> Result<(Self, String, zeroize::Zeroizing<String>), TlsError> {
         let generate_err = |e: rcgen::Error| TlsError::Generate(e.to_string());
         let mut params = rcgen::CertificateParams::new(names.to_vec()).map_err(generate_err)?;
         let since_epoch = SystemTime::now()
@@ -180,7 +181,11 @@ impl Identity {
             key: PrivateKeyDer::Pkcs8(signing_key.serialize_der().into()),
             self_signed: true,
         };
-        Ok((identity, cert.pem(), signing_key.serialize_pem()))
+        Ok((
+            identity,
+            cert.pem(),
+            zeroize::Zeroizing::new(signing_key.serialize_pem()),
+        ))
     }
 
     /// A copy (the key is cloned).
@@ -307,6 +312,25 @@ mod tests {
         let again = Identity::persisted(&tls, &names).unwrap();
         assert_eq!(first.fingerprint, again.fingerprint, "a restart keeps it");
         assert!(again.self_signed);
+        again.server_config().unwrap();
+
+        // Brokers starting together on an empty folder all end up with a usable pair.
+        let racing = dir.path().join("race");
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let racing = racing.clone();
+                std::thread::spawn(move || {
+                    Identity::persisted(&racing, &["localhost".to_owned()]).unwrap()
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap().server_config().unwrap();
+        }
+        Identity::persisted(&racing, &names)
+            .unwrap()
+            .server_config()
+            .unwrap();
 
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&tls.join(GENERATED_KEY_FILE)), 0o600);
