@@ -85,7 +85,7 @@ log "work directory $WORK"
 cd "$WORK"
 openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=127.0.0.1 \
     -addext subjectAltName=IP:127.0.0.1,DNS:localhost -keyout selfsign.key -out selfsign.crt 2>/dev/null
-HASH="$(printf '%s\n' "$INTERSTATE_PASSWORD" | "$BIN" hash-password)"
+HASH="$(printf '%s\n' "$INTERSTATE_PASSWORD" | "$BIN" hash-password --ils)"
 ILS_HASH="$("$ILS_DIR/venv/bin/python" -m interstate_love_song.plugins.simple "$INTERSTATE_PASSWORD" | tail -n1)"
 [[ "$HASH" == "$ILS_HASH" ]] || die "the two brokers hash the password differently: $HASH vs $ILS_HASH"
 mkdir -p beaker

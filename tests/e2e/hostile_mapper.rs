@@ -556,6 +556,7 @@ fn parse(mut settings: Value) -> Settings {
             .display()
             .to_string(),
     );
+    interstate_tests::broker::with_test_dirs(&mut settings);
     Settings::parse(&settings.to_string(), Path::new("hostile.json")).unwrap()
 }
 

@@ -14,5 +14,6 @@ mod probe;
 mod ratelimit;
 mod reload;
 mod reload_keys;
+mod security;
 mod tls_resumption;
 mod webservice;

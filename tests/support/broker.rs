@@ -24,10 +24,7 @@ impl TestBroker {
     /// between tests unless the settings name one.
     pub async fn start(mut settings: Value) -> Self {
         crate::init_logging();
-        if settings["mapper"]["cache_dir"].is_null() {
-            settings["mapper"]["cache_dir"] =
-                Value::String(crate::component_cache_dir().display().to_string());
-        }
+        with_test_dirs(&mut settings);
         let settings = Settings::parse(&settings.to_string(), Path::new("test-settings.json"))
             .unwrap_or_else(|e| panic!("test settings are invalid: {e}"));
         Self::start_with(settings)
@@ -69,14 +66,29 @@ impl Drop for TestBroker {
     }
 }
 
-/// Validated settings from a settings.json document, with the tests' shared component cache (what
-/// a reload reads).
-pub fn parse_settings(settings: &Value) -> Settings {
-    let mut settings = settings.clone();
+/// Points the folders the broker writes to (`mapper.cache_dir`, `server.generated_cert_dir`) at
+/// the tests' own, unless the settings name them; reloads must use it too, or the reload reports
+/// the folders as restart-only changes.
+pub fn with_test_dirs(settings: &mut Value) {
     if settings["mapper"]["cache_dir"].is_null() {
         settings["mapper"]["cache_dir"] =
             Value::String(crate::component_cache_dir().display().to_string());
     }
+    if settings["server"]["generated_cert_dir"].is_null() {
+        settings["server"]["generated_cert_dir"] = Value::String(
+            std::env::temp_dir()
+                .join(format!("interstate-test-tls-{}", std::process::id()))
+                .display()
+                .to_string(),
+        );
+    }
+}
+
+/// Validated settings from a settings.json document, with the tests' own folders (what a reload
+/// reads).
+pub fn parse_settings(settings: &Value) -> Settings {
+    let mut settings = settings.clone();
+    with_test_dirs(&mut settings);
     Settings::parse(&settings.to_string(), Path::new("reload.json"))
         .unwrap_or_else(|e| panic!("test settings are invalid: {e}"))
 }

@@ -18,6 +18,7 @@ use interstate_protocol::{
 };
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
+use zeroize::Zeroizing;
 
 use crate::settings::{AgentConfig, AgentVerify};
 use crate::verify::{ClientConfigError, Verification, client_config};
@@ -131,7 +132,8 @@ impl AgentClient {
         } else {
             format!("{host}:{port}")
         };
-        let body = Bytes::from(encode_launch_session(&request.launch));
+        // The body carries the user's password: its buffer is wiped when hyper lets go of it.
+        let body = Bytes::from_owner(Zeroizing::new(encode_launch_session(&request.launch)));
         let http_request = http::Request::post("/pcoip-agent/xml")
             .header(http::header::HOST, authority)
             .header(http::header::CONTENT_TYPE, "application/xml; charset=UTF-8")

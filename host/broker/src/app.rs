@@ -96,7 +96,16 @@ pub async fn build_generation(
 pub fn identity(settings: &Settings) -> Result<Identity, TlsError> {
     match (&settings.server.cert, &settings.server.key) {
         (Some(cert), Some(key)) => Identity::from_files(cert, key),
-        _ => Identity::self_signed(&default_names(settings)),
+        _ => generated_identity(settings),
+    }
+}
+
+/// The self-signed identity: the one kept in `server.generated_cert_dir`, or a new one.
+fn generated_identity(settings: &Settings) -> Result<Identity, TlsError> {
+    let names = default_names(settings);
+    match &settings.server.generated_cert_dir {
+        Some(dir) => Identity::persisted(dir, &names),
+        None => Identity::self_signed(&names),
     }
 }
 
@@ -238,7 +247,7 @@ pub async fn start(
     let generated = if identity.self_signed {
         Arc::new(identity.clone_identity())
     } else {
-        Arc::new(Identity::self_signed(&default_names(&settings))?)
+        Arc::new(generated_identity(&settings)?)
     };
     let runtime = Arc::new(
         MapperRuntime::new(runtime_config(&settings)).map_err(|source| StartError::Mapper {

@@ -2,6 +2,9 @@
 //!
 //! - A permit of the [`ConnectionCap`] is taken before each accept, so at most
 //!   `server.max_connections` are open; a reload resizes the cap.
+//! - At most `server.max_connections_per_address` are open from one client address
+//!   ([`per_address`]; trusted proxies are exempt), so one host cannot hold every slot: a
+//!   connection beyond it is closed at once.
 //! - An accept error is logged and retried with backoff; it never stops the server.
 //! - The TLS handshake runs inside the spawned task under a deadline, so a client that never
 //!   finishes its handshake holds one permit until the deadline and nothing else.
@@ -28,8 +31,10 @@ use tracing::{debug, error, info, warn};
 use crate::service::{Broker, handle};
 
 pub mod deadline;
+pub mod per_address;
 
 use deadline::DeadlineBody;
+use per_address::PerAddress;
 
 /// The TLS configuration in use; replaced on reload.
 pub type TlsConfig = watch::Receiver<Arc<rustls::ServerConfig>>;
@@ -84,6 +89,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) {
     let graceful = GracefulShutdown::new();
+    let per_address = Arc::new(PerAddress::default());
     tokio::pin!(shutdown);
     let mut backoff = Duration::from_millis(5);
 
@@ -111,9 +117,25 @@ pub async fn run(
                 }
             },
         };
+        let server = broker.current().settings.server.clone();
+        let peer_ip = peer.ip().to_canonical();
+        let address_slot = if server
+            .trusted_proxies
+            .iter()
+            .any(|proxy| proxy.to_canonical() == peer_ip)
+        {
+            None
+        } else {
+            match per_address.try_take(peer_ip, server.max_connections_per_address) {
+                Some(slot) => Some(slot),
+                None => {
+                    debug!(%peer, cap = server.max_connections_per_address, "too many connections from one address; closed");
+                    continue;
+                }
+            }
+        };
         let _ = tcp.set_nodelay(true);
         let acceptor = TlsAcceptor::from(tls.borrow().clone());
-        let server = broker.current().settings.server.clone();
         let (handshake_timeout, request_timeout) =
             (server.handshake_timeout, server.header_timeout);
         let mut http = hyper::server::conn::http1::Builder::new();
@@ -126,6 +148,7 @@ pub async fn run(
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let _permit = permit;
+            let _address_slot = address_slot;
             let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(e)) => {

@@ -1,5 +1,7 @@
-//! `interstate hash-password`: a password hash for SimpleMapper's `password_hash` (the ILS
-//! format by default, argon2id on request).
+//! `interstate hash-password`: a password hash for SimpleMapper's `password_hash`: argon2id
+//! (a PHC string) by default, the ILS format on request (`--ils`, for a file ILS must still
+//! read). ILS's format has a fixed salt, so equal passwords give equal hashes and one
+//! precomputed table cracks every file; argon2id is salted and memory-hard.
 
 use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
@@ -10,8 +12,12 @@ use clap::Args;
 /// `interstate hash-password`.
 #[derive(Debug, Args)]
 pub struct HashPasswordArgs {
-    /// Hash with argon2id (a PHC string) instead of the ILS PBKDF2 format.
-    #[arg(long)]
+    /// Print the ILS format (PBKDF2-HMAC-SHA256, fixed salt) instead of argon2id, for a
+    /// settings file that interstate_love_song must also read.
+    #[arg(long, conflicts_with = "argon2")]
+    ils: bool,
+    /// argon2id, the default; accepted so that older scripts keep working.
+    #[arg(long, hide = true)]
     argon2: bool,
     /// The password. Prefer leaving it out: it is then read from a prompt or standard input, and
     /// stays out of the shell history and the process list.
@@ -42,10 +48,10 @@ pub fn run(args: HashPasswordArgs) -> Result<ExitCode> {
         Some(p) => p,
         None => read_secret("Password: ")?,
     };
-    let hash = if args.argon2 {
-        interstate_mapper::password::hash_argon2id(&password)
-    } else {
+    let hash = if args.ils {
         interstate_mapper::password::hash_ils(&password)
+    } else {
+        interstate_mapper::password::hash_argon2id(&password)
     };
     println!("{hash}");
     Ok(ExitCode::SUCCESS)

@@ -44,7 +44,7 @@ enum Command {
     Serve(ServeArgs),
     /// Print the default settings as JSON (a starting settings.json).
     Settings,
-    /// Print a password hash for SimpleMapper's `password_hash` (the ILS format by default).
+    /// Print a password hash for SimpleMapper's `password_hash` (argon2id; `--ils` for ILS's format).
     HashPassword(HashPasswordArgs),
     /// Work with mapper components.
     #[command(subcommand)]

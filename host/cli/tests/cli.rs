@@ -146,7 +146,8 @@ fn settings_prints_defaults_that_load_back() {
 }
 
 #[test]
-fn hash_password_matches_python_and_argon2_verifies() {
+/// Issue #13 item 9: the default is argon2id (salted), the ILS format only with `--ils`.
+fn hash_password_defaults_to_argon2id_and_ils_matches_python() {
     let run = |args: &[&str]| {
         let mut child = Command::new(BIN)
             .args(args)
@@ -164,11 +165,17 @@ fn hash_password_matches_python_and_argon2_verifies() {
         assert!(out.status.success());
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     };
-    assert_eq!(run(&["hash-password"]), ILS_HASH, "same as ILS's hasher");
-    let argon = run(&["hash-password", "--argon2"]);
+    let argon = run(&["hash-password"]);
     assert!(argon.starts_with("$argon2id$"), "{argon}");
     assert!(interstate_mapper::password::verify(PASSWORD, &argon));
     assert!(!interstate_mapper::password::verify("wrong", &argon));
+    assert_ne!(run(&["hash-password"]), argon, "salted: two hashes differ");
+    assert!(run(&["hash-password", "--argon2"]).starts_with("$argon2id$"));
+    assert_eq!(
+        run(&["hash-password", "--ils"]),
+        ILS_HASH,
+        "same as ILS's hasher"
+    );
 }
 
 #[test]

@@ -23,8 +23,8 @@ pub const MAPPER_SETTINGS_JSON: &str = "{}";
 /// `mapper.limits.timeout_ms`: the deadline of one mapper call, configure included. Long enough
 /// for a mapper that asks a directory over HTTP, short enough that a client does not give up.
 pub const MAPPER_TIMEOUT_MS: u64 = 5_000;
-/// `mapper.limits.memory_mb`: the most each linear memory of a mapper may grow to, in MiB.
-/// Python guests need about 40.
+/// `mapper.limits.memory_mb`: the most the linear memories of one mapper instance may hold
+/// together, in MiB. Python guests need about 40.
 pub const MAPPER_MEMORY_MB: u64 = 64;
 /// `mapper.limits.max_concurrent_calls`: mapper calls running at once. It also sizes the
 /// pooling allocator, so it bounds the memory the mappers can take together.
@@ -66,8 +66,13 @@ pub const SERVER_PORT: u16 = 60443;
 pub const SERVER_FALLBACK_SESSIONS: bool = false;
 /// `server.max_connections`: open client connections at most.
 pub const SERVER_MAX_CONNECTIONS: usize = 10_000;
-/// `server.handshake_timeout_ms`: the deadline of a TLS handshake.
-pub const SERVER_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
+/// `server.max_connections_per_address`: open connections from one client address at most, so
+/// that one host cannot hold every slot of `server.max_connections`. A PCoIP client opens one
+/// connection at a time; an office behind one NAT address needs one per user logging in at once.
+pub const SERVER_MAX_CONNECTIONS_PER_ADDRESS: usize = 100;
+/// `server.handshake_timeout_ms`: the deadline of a TLS handshake. A real handshake takes a few
+/// round trips; a long deadline only helps a client that holds a slot without finishing.
+pub const SERVER_HANDSHAKE_TIMEOUT_MS: u64 = 3_000;
 /// `server.header_timeout_ms`: the deadline of a request's headers, then of its body; an idle
 /// kept-alive connection is closed after it too.
 pub const SERVER_HEADER_TIMEOUT_MS: u64 = 10_000;
@@ -75,7 +80,8 @@ pub const SERVER_HEADER_TIMEOUT_MS: u64 = 10_000;
 pub const SERVER_BODY_LIMIT_BYTES: usize = 64 * 1024;
 /// `server.broker_name`: `broker-info/product-name` in `hello-resp`.
 pub const SERVER_BROKER_NAME: &str = "Interstate";
-/// `server.hostname`: empty, meaning the machine's host name.
+/// `server.hostname`: empty, meaning `server.broker_name`: the unauthenticated hello never
+/// discloses the machine's host name.
 pub const SERVER_HOSTNAME: &str = "";
 /// `server.shutdown_grace_ms`: how long shutdown waits for requests in flight.
 pub const SERVER_SHUTDOWN_GRACE_MS: u64 = 10_000;
@@ -90,6 +96,28 @@ pub const AUTH_WINDOW_S: u64 = 300;
 /// Entries each failure table keeps at most (not a settings key): bounds the limiter's memory
 /// under a spray of distinct names.
 pub const AUTH_MAX_ENTRIES: usize = 100_000;
+
+/// The folder under the user's state folder where a generated certificate and its key are kept
+/// (`server.generated_cert_dir` unset); see [`generated_cert_dir`].
+pub const GENERATED_CERT_SUBDIR: &str = "interstate/tls";
+/// How long a generated certificate is valid, in days: at most a year, so that a copied key
+/// stops being useful, and it is generated again when it expires.
+pub const GENERATED_CERT_DAYS: u64 = 365;
+
+/// Where a generated certificate persists when `server.generated_cert_dir` is unset:
+/// `$XDG_STATE_HOME/interstate/tls`, else `~/.local/state/interstate/tls`; `None` when neither
+/// variable is set (a new certificate at every start).
+pub fn generated_cert_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".local/state"))
+        })?;
+    Some(base.join(GENERATED_CERT_SUBDIR))
+}
 
 /// The compiled-component cache when `mapper.cache_dir` is unset:
 /// `$XDG_CACHE_HOME/interstate/components`, else `~/.cache/interstate/components`; `None` when

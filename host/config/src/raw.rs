@@ -239,10 +239,15 @@ pub struct RawServer {
     pub cert: Option<String>,
     /// PEM private key (ILS `--key`).
     pub key: Option<String>,
+    /// Where a generated certificate and key are kept across restarts (no `cert`/`key`); unset
+    /// for the default, empty for a new certificate at every start.
+    pub generated_cert_dir: Option<String>,
     /// Key sessions by `Client-Log-Id` when the client drops the cookie (ILS `--fallback_sessions`).
     pub fallback_sessions: bool,
     /// Most open client connections.
     pub max_connections: usize,
+    /// Most open client connections from one address (trusted proxies exempt).
+    pub max_connections_per_address: usize,
     /// Deadline for a TLS handshake.
     pub handshake_timeout_ms: u64,
     /// Deadline for a request's headers, then again for its body; a kept-alive connection that
@@ -254,7 +259,7 @@ pub struct RawServer {
     pub trusted_proxies: Vec<String>,
     /// `broker-info/product-name` in `hello-resp`.
     pub broker_name: String,
-    /// `broker-info/hostname`; empty for the machine's host name.
+    /// `broker-info/hostname`; empty for `broker_name` (the machine's name is never told).
     pub hostname: String,
     /// How long shutdown waits for requests in flight.
     pub shutdown_grace_ms: u64,
@@ -267,8 +272,10 @@ impl Default for RawServer {
             port: d::SERVER_PORT,
             cert: None,
             key: None,
+            generated_cert_dir: None,
             fallback_sessions: d::SERVER_FALLBACK_SESSIONS,
             max_connections: d::SERVER_MAX_CONNECTIONS,
+            max_connections_per_address: d::SERVER_MAX_CONNECTIONS_PER_ADDRESS,
             handshake_timeout_ms: d::SERVER_HANDSHAKE_TIMEOUT_MS,
             header_timeout_ms: d::SERVER_HEADER_TIMEOUT_MS,
             body_limit_bytes: d::SERVER_BODY_LIMIT_BYTES,

@@ -17,13 +17,14 @@ pub const RESTART_ONLY: &[&str] = &[
     "admin.token",
     "mapper.cache_dir",
     "mapper.limits.max_concurrent_calls",
+    "server.generated_cert_dir",
 ];
 
 /// Whether two settings differ in one key.
 type Differs = fn(&Settings, &Settings) -> bool;
 
 /// How to tell, for each key of [`RESTART_ONLY`] (same order), whether two settings differ.
-const DIFFERS: [(&str, Differs); 8] = [
+const DIFFERS: [(&str, Differs); 9] = [
     ("server.host", |a, b| a.server.host != b.server.host),
     ("server.port", |a, b| a.server.port != b.server.port),
     ("logging.level", |a, b| a.log_level != b.log_level),
@@ -35,6 +36,9 @@ const DIFFERS: [(&str, Differs); 8] = [
     }),
     ("mapper.limits.max_concurrent_calls", |a, b| {
         a.mapper.max_concurrent_calls != b.mapper.max_concurrent_calls
+    }),
+    ("server.generated_cert_dir", |a, b| {
+        a.server.generated_cert_dir != b.server.generated_cert_dir
     }),
 ];
 
@@ -145,6 +149,14 @@ mod tests {
             changed(r#"{"mapper": {"cache_dir": ""}}"#).len(),
             usize::from(default_is_set),
             "an empty cache_dir turns the cache off"
+        );
+    }
+
+    #[test]
+    fn server_generated_cert_dir() {
+        assert_eq!(
+            changed(r#"{"server": {"generated_cert_dir": "/var/lib/x"}}"#),
+            ["server.generated_cert_dir"]
         );
     }
 

@@ -129,10 +129,14 @@ pub struct ServerConfig {
     pub cert: Option<PathBuf>,
     /// Key file.
     pub key: Option<PathBuf>,
+    /// Where the generated certificate persists; `None` for a new one at every start.
+    pub generated_cert_dir: Option<PathBuf>,
     /// `Client-Log-Id` fallback sessions.
     pub fallback_sessions: bool,
     /// Connection cap.
     pub max_connections: usize,
+    /// Connection cap per client address (trusted proxies exempt).
+    pub max_connections_per_address: usize,
     /// TLS handshake deadline.
     pub handshake_timeout: Duration,
     /// The deadline of a request's headers, then again of its body (`server.header_timeout_ms`).
@@ -156,8 +160,10 @@ impl Default for ServerConfig {
             port: d::SERVER_PORT,
             cert: None,
             key: None,
+            generated_cert_dir: d::generated_cert_dir(),
             fallback_sessions: d::SERVER_FALLBACK_SESSIONS,
             max_connections: d::SERVER_MAX_CONNECTIONS,
+            max_connections_per_address: d::SERVER_MAX_CONNECTIONS_PER_ADDRESS,
             handshake_timeout: Duration::from_millis(d::SERVER_HANDSHAKE_TIMEOUT_MS),
             header_timeout: Duration::from_millis(d::SERVER_HEADER_TIMEOUT_MS),
             body_limit_bytes: d::SERVER_BODY_LIMIT_BYTES,

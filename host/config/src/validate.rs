@@ -243,6 +243,12 @@ fn server(raw: &RawServer, origin: &Origin<'_>) -> Result<ServerConfig, Settings
         1..=usize::MAX,
         "expected at least 1",
     )?;
+    origin.within(
+        "server.max_connections_per_address",
+        raw.max_connections_per_address,
+        1..=usize::MAX,
+        "expected at least 1",
+    )?;
     for (key, value) in [
         ("server.handshake_timeout_ms", raw.handshake_timeout_ms),
         ("server.header_timeout_ms", raw.header_timeout_ms),
@@ -279,8 +285,14 @@ fn server(raw: &RawServer, origin: &Origin<'_>) -> Result<ServerConfig, Settings
         port: raw.port,
         cert: raw.cert.as_deref().map(|p| origin.resolve(p)),
         key: raw.key.as_deref().map(|p| origin.resolve(p)),
+        generated_cert_dir: match raw.generated_cert_dir.as_deref() {
+            Some("") => None,
+            Some(dir) => Some(origin.resolve(dir)),
+            None => defaults::generated_cert_dir(),
+        },
         fallback_sessions: raw.fallback_sessions,
         max_connections: raw.max_connections,
+        max_connections_per_address: raw.max_connections_per_address,
         handshake_timeout: Duration::from_millis(raw.handshake_timeout_ms),
         header_timeout: Duration::from_millis(raw.header_timeout_ms),
         body_limit_bytes: raw.body_limit_bytes,

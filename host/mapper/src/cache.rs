@@ -4,11 +4,16 @@
 //! milliseconds. Entries are keyed by the SHA-256 of the component and a hash of everything
 //! that makes compiled code compatible with this engine (wasmtime version, target, settings),
 //! so a stale or foreign entry is never even looked at.
+//!
+//! Entries are native code, so whoever can write the directory can run code in the broker. A
+//! directory that is a symlink, is not owned by the broker's user, or that group or others may
+//! write is refused (the broker does not start until it is fixed), and an entry that is not a
+//! regular file owned by the broker's user and writable only by it is never loaded.
 
 use std::fs::{self, DirBuilder, OpenOptions};
 use std::hash::{Hash, Hasher};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -44,9 +49,11 @@ pub(crate) struct CompileCache {
 }
 
 impl CompileCache {
-    /// Opens (and creates, mode 0700) the cache directory.
+    /// Opens (and creates, mode 0700) the cache directory, refusing one that someone else
+    /// could write ([`check_private`]).
     pub(crate) fn open(dir: &Path, engine: &Engine) -> std::io::Result<Self> {
         DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        check_private(dir, true)?;
         Ok(Self {
             dir: dir.to_path_buf(),
             engine_key: engine_key(engine),
@@ -62,6 +69,16 @@ impl CompileCache {
     /// incompatible entry is logged, removed and treated as a miss.
     pub(crate) fn load(&self, engine: &Engine, sha256: &str) -> Option<Component> {
         let path = self.path(sha256);
+        if let Err(err) = check_private(&path, false) {
+            if err.kind() != std::io::ErrorKind::NotFound {
+                tracing::error!(
+                    target: "interstate::mapper",
+                    path = %path.display(),
+                    "refusing a compile-cache entry: {err}"
+                );
+            }
+            return None;
+        }
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return None,
@@ -83,7 +100,8 @@ impl CompileCache {
         )]
         // SAFETY: `deserialize` loads these bytes as executable code, so they must have been
         // produced by `Component::serialize` of a compatible engine. The file is ours: it
-        // lives in a 0700 directory that only this host writes, it is written by `store` below
+        // lives in a directory and is a regular file that `check_private` found owned by our
+        // user and writable by no one else (so only this host writes it), it is written by `store` below
         // with a temp file and an atomic rename, and its name carries the SHA-256 of the
         // component and the engine's compatibility hash. wasmtime also checks the artifact's
         // header against the engine and refuses a mismatch or garbage, which we treat as a miss.
@@ -140,4 +158,40 @@ impl CompileCache {
         }
         written
     }
+}
+
+/// Checks that `path` is not a symlink, is a directory (`dir`) or a regular file, is owned by
+/// the process's effective user, and that neither group nor others may write it.
+pub(crate) fn check_private(path: &Path, dir: bool) -> std::io::Result<()> {
+    let meta = fs::symlink_metadata(path)?;
+    let refuse = |why: String| {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!("{}: {why}", path.display()),
+        ))
+    };
+    let kind = meta.file_type();
+    if kind.is_symlink() {
+        return refuse("is a symbolic link; name the real directory".into());
+    }
+    if dir && !kind.is_dir() {
+        return refuse("is not a directory".into());
+    }
+    if !dir && !kind.is_file() {
+        return refuse("is not a regular file".into());
+    }
+    let me = rustix::process::geteuid().as_raw();
+    if meta.uid() != me {
+        return refuse(format!(
+            "is owned by user {}, not by the broker's user {me}",
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return refuse(format!(
+            "is writable by group or others (mode {:o}); chmod go-w it",
+            meta.mode() & 0o7777
+        ));
+    }
+    Ok(())
 }

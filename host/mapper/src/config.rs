@@ -53,7 +53,7 @@ pub struct MapperSettings {
     pub settings_json: String,
     /// The deadline of each call (configure included).
     pub timeout: Duration,
-    /// The most each linear memory of the mapper may grow to.
+    /// The most the linear memories of one instance may hold together.
     pub memory_limit_bytes: u64,
     /// Hosts the mapper may reach with wasi:http, as `host` (any port), `host:port`, or
     /// `scheme://host[:port]` (that one origin). Empty: no outgoing HTTP at all.

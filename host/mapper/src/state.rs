@@ -18,11 +18,18 @@ const MAX_MEMORIES: usize = 32;
 /// Elements one table may grow to.
 const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 
-/// Refuses linear-memory growth past the limit and remembers that it did, so that the trap
-/// that usually follows (an allocator abort) is reported as out-of-memory.
+/// Refuses linear-memory growth that would take the instance's memories together past the
+/// limit, and remembers that it did, so that the trap that usually follows (an allocator abort)
+/// is reported as out-of-memory.
+///
+/// The limit is the total of every linear memory of the component (it may have up to
+/// `MAX_MEMORIES`): a per-memory limit would let one component take 32 times the limit.
+/// wasmtime reports each memory's creation as a growth from 0, so the total counts them all.
 #[derive(Debug)]
 pub(crate) struct MemoryLimiter {
     limit: usize,
+    /// Bytes of linear memory the store's memories hold together.
+    total: usize,
     refused: bool,
 }
 
@@ -30,6 +37,7 @@ impl MemoryLimiter {
     pub(crate) fn new(limit_bytes: u64) -> Self {
         Self {
             limit: usize::try_from(limit_bytes).unwrap_or(usize::MAX),
+            total: 0,
             refused: false,
         }
     }
@@ -43,12 +51,15 @@ impl MemoryLimiter {
 impl ResourceLimiter for MemoryLimiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let allowed = desired <= self.limit;
-        if !allowed {
+        let total = self.total.saturating_sub(current).saturating_add(desired);
+        let allowed = total <= self.limit;
+        if allowed {
+            self.total = total;
+        } else {
             self.refused = true;
         }
         Ok(allowed)
@@ -145,5 +156,27 @@ impl WasiHttpView for CallState {
             table: &mut self.table,
             hooks: &mut self.hooks,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: usize = 1 << 20;
+
+    /// Issue #13 item 4: the limit is the total of every memory, not a limit per memory.
+    #[test]
+    fn the_memory_limit_is_the_total_of_every_memory() {
+        let mut limiter = MemoryLimiter::new(64 << 20);
+        assert!(limiter.memory_growing(0, 40 * MIB, None).unwrap());
+        assert!(
+            !limiter.memory_growing(0, 40 * MIB, None).unwrap(),
+            "a second 40 MiB memory takes the total past 64 MiB"
+        );
+        assert!(limiter.refused());
+        assert!(limiter.memory_growing(0, 20 * MIB, None).unwrap());
+        assert!(limiter.memory_growing(40 * MIB, 44 * MIB, None).unwrap());
+        assert!(!limiter.memory_growing(44 * MIB, 45 * MIB, None).unwrap());
     }
 }

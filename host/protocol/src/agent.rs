@@ -202,7 +202,7 @@ pub fn decode_launch_session_resp(body: &[u8]) -> Result<LaunchSessionResp, Deco
 /// Reads `body`, checks the `pcoip-agent` envelope and returns its only message, which must be
 /// named `expected`.
 fn agent_message(body: &[u8], expected: &str) -> Result<Element, DecodeError> {
-    let root = tree::parse(body)
+    let mut root = tree::parse(body)
         .map_err(|error| DecodeError::new(None, ErrorId::InvalidMsgFormat, error.detail))?;
     if root.name != AGENT_ROOT {
         return Err(DecodeError::new(
@@ -211,7 +211,7 @@ fn agent_message(body: &[u8], expected: &str) -> Result<Element, DecodeError> {
             "the root element is not <pcoip-agent>",
         ));
     }
-    let mut children = root.children.into_iter();
+    let mut children = std::mem::take(&mut root.children).into_iter();
     let (Some(message), None) = (children.next(), children.next()) else {
         return Err(DecodeError::new(
             None,

@@ -67,6 +67,7 @@ async fn hostile_thousands_of_idle_tls_connections() {
     let header_timeout = Duration::from_millis(10_000);
     let (_agent, broker) = broker_with(json!({
         "max_connections": 5_000,
+        "max_connections_per_address": 5_000,
         "header_timeout_ms": 10_000,
     }))
     .await;

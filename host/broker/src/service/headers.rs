@@ -30,9 +30,20 @@ pub(super) fn session_cookie(headers: &HeaderMap) -> Option<String> {
 
 /// The client's address: the peer, or, when the peer is a trusted proxy, the nearest address in
 /// `X-Forwarded-For` that is not itself a trusted proxy.
+///
+/// Addresses are compared in canonical form: on a dual-stack listener an IPv4 peer arrives as
+/// `::ffff:a.b.c.d`, which must match a proxy written `a.b.c.d` (and the reverse), and must
+/// count against the same per-address limits as the plain IPv4 address.
 pub(super) fn client_address(settings: &Settings, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
-    let trusted = &settings.server.trusted_proxies;
-    if !trusted.contains(&peer) {
+    let peer = peer.to_canonical();
+    let trusted = |ip: &IpAddr| {
+        settings
+            .server
+            .trusted_proxies
+            .iter()
+            .any(|proxy| proxy.to_canonical() == *ip)
+    };
+    if !trusted(&peer) {
         return peer;
     }
     let forwarded: Vec<IpAddr> = headers
@@ -41,11 +52,12 @@ pub(super) fn client_address(settings: &Settings, peer: IpAddr, headers: &Header
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+        .map(|ip| ip.to_canonical())
         .collect();
     forwarded
         .into_iter()
         .rev()
-        .find(|ip| !trusted.contains(ip))
+        .find(|ip| !trusted(ip))
         .unwrap_or(peer)
 }
 
@@ -105,5 +117,32 @@ mod tests {
         assert!(!hashed.contains("ddff1100"));
         assert_eq!(hashed, log_id_hash("ddff1100-72e7-1039-8825-0123456789ab"));
         assert_eq!(log_id_hash(""), "");
+    }
+
+    /// Issue #13 item 11: a dual-stack listener sees `127.0.0.1` as `::ffff:127.0.0.1`.
+    #[test]
+    fn ipv4_mapped_peers_match_ipv4_proxies_and_the_reverse() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("203.0.113.9, ::ffff:127.0.0.1"),
+        );
+        let client: IpAddr = "203.0.113.9".parse().unwrap();
+        let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        let plain: IpAddr = "127.0.0.1".parse().unwrap();
+
+        let mut settings = Settings::defaults();
+        settings.server.trusted_proxies = vec![plain];
+        assert_eq!(client_address(&settings, mapped, &headers), client);
+
+        settings.server.trusted_proxies = vec![mapped];
+        assert_eq!(client_address(&settings, plain, &headers), client);
+
+        settings.server.trusted_proxies = Vec::new();
+        assert_eq!(
+            client_address(&settings, mapped, &headers),
+            plain,
+            "an untrusted mapped peer is reported as its IPv4 address"
+        );
     }
 }

@@ -26,6 +26,7 @@ use http_body_util::{BodyExt, Limited};
 use interstate_protocol::policy::Mapper;
 use interstate_protocol::{BrokerInfo, ErrorId, Limits, Root};
 use tracing::{Instrument, debug, info_span};
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::agent::Agent;
 use crate::body::ChunkedBody;
@@ -42,6 +43,9 @@ use exchange::Exchange;
 
 /// The path PCoIP clients post to.
 pub const BROKER_PATH: &str = "/pcoip-broker/xml";
+
+/// What `hello-resp` says for a fact about the machine it does not disclose.
+const NOT_SAID: &str = "N/A";
 
 /// One configuration generation: settings, mapper and agent client. A reload builds a new one and
 /// swaps it in; requests in flight keep the one they started with.
@@ -68,18 +72,22 @@ impl std::fmt::Debug for Generation {
 
 impl Generation {
     /// Assembles a generation; `domains` come from the mapper.
+    ///
+    /// `hello-resp` answers anyone, before any login, so it says only what the operator wrote:
+    /// the broker name (also as the host name unless `server.hostname` is set), never the
+    /// machine's host name or operating system, which would help an attacker aim.
     pub fn new(settings: Settings, mapper: Arc<dyn Mapper>, agent: Arc<dyn Agent>) -> Self {
         let hostname = if settings.server.hostname.is_empty() {
-            system_hostname()
+            settings.server.broker_name.clone()
         } else {
             settings.server.hostname.clone()
         };
         let info = BrokerInfo {
             product_name: settings.server.broker_name.clone(),
             product_version: env!("CARGO_PKG_VERSION").to_owned(),
-            platform: std::env::consts::OS.to_owned(),
+            platform: NOT_SAID.to_owned(),
             locale: "en_US".to_owned(),
-            ip_address: "N/A".to_owned(),
+            ip_address: NOT_SAID.to_owned(),
             hostname,
         };
         let domains = mapper.domains();
@@ -193,12 +201,18 @@ impl Broker {
     }
 }
 
-fn system_hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_owned())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "interstate".to_owned())
+/// The request body in a buffer that is wiped when dropped (an `authenticate` body holds the
+/// password), and the received buffer wiped too when nothing else holds it. A buffer hyper still
+/// shares (its read buffer) is overwritten by the next request or freed with the connection.
+fn take_wiping(body: Bytes) -> Zeroizing<Vec<u8>> {
+    match body.try_into_mut() {
+        Ok(mut unique) => {
+            let copy = Zeroizing::new(unique.to_vec());
+            unique.as_mut().zeroize();
+            copy
+        }
+        Err(shared) => Zeroizing::new(shared.to_vec()),
+    }
 }
 
 /// Handles one HTTP request from a client connected from `peer`.
@@ -247,7 +261,7 @@ where
             return Ok(response::too_large(limit));
         }
         let body = match Limited::new(request.into_body(), limit).collect().await {
-            Ok(collected) => collected.to_bytes(),
+            Ok(collected) => take_wiping(collected.to_bytes()),
             Err(e) => {
                 if e.downcast_ref::<http_body_util::LengthLimitError>()
                     .is_some()

@@ -198,3 +198,48 @@ async fn the_second_load_comes_from_the_disk_cache() {
         .unwrap();
     assert!(fourth.info().from_cache);
 }
+
+/// Issue #13 item 5: a cache directory someone else could write is a code-injection path (its
+/// entries are loaded as native code), so it is refused, and so is a symlink to one.
+#[tokio::test]
+async fn a_cache_directory_others_can_write_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = dir.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let config = |cache: &std::path::Path| RuntimeConfig {
+        cache_dir: Some(cache.to_owned()),
+        max_concurrent_calls: 4,
+    };
+    let err = MapperRuntime::new(config(&open)).unwrap_err().to_string();
+    assert!(err.contains("writable by group or others"), "{err}");
+
+    let private = dir.path().join("private");
+    std::fs::create_dir(&private).unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&private, &link).unwrap();
+    let err = MapperRuntime::new(config(&link)).unwrap_err().to_string();
+    assert!(err.contains("symbolic link"), "{err}");
+
+    // A private directory is used; an entry someone else may write is never loaded.
+    let rt = MapperRuntime::new(config(&private)).unwrap();
+    let first = rt
+        .load(MapperSource::Simple, simple_settings())
+        .await
+        .unwrap();
+    assert!(!first.info().from_cache);
+    for entry in std::fs::read_dir(&private).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    }
+    let again = MapperRuntime::new(config(&private)).unwrap();
+    let second = again
+        .load(MapperSource::Simple, simple_settings())
+        .await
+        .unwrap();
+    assert!(
+        !second.info().from_cache,
+        "a group/other-writable entry was loaded"
+    );
+}

@@ -34,6 +34,18 @@ pub(crate) struct Element {
     pub(crate) children: Vec<Element>,
 }
 
+/// A parsed request may hold a password (in `<password>`'s text, or anywhere in a malformed
+/// body), so every element wipes its text and attribute values when it is dropped.
+impl Drop for Element {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.text.zeroize();
+        for (_, value) in &mut self.attributes {
+            value.zeroize();
+        }
+    }
+}
+
 impl Element {
     /// The value of attribute `name`.
     pub(crate) fn attribute(&self, name: &str) -> Option<&str> {
