@@ -296,3 +296,46 @@ async fn keys_read_at_start_are_named_by_the_reload() {
     assert_eq!(unchanged.restart_required.len(), 7, "cache_dir is back");
     broker.stop().await;
 }
+
+/// The keys a configuration generation is built from: the mapper's settings, the agent client,
+/// and what the service reads per request.
+#[tokio::test]
+async fn generation_keys_take_effect_on_reload() {
+    let agent = FakeAgent::start(AgentBehaviour::Succeed).await;
+    let other_agent = FakeAgent::start(AgentBehaviour::Succeed).await;
+    let broker = TestBroker::start(simple_settings(agent.addr)).await;
+
+    let mut settings = simple_settings(agent.addr);
+    settings["mapper"]["settings"]["domains"] = json!(["RELOADED"]);
+    settings["server"] = json!({"broker_name": "Reloaded", "fallback_sessions": true});
+    settings["agent"]["port"] = json!(other_agent.addr.port());
+    broker.running.reload(parse(&settings)).await.unwrap();
+
+    // mapper.settings and server.broker_name: what hello-resp says.
+    let mut client = TestClient::connect(broker.addr).await;
+    let hello = client.send(&msg::probe()).await.text();
+    assert!(hello.contains("<domain>RELOADED</domain>"), "{hello}");
+    assert!(
+        hello.contains("<product-name>Reloaded</product-name>"),
+        "{hello}"
+    );
+
+    // server.fallback_sessions: a client that drops the cookie is found by its log id.
+    client.send_cookie = false;
+    let desktop = client.log_in("kolmogorov", PASSWORD).await;
+
+    // agent.port: the launch goes to the other agent.
+    let allocated = client.send(&msg::allocate(&desktop)).await;
+    assert_eq!(
+        result_id(&allocated),
+        "ALLOC_SUCCESSFUL",
+        "{}",
+        allocated.text()
+    );
+    assert!(
+        other_agent.last().is_some(),
+        "the reloaded agent port was not used"
+    );
+    assert!(agent.last().is_none(), "the old agent port was used");
+    broker.stop().await;
+}
