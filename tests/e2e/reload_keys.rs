@@ -339,3 +339,62 @@ async fn generation_keys_take_effect_on_reload() {
     assert!(agent.last().is_none(), "the old agent port was used");
     broker.stop().await;
 }
+
+/// The agent client's keys, the broker's host name, and the mapper's memory limit after a reload.
+#[tokio::test]
+async fn agent_keys_host_name_and_mapper_limits_take_effect_on_reload() {
+    let agent = FakeAgent::start(AgentBehaviour::Succeed).await;
+    let broker = TestBroker::start(simple_settings(agent.addr)).await;
+
+    let mut settings = simple_settings(agent.addr);
+    settings["agent"]["license_path"] = json!("27000@licenses.example.com");
+    settings["agent"]["timeout_ms"] = json!(300);
+    settings["server"] = json!({"hostname": "broker-7.example.com"});
+    broker.running.reload(parse(&settings)).await.unwrap();
+
+    // server.hostname: what hello-resp says.
+    let mut client = TestClient::connect(broker.addr).await;
+    let hello = client.send(&msg::probe()).await.text();
+    assert!(
+        hello.contains("<hostname>broker-7.example.com</hostname>"),
+        "{hello}"
+    );
+
+    // agent.license_path: sent in launch-session.
+    let desktop = client.log_in("kolmogorov", PASSWORD).await;
+    let allocated = client.send(&msg::allocate(&desktop)).await;
+    assert_eq!(result_id(&allocated), "ALLOC_SUCCESSFUL");
+    assert_eq!(
+        agent
+            .last()
+            .and_then(|launch| launch.license_path)
+            .as_deref(),
+        Some("27000@licenses.example.com")
+    );
+
+    // agent.timeout_ms: a hanging agent is given up on after 0.3 s (the old deadline was 2 s).
+    agent.set(AgentBehaviour::Hang);
+    let mut client = TestClient::connect(broker.addr).await;
+    let desktop = client.log_in("kolmogorov", PASSWORD).await;
+    let started = Instant::now();
+    let refused = client.send(&msg::allocate(&desktop)).await;
+    let waited = started.elapsed();
+    assert_eq!(result_id(&refused), "ALLOC_FAILED_TO_ALLOCATE_AGENT");
+    assert!(
+        refused.text().contains("within 0.3 s"),
+        "{}",
+        refused.text()
+    );
+    assert!(waited < Duration::from_millis(1500), "{waited:?}");
+
+    // mapper.limits.memory_mb: the new mapper is loaded under the new limit (1 MiB is too
+    // little for it), so the reload is refused and the old configuration keeps serving.
+    let mut tiny = simple_settings(agent.addr);
+    tiny["mapper"]["limits"] = json!({"memory_mb": 1});
+    let refused = broker.running.reload(parse(&tiny)).await;
+    assert!(refused.is_err(), "a 1 MiB mapper loaded");
+    agent.set(AgentBehaviour::Succeed);
+    let mut client = TestClient::connect(broker.addr).await;
+    client.log_in("kolmogorov", PASSWORD).await;
+    broker.stop().await;
+}
