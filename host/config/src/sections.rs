@@ -38,6 +38,9 @@ pub struct MapperConfig {
     /// HTTP hosts the mapper may call: `mapper.allowed_hosts` when the file has it, else
     /// [`defaults::mapper_allowed_hosts`](crate::defaults::mapper_allowed_hosts).
     pub allowed_hosts: Vec<String>,
+    /// `mapper.deny_private_addresses`: refuse HTTP to hosts that resolve to private,
+    /// loopback or link-local addresses.
+    pub deny_private_addresses: bool,
     /// Compiled-component cache; `None` disables it.
     pub cache_dir: Option<PathBuf>,
 }
@@ -51,6 +54,7 @@ impl Default for MapperConfig {
             memory_limit_bytes: d::MAPPER_MEMORY_MB * MIB,
             max_concurrent_calls: d::MAPPER_MAX_CONCURRENT_CALLS,
             allowed_hosts: Vec::new(),
+            deny_private_addresses: d::MAPPER_DENY_PRIVATE_ADDRESSES,
             cache_dir: d::mapper_cache_dir(),
         }
     }

@@ -82,7 +82,7 @@ fn mapper(raw: &RawMapper, origin: &Origin<'_>) -> Result<MapperConfig, Settings
                     return Err(origin.bad(
                         format_args!("mapper.allowed_hosts[{i}]"),
                         format!(
-                            "expected a host, host:port or http(s)://host:port such as \"auth.example.com:443\", got {host:?}"
+                            "expected host or host:port (https), or http(s)://host:port, such as \"auth.example.com\" or \"http://10.0.0.5:8080\", got {host:?}"
                         ),
                     ));
                 }
@@ -98,6 +98,7 @@ fn mapper(raw: &RawMapper, origin: &Origin<'_>) -> Result<MapperConfig, Settings
         memory_limit_bytes: limits.memory_mb * MIB,
         max_concurrent_calls: limits.max_concurrent_calls,
         allowed_hosts,
+        deny_private_addresses: raw.deny_private_addresses,
         cache_dir: match raw.cache_dir.as_deref() {
             Some("") => None,
             Some(dir) => Some(origin.resolve(dir)),
