@@ -196,6 +196,10 @@ pub struct RawAgent {
     pub tls: RawAgentTls,
     /// `license-path` passed to the agent (`port@host` or a URL), when set.
     pub license_path: Option<String>,
+    /// Where launches may go: address blocks (`10.20.0.0/16`) and names (`ws.example.com`,
+    /// or `.render.example.com` for every name under it). Unset: anywhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_hosts: Option<Vec<String>>,
 }
 
 impl Default for RawAgent {
@@ -205,6 +209,7 @@ impl Default for RawAgent {
             timeout_ms: d::AGENT_TIMEOUT_MS,
             tls: RawAgentTls::default(),
             license_path: None,
+            allowed_hosts: None,
         }
     }
 }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::defaults as d;
+use crate::fence::AgentFence;
 
 /// Bytes in a MiB, for `mapper.limits.memory_mb`.
 pub(crate) const MIB: u64 = 1024 * 1024;
@@ -109,6 +110,8 @@ pub struct AgentConfig {
     pub verify: AgentVerify,
     /// `license-path` for `launch-session`.
     pub license_path: Option<String>,
+    /// `agent.allowed_hosts`: where launches may go; `None`, anywhere.
+    pub allowed_hosts: Option<AgentFence>,
 }
 
 impl Default for AgentConfig {
@@ -118,6 +121,7 @@ impl Default for AgentConfig {
             timeout: Duration::from_millis(d::AGENT_TIMEOUT_MS),
             verify: AgentVerify::Off,
             license_path: None,
+            allowed_hosts: None,
         }
     }
 }
