@@ -143,7 +143,7 @@ fn each_hostile_request_fails_alone_beside_fifty_good_flows() {
             "forbidden-http": forbidden_url,
         });
         // Only the slow server's port: the forbidden listener shares its address.
-        settings["mapper"]["allowed_hosts"] = json!([slow.addr.to_string()]);
+        settings["mapper"]["allowed_hosts"] = json!([format!("http://{}", slow.addr)]);
         let broker = TestBroker::start(settings).await;
 
         let mut rows = Vec::new();

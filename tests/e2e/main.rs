@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
+mod agent_fence;
 mod agent_tls;
 mod conformance;
 mod failures;

@@ -249,7 +249,7 @@ async fn webservice_mapper_full_flow() {
     guests::build(Guest::Webservice);
     let agent = FakeAgent::start(AgentBehaviour::Succeed).await;
     let service = WebService::start(agent.addr).await;
-    let allowed = json!([service.addr.to_string()]);
+    let allowed = json!([format!("http://{}", service.addr)]);
     let broker = TestBroker::start(settings(&service, agent.addr, allowed)).await;
 
     let mut client = TestClient::connect(broker.addr).await;
@@ -335,8 +335,14 @@ async fn webservice_outside_allowed_hosts_is_never_reached() {
     guests::build(Guest::Webservice);
     let agent = FakeAgent::start(AgentBehaviour::Succeed).await;
     let service = WebService::start(agent.addr).await;
-    // The right host on another port, and another host: neither is the service.
-    let elsewhere = json!(["127.0.0.1:1", "hosts.example.com"]);
+    // The right host on another port, another host, and the service's own host and port
+    // without a scheme (https only, while the service speaks plain HTTP): none is the service.
+    let elsewhere = json!([
+        "http://127.0.0.1:1",
+        "hosts.example.com",
+        service.addr.to_string(),
+        "127.0.0.1"
+    ]);
     let broker = TestBroker::start(settings(&service, agent.addr, elsewhere)).await;
 
     for _ in 0..2 {

@@ -37,9 +37,9 @@ pub fn get(url: &Url, headers: &[(&str, &str)], timeout_ms: u32) -> Result<Respo
     )
     .map_err(|e| format!("request to {host}: a header was refused: {e:?}"))?;
     let request = OutgoingRequest::new(fields);
-    let scheme = match url.scheme() {
-        Scheme::Http => WasiScheme::Http,
-        Scheme::Https => WasiScheme::Https,
+    let (scheme, origin) = match url.scheme() {
+        Scheme::Http => (WasiScheme::Http, format!("http://{}", url.authority())),
+        Scheme::Https => (WasiScheme::Https, format!("https://{}", url.authority())),
     };
     request
         .set_method(&Method::Get)
@@ -56,11 +56,11 @@ pub fn get(url: &Url, headers: &[(&str, &str)], timeout_ms: u32) -> Result<Respo
     let _ = options.set_between_bytes_timeout(timeout_ns);
 
     let pending =
-        outgoing_handler::handle(request, Some(options)).map_err(|e| describe_error(host, &e))?;
+        outgoing_handler::handle(request, Some(options)).map_err(|e| describe_error(host, &origin, &e))?;
     pending.subscribe().block();
     let response = match pending.get() {
         Some(Ok(Ok(response))) => response,
-        Some(Ok(Err(e))) => return Err(describe_error(host, &e)),
+        Some(Ok(Err(e))) => return Err(describe_error(host, &origin, &e)),
         Some(Err(())) | None => {
             return Err(format!(
                 "request to {host}: the response was lost by the host"
@@ -108,10 +108,14 @@ fn read_body(body: &IncomingBody, host: &str) -> Result<Vec<u8>, String> {
     }
 }
 
-fn describe_error(host: &str, error: &ErrorCode) -> String {
+fn describe_error(host: &str, origin: &str, error: &ErrorCode) -> String {
     match error {
         ErrorCode::HttpRequestDenied => format!(
-            "request to {host} refused by the broker: add \"{host}\" to mapper.allowed_hosts"
+            "request to {host} refused by the broker: add \"{origin}\" to mapper.allowed_hosts"
+        ),
+        ErrorCode::DestinationIpProhibited => format!(
+            "request to {host} refused by the broker: it resolves to a private, loopback or \
+             link-local address (mapper.deny_private_addresses)"
         ),
         ErrorCode::DnsError(_) | ErrorCode::DnsTimeout => {
             format!("request to {host}: the name did not resolve ({error:?})")

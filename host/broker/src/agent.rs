@@ -5,6 +5,7 @@
 //! still TLS); operators can require a private CA or pin fingerprints. One connection per call:
 //! launches are rare and go to many different hosts.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,7 +21,7 @@ use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use zeroize::Zeroizing;
 
-use crate::settings::{AgentConfig, AgentVerify};
+use crate::settings::{AgentConfig, AgentFence, AgentVerify, is_host_name};
 use crate::verify::{ClientConfigError, Verification, client_config};
 
 /// Asks a desktop's PCoIP agent to prepare a session: the broker's one outgoing call. The
@@ -59,6 +60,8 @@ pub struct AgentClient {
     tls: tokio_rustls::TlsConnector,
     timeout: Duration,
     default_port: u16,
+    /// `agent.allowed_hosts`; `None`, anywhere.
+    fence: Option<AgentFence>,
 }
 
 impl std::fmt::Debug for AgentClient {
@@ -66,6 +69,7 @@ impl std::fmt::Debug for AgentClient {
         f.debug_struct("AgentClient")
             .field("timeout", &self.timeout)
             .field("default_port", &self.default_port)
+            .field("fence", &self.fence)
             .finish_non_exhaustive()
     }
 }
@@ -90,6 +94,7 @@ impl AgentClient {
             tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
             timeout: config.timeout,
             default_port: config.port,
+            fence: config.allowed_hosts.clone(),
         })
     }
 
@@ -113,7 +118,8 @@ impl AgentClient {
             .trim_start_matches('[')
             .trim_end_matches(']');
         let port = request.agent_port.unwrap_or(self.default_port);
-        let tcp = TcpStream::connect((host, port)).await.map_err(|e| {
+        let addrs = self.checked_addresses(host, port).await?;
+        let tcp = TcpStream::connect(addrs.as_slice()).await.map_err(|e| {
             AgentFailure::Unreachable(format!("cannot connect to {host}:{port}: {e}"))
         })?;
         let _ = tcp.set_nodelay(true);
@@ -164,6 +170,53 @@ impl AgentClient {
                 "{host}:{port} sent an unreadable launch-session-resp: {e}"
             ))
         })
+    }
+}
+
+impl AgentClient {
+    /// The addresses to connect to for `host`, once its syntax is checked and, with
+    /// `agent.allowed_hosts`, once it is inside the fence: an address literal must be in a
+    /// block; a name must match a name entry, or every address it resolves to must be in a
+    /// block. The connection then goes to these addresses, never to a second resolution.
+    async fn checked_addresses(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Result<Vec<SocketAddr>, AgentFailure> {
+        let refuse = |why: String| {
+            tracing::warn!(agent = %host, port, reason = %why, "agent launch refused, nothing sent");
+            AgentFailure::Refused(why)
+        };
+        let literal = host.parse::<IpAddr>().ok();
+        if literal.is_none() && !is_host_name(host) {
+            return Err(refuse(format!(
+                "{host:?} is neither an IP address nor a valid host name"
+            )));
+        }
+        let addrs: Vec<SocketAddr> = match literal {
+            Some(ip) => vec![SocketAddr::new(ip, port)],
+            None => tokio::net::lookup_host((host, port))
+                .await
+                .map_err(|e| AgentFailure::Unreachable(format!("cannot resolve {host}: {e}")))?
+                .collect(),
+        };
+        if addrs.is_empty() {
+            return Err(AgentFailure::Unreachable(format!(
+                "{host} resolves to no address"
+            )));
+        }
+        if let Some(fence) = &self.fence {
+            let allowed = match literal {
+                Some(ip) => fence.allows_ip(ip),
+                None => {
+                    fence.allows_name(host) || addrs.iter().all(|addr| fence.allows_ip(addr.ip()))
+                }
+            };
+            if !allowed {
+                return Err(refuse(format!("{host} is outside agent.allowed_hosts")));
+            }
+        }
+        Ok(addrs)
     }
 }
 

@@ -73,6 +73,7 @@ pub async fn load_mapper(
         timeout: settings.mapper.timeout,
         memory_limit_bytes: settings.mapper.memory_limit_bytes,
         allowed_hosts: settings.mapper.allowed_hosts.clone(),
+        deny_private_addresses: settings.mapper.deny_private_addresses,
     };
     runtime
         .load(source, mapper_settings)

@@ -36,7 +36,8 @@ pub struct CheckArgs {
     /// The domain for --user.
     #[arg(long, default_value = "")]
     pub domain: String,
-    /// Hosts the mapper may call over HTTP (`host`, `host:port` or `scheme://host:port`).
+    /// Origins the mapper may call over HTTP: `host` (https on 443), `host:port` (https on that
+    /// port) or `http://host:port` (plain HTTP must say so).
     /// None given: the broker's default for this mapper (for SimpleWebserviceMapper, the
     /// origins of its `base_url` and `cookie_auth_url`).
     #[arg(long = "allow-host")]

@@ -29,6 +29,12 @@ pub const MAPPER_MEMORY_MB: u64 = 64;
 /// `mapper.limits.max_concurrent_calls`: mapper calls running at once. It also sizes the
 /// pooling allocator, so it bounds the memory the mappers can take together.
 pub const MAPPER_MAX_CONCURRENT_CALLS: usize = 256;
+/// `mapper.deny_private_addresses`: off. The SimpleWebserviceMapper is ILS's drop-in, and the
+/// web service it calls sits on the studio's LAN (a 10/8, 172.16/12 or 192.168/16 address) in
+/// the common case, so refusing private addresses by default would break the drop-in. The
+/// allow-list itself already names exact origins; turn this on when the services a mapper
+/// calls are public, so that an allowed name pointed at 169.254.169.254 or loopback fails.
+pub const MAPPER_DENY_PRIVATE_ADDRESSES: bool = false;
 /// The keys of the SimpleWebserviceMapper's settings whose URLs it calls; their origins are
 /// its default `mapper.allowed_hosts` (see [`mapper_allowed_hosts`]).
 pub const WEBSERVICE_URL_KEYS: [&str; 2] = ["base_url", "cookie_auth_url"];

@@ -16,6 +16,7 @@
 //!   errors and resolves relative paths.
 //! - `restart`: [`RESTART_ONLY`] and [`Settings::restart_required`], the keys a reload cannot
 //!   apply.
+//! - `fence`: [`AgentFence`] (`agent.allowed_hosts`) and the host-name syntax of agents.
 //! - `error`: [`SettingsError`].
 //!
 //! A leaf crate (serde, serde_json, thiserror, hex): the mapper host takes its defaults from
@@ -23,6 +24,7 @@
 
 pub mod defaults;
 mod error;
+mod fence;
 mod origin;
 mod raw;
 mod restart;
@@ -32,6 +34,7 @@ mod validate;
 mod values;
 
 pub use crate::error::SettingsError;
+pub use crate::fence::{AgentFence, Cidr, is_host_name};
 pub use crate::raw::{
     RawAdmin, RawAgent, RawAgentTls, RawBeaker, RawLogging, RawMapper, RawMapperLimits,
     RawSecurity, RawServer, RawSession, RawSettings,

@@ -103,11 +103,14 @@ pub struct RawMapper {
     pub settings: serde_json::Value,
     /// Per-call limits.
     pub limits: RawMapperLimits,
-    /// Hosts (`host`, `host:port` or `scheme://host:port`) the mapper may call over HTTP.
+    /// Origins (`host` and `host:port` are https; `http://host:port` for plain HTTP) the
+    /// mapper may call over HTTP.
     /// Unset, not `[]`, for the default ([`mapper_allowed_hosts`](d::mapper_allowed_hosts)),
     /// which depends on the plugin and its settings; an explicit list, even an empty one, wins.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allowed_hosts: Option<Vec<String>>,
+    /// Refuse HTTP to hosts that resolve to private, loopback or link-local addresses.
+    pub deny_private_addresses: bool,
     /// Where compiled components are cached; unset for the default, empty for none.
     pub cache_dir: Option<String>,
 }
@@ -119,6 +122,7 @@ impl Default for RawMapper {
             settings: serde_json::Value::Object(serde_json::Map::new()),
             limits: RawMapperLimits::default(),
             allowed_hosts: None,
+            deny_private_addresses: d::MAPPER_DENY_PRIVATE_ADDRESSES,
             cache_dir: None,
         }
     }
@@ -192,6 +196,10 @@ pub struct RawAgent {
     pub tls: RawAgentTls,
     /// `license-path` passed to the agent (`port@host` or a URL), when set.
     pub license_path: Option<String>,
+    /// Where launches may go: address blocks (`10.20.0.0/16`) and names (`ws.example.com`,
+    /// or `.render.example.com` for every name under it). Unset: anywhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_hosts: Option<Vec<String>>,
 }
 
 impl Default for RawAgent {
@@ -201,6 +209,7 @@ impl Default for RawAgent {
             timeout_ms: d::AGENT_TIMEOUT_MS,
             tls: RawAgentTls::default(),
             license_path: None,
+            allowed_hosts: None,
         }
     }
 }

@@ -79,7 +79,8 @@ mod tests {
     #[test]
     fn generation_keys_need_no_restart() {
         let json = r#"{"session": {"idle_timeout_s": 60}, "server": {"broker_name": "B",
-            "max_connections": 3}, "mapper": {"limits": {"timeout_ms": 100}},
+            "max_connections": 3}, "mapper": {"limits": {"timeout_ms": 100},
+            "deny_private_addresses": true}, "agent": {"allowed_hosts": ["10.0.0.0/8"]},
             "admin": {"listen": null}}"#;
         assert!(changed(json).is_empty());
     }

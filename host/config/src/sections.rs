@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::defaults as d;
+use crate::fence::AgentFence;
 
 /// Bytes in a MiB, for `mapper.limits.memory_mb`.
 pub(crate) const MIB: u64 = 1024 * 1024;
@@ -38,6 +39,9 @@ pub struct MapperConfig {
     /// HTTP hosts the mapper may call: `mapper.allowed_hosts` when the file has it, else
     /// [`defaults::mapper_allowed_hosts`](crate::defaults::mapper_allowed_hosts).
     pub allowed_hosts: Vec<String>,
+    /// `mapper.deny_private_addresses`: refuse HTTP to hosts that resolve to private,
+    /// loopback or link-local addresses.
+    pub deny_private_addresses: bool,
     /// Compiled-component cache; `None` disables it.
     pub cache_dir: Option<PathBuf>,
 }
@@ -51,6 +55,7 @@ impl Default for MapperConfig {
             memory_limit_bytes: d::MAPPER_MEMORY_MB * MIB,
             max_concurrent_calls: d::MAPPER_MAX_CONCURRENT_CALLS,
             allowed_hosts: Vec::new(),
+            deny_private_addresses: d::MAPPER_DENY_PRIVATE_ADDRESSES,
             cache_dir: d::mapper_cache_dir(),
         }
     }
@@ -105,6 +110,8 @@ pub struct AgentConfig {
     pub verify: AgentVerify,
     /// `license-path` for `launch-session`.
     pub license_path: Option<String>,
+    /// `agent.allowed_hosts`: where launches may go; `None`, anywhere.
+    pub allowed_hosts: Option<AgentFence>,
 }
 
 impl Default for AgentConfig {
@@ -114,6 +121,7 @@ impl Default for AgentConfig {
             timeout: Duration::from_millis(d::AGENT_TIMEOUT_MS),
             verify: AgentVerify::Off,
             license_path: None,
+            allowed_hosts: None,
         }
     }
 }

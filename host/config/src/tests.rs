@@ -259,3 +259,28 @@ fn defaults_are_valid_and_print() {
         s
     );
 }
+
+#[test]
+fn agent_allowed_hosts_are_blocks_and_names() {
+    assert_eq!(parse("{}").unwrap().agent.allowed_hosts, None);
+    let fence = parse(r#"{"agent": {"allowed_hosts": ["10.20.0.0/16", ".render.example.com"]}}"#)
+        .unwrap()
+        .agent
+        .allowed_hosts
+        .unwrap();
+    assert!(fence.allows_ip("10.20.3.4".parse().unwrap()));
+    assert!(!fence.allows_ip("10.21.3.4".parse().unwrap()));
+    assert!(fence.allows_name("ws1.render.example.com"));
+    let empty = parse(r#"{"agent": {"allowed_hosts": []}}"#).unwrap();
+    assert_eq!(
+        empty.agent.allowed_hosts,
+        Some(crate::AgentFence::default()),
+        "an empty list allows nowhere"
+    );
+    for bad in [r#"["10.0.0.0/40"]"#, r#"["bad host!"]"#, r#"[""]"#] {
+        let err = parse(&format!(r#"{{"agent": {{"allowed_hosts": {bad}}}}}"#))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("agent.allowed_hosts[0]"), "{bad}: {err}");
+    }
+}

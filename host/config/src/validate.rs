@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::defaults;
 use crate::error::SettingsError;
+use crate::fence::AgentFence;
 use crate::origin::Origin;
 use crate::raw::{RawAdmin, RawAgent, RawMapper, RawSecurity, RawServer, RawSession, RawSettings};
 use crate::sections::{
@@ -82,7 +83,7 @@ fn mapper(raw: &RawMapper, origin: &Origin<'_>) -> Result<MapperConfig, Settings
                     return Err(origin.bad(
                         format_args!("mapper.allowed_hosts[{i}]"),
                         format!(
-                            "expected a host, host:port or http(s)://host:port such as \"auth.example.com:443\", got {host:?}"
+                            "expected host or host:port (https), or http(s)://host:port, such as \"auth.example.com\" or \"http://10.0.0.5:8080\", got {host:?}"
                         ),
                     ));
                 }
@@ -98,6 +99,7 @@ fn mapper(raw: &RawMapper, origin: &Origin<'_>) -> Result<MapperConfig, Settings
         memory_limit_bytes: limits.memory_mb * MIB,
         max_concurrent_calls: limits.max_concurrent_calls,
         allowed_hosts,
+        deny_private_addresses: raw.deny_private_addresses,
         cache_dir: match raw.cache_dir.as_deref() {
             Some("") => None,
             Some(dir) => Some(origin.resolve(dir)),
@@ -197,7 +199,25 @@ fn agent(raw: &RawAgent, origin: &Origin<'_>) -> Result<AgentConfig, SettingsErr
         },
         VerifyMode::Pinned => AgentVerify::Pinned(pins(&tls.fingerprints, origin)?),
     };
+    let allowed_hosts = match &raw.allowed_hosts {
+        Some(list) => {
+            let mut fence = AgentFence::default();
+            for (i, entry) in list.iter().enumerate() {
+                if !fence.add(entry.trim()) {
+                    return Err(origin.bad(
+                        format_args!("agent.allowed_hosts[{i}]"),
+                        format!(
+                            "expected an address block such as \"10.20.0.0/16\", an address, a host name, or \".suffix\" such as \".render.example.com\", got {entry:?}"
+                        ),
+                    ));
+                }
+            }
+            Some(fence)
+        }
+        None => None,
+    };
     Ok(AgentConfig {
+        allowed_hosts,
         port: raw.port,
         timeout: Duration::from_millis(raw.timeout_ms),
         verify,

@@ -94,6 +94,7 @@ pub(crate) struct Callable {
     pub(crate) timeout: Duration,
     pub(crate) memory_limit_bytes: u64,
     pub(crate) allowed_hosts: Arc<[String]>,
+    pub(crate) deny_private_addresses: bool,
 }
 
 impl std::fmt::Debug for Callable {
@@ -103,6 +104,7 @@ impl std::fmt::Debug for Callable {
             .field("timeout", &self.timeout)
             .field("memory_limit_bytes", &self.memory_limit_bytes)
             .field("allowed_hosts", &self.allowed_hosts)
+            .field("deny_private_addresses", &self.deny_private_addresses)
             .finish_non_exhaustive()
     }
 }
@@ -139,6 +141,7 @@ impl Callable {
                 deadline,
                 self.memory_limit_bytes,
                 Arc::clone(&self.allowed_hosts),
+                self.deny_private_addresses,
             ),
         );
         store.limiter(|state| &mut state.limiter);

@@ -55,9 +55,12 @@ pub struct MapperSettings {
     pub timeout: Duration,
     /// The most the linear memories of one instance may hold together.
     pub memory_limit_bytes: u64,
-    /// Hosts the mapper may reach with wasi:http, as `host` (any port), `host:port`, or
-    /// `scheme://host[:port]` (that one origin). Empty: no outgoing HTTP at all.
+    /// Hosts the mapper may reach with wasi:http, each one origin: `host` (https on 443),
+    /// `host:port` (https on that port), or `scheme://host[:port]`. Empty: no outgoing HTTP.
     pub allowed_hosts: Vec<String>,
+    /// Refuse an allowed host whose name resolves to (or that is) a private, loopback,
+    /// link-local or otherwise non-public address; checked on the address connected to.
+    pub deny_private_addresses: bool,
 }
 
 impl Default for MapperSettings {
@@ -67,6 +70,7 @@ impl Default for MapperSettings {
             timeout: Duration::from_millis(defaults::MAPPER_TIMEOUT_MS),
             memory_limit_bytes: defaults::MAPPER_MEMORY_MB << 20,
             allowed_hosts: Vec::new(),
+            deny_private_addresses: defaults::MAPPER_DENY_PRIVATE_ADDRESSES,
         }
     }
 }

@@ -5,14 +5,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http_body_util::BodyExt;
 use wasmtime_wasi_http::{RequestOptions, WasiBody, WasiHttpHooks};
 
-/// Returned to the guest by `send_request`: a response and the connection's driver future.
-type SendResult = wasmtime_wasi_http::Result<(
-    http::Response<WasiBody>,
-    Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
-)>;
+use crate::outgoing::{self, SendResult};
 
 /// The smallest timeout handed to the connector, so that an almost-spent deadline still
 /// fails as a timeout rather than as a zero-duration oddity.
@@ -23,22 +18,31 @@ const MIN_TIMEOUT: Duration = Duration::from_millis(1);
 pub(crate) struct HttpPolicy {
     mapper: Arc<str>,
     allowed_hosts: Arc<[String]>,
+    /// `mapper.deny_private_addresses`: refuse hosts that resolve to private addresses.
+    deny_private_addresses: bool,
     deadline: Instant,
 }
 
 impl HttpPolicy {
-    pub(crate) fn new(mapper: Arc<str>, allowed_hosts: Arc<[String]>, deadline: Instant) -> Self {
+    pub(crate) fn new(
+        mapper: Arc<str>,
+        allowed_hosts: Arc<[String]>,
+        deny_private_addresses: bool,
+        deadline: Instant,
+    ) -> Self {
         Self {
             mapper,
             allowed_hosts,
+            deny_private_addresses,
             deadline,
         }
     }
 }
 
-/// Whether `uri` targets one of `allowed`: `host` allows any port, `host:port` one port (either
-/// scheme), and `http://host[:port]` or `https://host[:port]` exactly one origin, the port
-/// defaulting to the scheme's. An entry with any other scheme allows nothing.
+/// Whether `uri` targets one of `allowed`. Every entry names exactly one origin: `host` is
+/// `https://host:443`, `host:port` is `https://host:port`, and `http://host[:port]` or
+/// `https://host[:port]` that scheme, the port defaulting to the scheme's. Plain HTTP is only
+/// ever allowed by an entry that says `http://`. An entry with any other scheme allows nothing.
 pub(crate) fn host_allowed(allowed: &[String], uri: &http::Uri) -> bool {
     let Some(host) = uri.host() else {
         return false;
@@ -60,16 +64,20 @@ pub(crate) fn host_allowed(allowed: &[String], uri: &http::Uri) -> bool {
                 {
                     return false;
                 }
-                (rest, Some(default_port))
+                (rest, default_port)
             }
-            None => (entry, None),
+            None => {
+                if !uri
+                    .scheme_str()
+                    .is_some_and(|s| s.eq_ignore_ascii_case("https"))
+                {
+                    return false;
+                }
+                (entry, 443)
+            }
         };
-        match (split_host_port(entry), default_port) {
-            ((entry_host, Some(entry_port)), _) | ((entry_host, None), Some(entry_port)) => {
-                entry_port == port && entry_host.eq_ignore_ascii_case(host)
-            }
-            ((entry_host, None), None) => entry_host.eq_ignore_ascii_case(host),
-        }
+        let (entry_host, entry_port) = split_host_port(entry);
+        entry_port.unwrap_or(default_port) == port && entry_host.eq_ignore_ascii_case(host)
     })
 }
 
@@ -138,13 +146,12 @@ impl WasiHttpHooks for HttpPolicy {
             host = uri.authority().map(|a| a.as_str()).unwrap_or(""),
             "outgoing HTTP request"
         );
-        Box::new(async move {
-            let (response, io) =
-                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
-            let driver: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send> =
-                Box::new(io);
-            Ok((response.map(BodyExt::boxed_unsync), driver))
-        })
+        Box::new(outgoing::send(
+            Arc::clone(&self.mapper),
+            request,
+            options,
+            self.deny_private_addresses,
+        ))
     }
 }
 
@@ -158,11 +165,25 @@ mod tests {
     }
 
     #[test]
-    fn host_entries_allow_any_port_and_host_port_entries_one() {
+    fn entries_without_a_scheme_allow_https_only_on_one_port() {
         assert!(allowed(&["api.example.com"], "https://API.example.com/x"));
         assert!(allowed(
             &["api.example.com"],
+            "https://api.example.com:443/x"
+        ));
+        // Neither plain HTTP nor another port: a bare host is https on 443.
+        assert!(!allowed(
+            &["api.example.com"],
             "http://api.example.com:8080/x"
+        ));
+        assert!(!allowed(&["api.example.com"], "http://api.example.com/x"));
+        assert!(!allowed(
+            &["api.example.com"],
+            "https://api.example.com:8443/x"
+        ));
+        assert!(!allowed(
+            &["api.example.com:8443"],
+            "http://api.example.com:8443/"
         ));
         assert!(allowed(
             &["api.example.com:8443"],
@@ -176,15 +197,18 @@ mod tests {
             &["api.example.com:443"],
             "https://api.example.com/"
         ));
-        assert!(allowed(&["127.0.0.1:80"], "http://127.0.0.1/"));
+        assert!(!allowed(&["127.0.0.1:80"], "http://127.0.0.1/"));
+        assert!(allowed(&["http://127.0.0.1:80"], "http://127.0.0.1/"));
         assert!(!allowed(
             &["example.com"],
             "https://evil.example.com.attacker/"
         ));
         assert!(!allowed(&["example.com"], "https://sub.example.com/"));
         assert!(!allowed(&[], "https://example.com/"));
-        assert!(allowed(&["[::1]:8080"], "http://[::1]:8080/"));
-        assert!(allowed(&["[::1]"], "http://[::1]:9/"));
+        assert!(allowed(&["[::1]:8080"], "https://[::1]:8080/"));
+        assert!(!allowed(&["[::1]:8080"], "http://[::1]:8080/"));
+        assert!(allowed(&["[::1]"], "https://[::1]/"));
+        assert!(!allowed(&["[::1]"], "https://[::1]:9/"));
     }
 
     #[test]

@@ -39,6 +39,7 @@ mod host;
 mod http;
 mod inspect;
 mod mapper;
+mod outgoing;
 pub mod password;
 pub mod runtime;
 mod state;

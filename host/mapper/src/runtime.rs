@@ -144,6 +144,7 @@ impl MapperRuntime {
             timeout: settings.timeout,
             memory_limit_bytes: settings.memory_limit_bytes,
             allowed_hosts: settings.allowed_hosts.into(),
+            deny_private_addresses: settings.deny_private_addresses,
         };
         let domains = match callable.invoke(&Request::Domains).await {
             Ok(Reply::Domains(domains)) => {

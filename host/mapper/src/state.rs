@@ -121,6 +121,7 @@ impl CallState {
         deadline: Instant,
         memory_limit_bytes: u64,
         allowed_hosts: Arc<[String]>,
+        deny_private_addresses: bool,
     ) -> Self {
         let wasi = WasiCtx::builder()
             .allow_tcp(false)
@@ -128,7 +129,12 @@ impl CallState {
             .allow_ip_name_lookup(false)
             .build();
         Self {
-            hooks: HttpPolicy::new(mapper.clone(), allowed_hosts, deadline),
+            hooks: HttpPolicy::new(
+                mapper.clone(),
+                allowed_hosts,
+                deny_private_addresses,
+                deadline,
+            ),
             mapper,
             deadline,
             log_lines: 0,

@@ -155,6 +155,9 @@ async fn http_to_a_host_not_allowed_is_refused_without_a_connection() {
         format!("https://{addr}"),
         format!("http://127.0.0.1:{}", addr.port() ^ 1),
         "http://127.0.0.1".to_owned(),
+        // Entries without a scheme are https only.
+        addr.to_string(),
+        "127.0.0.1".to_owned(),
     ] {
         let mapper = hostile(&rt, "forbidden-http", |s| {
             s.settings_json = serde_json::json!({"mode": "forbidden-http", "url": url}).to_string();
@@ -170,6 +173,121 @@ async fn http_to_a_host_not_allowed_is_refused_without_a_connection() {
         assert!(accepted.is_err(), "{entry}: the host connected anyway");
     }
     assert_still_serving(&good).await;
+}
+
+/// Answers every connection with `200 OK`, counting them.
+async fn answering_server() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::AsyncWriteExt;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connections = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = std::sync::Arc::clone(&connections);
+    tokio::spawn(async move {
+        loop {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            counted.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = [0_u8; 4096];
+                let _ = socket.read(&mut buf).await;
+                let _ = socket
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .await;
+            });
+        }
+    });
+    (addr, connections)
+}
+
+#[tokio::test]
+async fn a_bare_host_entry_allows_https_only() {
+    let rt = runtime();
+    let (addr, connections) = answering_server().await;
+    let url = format!("http://{addr}/secret");
+    for entry in [addr.to_string(), "127.0.0.1".to_owned()] {
+        let mapper = hostile(&rt, "forbidden-http", |s| {
+            s.settings_json = serde_json::json!({"mode": "forbidden-http", "url": url}).to_string();
+            s.allowed_hosts = vec![entry.clone()];
+        })
+        .await;
+        let err = mapper.authenticate(&login("good", "pw")).await.unwrap_err();
+        assert!(
+            matches!(&err, MapperError::Guest(m) if m.contains("HttpRequestDenied")),
+            "{entry}: {err}"
+        );
+    }
+    assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 0);
+    // Written with its scheme, plain HTTP is reached.
+    let mapper = hostile(&rt, "forbidden-http", |s| {
+        s.settings_json = serde_json::json!({"mode": "forbidden-http", "url": url}).to_string();
+        s.allowed_hosts = vec![format!("http://{addr}")];
+    })
+    .await;
+    let err = mapper.authenticate(&login("good", "pw")).await.unwrap_err();
+    assert!(
+        matches!(&err, MapperError::Guest(m) if m.contains("status 200")),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn deny_private_addresses_refuses_an_allowed_name_that_resolves_to_loopback() {
+    let rt = runtime();
+    let (addr, connections) = answering_server().await;
+    let url = format!("http://localhost:{}/secret", addr.port());
+    let call = |deny: bool| {
+        let url = url.clone();
+        let rt = &rt;
+        async move {
+            let mapper = hostile(rt, "forbidden-http", |s| {
+                s.settings_json =
+                    serde_json::json!({"mode": "forbidden-http", "url": url}).to_string();
+                s.allowed_hosts = vec![format!("http://localhost:{}", addr.port())];
+                s.deny_private_addresses = deny;
+            })
+            .await;
+            mapper.authenticate(&login("good", "pw")).await.unwrap_err()
+        }
+    };
+    let err = call(true).await;
+    assert!(
+        matches!(&err, MapperError::Guest(m) if m.contains("DestinationIpProhibited")),
+        "{err}"
+    );
+    assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 0);
+    let err = call(false).await;
+    assert!(
+        matches!(&err, MapperError::Guest(m) if m.contains("status 200")),
+        "{err}"
+    );
+    assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn deny_private_addresses_refuses_the_metadata_address_without_connecting() {
+    let rt = runtime();
+    let mapper = hostile(&rt, "forbidden-http", |s| {
+        s.settings_json = serde_json::json!({
+            "mode": "forbidden-http",
+            "url": "http://169.254.169.254/latest/meta-data/"
+        })
+        .to_string();
+        s.allowed_hosts = vec!["http://169.254.169.254".to_owned()];
+        s.deny_private_addresses = true;
+        s.timeout = Duration::from_secs(3);
+    })
+    .await;
+    let started = Instant::now();
+    let err = mapper.authenticate(&login("good", "pw")).await.unwrap_err();
+    // Refused before any connection: a connection attempt would hang or fail otherwise.
+    assert!(
+        matches!(&err, MapperError::Guest(m) if m.contains("DestinationIpProhibited")),
+        "{err}"
+    );
+    assert_within(started.elapsed(), SLACK);
 }
 
 #[tokio::test]
@@ -194,7 +312,7 @@ async fn slow_http_is_cut_at_the_deadline() {
             "url": format!("http://{addr}/slow")
         })
         .to_string();
-        s.allowed_hosts = vec!["127.0.0.1".to_owned()];
+        s.allowed_hosts = vec![format!("http://{addr}")];
         s.timeout = timeout;
     })
     .await;

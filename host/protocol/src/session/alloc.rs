@@ -257,6 +257,9 @@ pub enum AgentFailure {
     Unreachable(String),
     /// An answer that was not a `launch-session-resp`; the text is for the log.
     BadResponse(String),
+    /// Never called: the host is not a valid host name, or outside `agent.allowed_hosts`;
+    /// the text is for the log.
+    Refused(String),
 }
 
 /// A launch waiting for the agent's answer.
@@ -304,6 +307,9 @@ impl PendingLaunch {
                     AgentFailure::BadResponse(_) => {
                         "The desktop's PCoIP agent sent an answer the broker could not read."
                             .to_owned()
+                    }
+                    AgentFailure::Refused(_) => {
+                        "The broker does not start sessions on this desktop.".to_owned()
                     }
                 };
                 return fail(
