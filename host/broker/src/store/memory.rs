@@ -18,7 +18,8 @@ use interstate_protocol::Session;
 use tracing::debug;
 
 use super::{
-    Checkout, SessionKey, SessionStore, StoreError, StoreLimits, new_session_id, usable_log_id,
+    Checkout, PinStore, SessionKey, SessionStore, StoreError, StoreLimits, new_session_id,
+    usable_log_id,
 };
 
 /// A session behind its own lock.
@@ -57,6 +58,8 @@ struct Inner {
 #[derive(Debug)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    /// Agent certificate pins by `host:port` ([`PinStore`]); never expire.
+    pins: Mutex<HashMap<String, [u8; 32]>>,
 }
 
 impl MemoryStore {
@@ -72,7 +75,12 @@ impl MemoryStore {
                 next_seq: 0,
                 limits,
             }),
+            pins: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn lock_pins(&self) -> MutexGuard<'_, HashMap<String, [u8; 32]>> {
+        self.pins.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -287,6 +295,41 @@ impl Inner {
     }
 }
 
+impl PinStore for MemoryStore {
+    fn pin<'a>(&'a self, agent: &'a str) -> BoxFuture<'a, Option<[u8; 32]>> {
+        Box::pin(std::future::ready(self.lock_pins().get(agent).copied()))
+    }
+
+    fn pin_if_absent<'a>(
+        &'a self,
+        agent: &'a str,
+        fingerprint: [u8; 32],
+    ) -> BoxFuture<'a, Option<[u8; 32]>> {
+        let mut pins = self.lock_pins();
+        let existing = match pins.get(agent) {
+            Some(pin) => Some(*pin),
+            None => {
+                pins.insert(agent.to_owned(), fingerprint);
+                None
+            }
+        };
+        Box::pin(std::future::ready(existing))
+    }
+
+    fn set_pin<'a>(
+        &'a self,
+        agent: &'a str,
+        fingerprint: Option<[u8; 32]>,
+    ) -> BoxFuture<'a, Option<[u8; 32]>> {
+        let mut pins = self.lock_pins();
+        let old = match fingerprint {
+            Some(pin) => pins.insert(agent.to_owned(), pin),
+            None => pins.remove(agent),
+        };
+        Box::pin(std::future::ready(old))
+    }
+}
+
 impl SessionStore for MemoryStore {
     fn insert<'a>(
         &'a self,
@@ -357,5 +400,46 @@ impl SessionStore for MemoryStore {
                 inner.refresh(&id, &session);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod pin_tests {
+    use super::*;
+    use interstate_protocol::Limits;
+
+    fn store() -> MemoryStore {
+        MemoryStore::new(StoreLimits {
+            max_sessions: 10,
+            max_unauthenticated_per_address: 10,
+            lifetimes: Limits {
+                idle_ms: 1,
+                unauthenticated_ms: 1,
+                absolute_ms: 1,
+            },
+        })
+    }
+
+    #[tokio::test]
+    async fn the_first_pin_stays_until_the_operator_replaces_or_forgets_it() {
+        let store = store();
+        assert_eq!(store.pin("ws1:60443").await, None);
+        assert_eq!(store.pin_if_absent("ws1:60443", [1; 32]).await, None);
+        // A second certificate does not replace the first: the first is answered.
+        assert_eq!(
+            store.pin_if_absent("ws1:60443", [2; 32]).await,
+            Some([1; 32])
+        );
+        assert_eq!(store.pin("ws1:60443").await, Some([1; 32]));
+        // Pins are per address.
+        assert_eq!(store.pin_if_absent("ws1:4172", [2; 32]).await, None);
+        assert_eq!(
+            store.set_pin("ws1:60443", Some([3; 32])).await,
+            Some([1; 32])
+        );
+        assert_eq!(store.pin("ws1:60443").await, Some([3; 32]));
+        assert_eq!(store.set_pin("ws1:60443", None).await, Some([3; 32]));
+        assert_eq!(store.pin_if_absent("ws1:60443", [4; 32]).await, None);
+        assert_eq!(store.pin("ws1:60443").await, Some([4; 32]));
     }
 }

@@ -7,6 +7,8 @@
 //! client went away mid-request) leaves the store as the last commit left it.
 //!
 //! - [`memory`]: the embedded store (the default): a map in this process.
+//! - [`pins`]: the agent certificate pins (trust on first use) a store also keeps, so that every
+//!   node sharing the store trusts the same agent certificates.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -18,8 +20,10 @@ use rand::RngCore;
 use tokio::sync::OwnedMutexGuard;
 
 pub mod memory;
+pub mod pins;
 
 pub use memory::MemoryStore;
+pub use pins::{PinStore, parse_agent, pin_key};
 
 /// How a request names its session.
 #[derive(Clone, Copy, Debug)]
