@@ -5,6 +5,7 @@
 
 mod agent_fence;
 mod agent_tls;
+mod agent_tofu;
 mod conformance;
 mod failures;
 mod flow;

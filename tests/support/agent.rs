@@ -32,6 +32,24 @@ impl FakeAgent {
         Self::from(agent.expect("start the fake agent on 127.0.0.2"))
     }
 
+    /// Starts an agent at `addr` (another agent's address, once that one is dropped: a spoofer)
+    /// with a fresh self-signed certificate.
+    /// The dropped agent's listener closes once its task is cancelled, so the bind is retried
+    /// for a moment.
+    pub async fn start_at(addr: SocketAddr, behaviour: AgentBehaviour) -> Self {
+        let mut tries = 0;
+        loop {
+            match interstate_tools::agent::FakeAgent::start(addr, behaviour.clone()).await {
+                Ok(agent) => return Self::from(agent),
+                Err(e) if tries >= 100 => panic!("start the fake agent on {addr}: {e}"),
+                Err(_) => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            }
+        }
+    }
+
     /// Starts an agent on 127.0.0.2 presenting `chain` (leaf first) with `key`.
     pub async fn start_with(
         behaviour: AgentBehaviour,

@@ -57,7 +57,11 @@ fn broker(tokio: &tokio::runtime::Runtime) -> Arc<Broker> {
         interstate_mapper::MapperRuntime::new(interstate::app::runtime_config(&settings)).unwrap();
     let store = Arc::new(MemoryStore::new(store_limits(&settings)));
     let generation = tokio
-        .block_on(interstate::app::build_generation(&runtime, settings))
+        .block_on(interstate::app::build_generation(
+            &runtime,
+            settings,
+            store.clone(),
+        ))
         .unwrap();
     Arc::new(Broker::new(generation, store, Clock::new()))
 }

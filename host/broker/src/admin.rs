@@ -5,6 +5,13 @@
 //! - `POST /reload`: re-reads the settings and swaps in the new generation; answers 200 with
 //!   `reloaded` (naming the changed keys that need a restart, if any), or 409 with the reason
 //!   the new configuration was refused (the old one keeps serving).
+//! - `GET /agents/pin?agent=HOST[:PORT]`: the SHA-256 pinned for an agent (trust on first use),
+//!   or 404.
+//! - `POST /agents/forget?agent=HOST[:PORT]`: forgets an agent's pin, so that the next launch
+//!   pins the certificate it then presents (an agent legitimately re-keyed).
+//! - `POST /agents/trust?agent=HOST[:PORT]&fingerprint=SHA256`: pins that certificate now.
+//!
+//! `PORT` defaults to `agent.port`; an IPv6 address is written `[v6]` or `[v6]:PORT`.
 //!
 //! When `admin.token` is set, every request needs `Authorization: Bearer <token>` (compared in
 //! constant time). A listener on a non-loopback address without a token is refused at startup.
@@ -24,6 +31,8 @@ use tracing::{debug, info, warn};
 
 use crate::app::{Reloader, Running};
 use crate::body::ChunkedBody;
+use crate::store::parse_agent;
+use crate::verify::parse_fingerprint;
 
 /// Serves the admin endpoints on `listener` until `shutdown` resolves.
 pub async fn run(
@@ -123,8 +132,92 @@ async fn handle<B>(
                 Err(reason) => text(StatusCode::CONFLICT, format!("reload refused: {reason}\n")),
             }
         }
+        (method, path) if path.starts_with("/agents/") => {
+            agents(method, path, request.uri().query(), peer, running).await
+        }
         _ => text(StatusCode::NOT_FOUND, "not found\n".into()),
     }
+}
+
+/// The agent pin routes.
+async fn agents(
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+    peer: SocketAddr,
+    running: &Running,
+) -> Response<ChunkedBody> {
+    let param = |name: &str| {
+        query?
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| percent_decode(value))
+    };
+    let default_port = running.broker.current().settings.agent.port;
+    let Some(agent) = param("agent").and_then(|a| parse_agent(&a, default_port)) else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "expected ?agent=HOST[:PORT]\n".into(),
+        );
+    };
+    let pins = &running.pins;
+    match (method, path) {
+        (&Method::GET, "/agents/pin") => match pins.pin(&agent).await {
+            Some(pin) => text(StatusCode::OK, format!("{agent} {}\n", hex::encode(pin))),
+            None => text(StatusCode::NOT_FOUND, format!("{agent} has no pin\n")),
+        },
+        (&Method::POST, "/agents/forget") => {
+            let old = pins.set_pin(&agent, None).await;
+            warn!(%peer, %agent, old = ?old.map(hex::encode), "agent pin forgotten by the operator");
+            match old {
+                Some(old) => text(
+                    StatusCode::OK,
+                    format!(
+                        "forgot the pin of {agent} ({}); its next certificate will be pinned\n",
+                        hex::encode(old)
+                    ),
+                ),
+                None => text(StatusCode::OK, format!("{agent} had no pin\n")),
+            }
+        }
+        (&Method::POST, "/agents/trust") => {
+            let Some(pin) = param("fingerprint").and_then(|f| parse_fingerprint(&f)) else {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    "expected &fingerprint=SHA256 (64 hex digits, colons allowed)\n".into(),
+                );
+            };
+            let old = pins.set_pin(&agent, Some(pin)).await;
+            warn!(%peer, %agent, old = ?old.map(hex::encode), new = %hex::encode(pin), "agent pin set by the operator");
+            text(
+                StatusCode::OK,
+                format!("{agent} now pinned to {}\n", hex::encode(pin)),
+            )
+        }
+        _ => text(StatusCode::NOT_FOUND, "not found\n".into()),
+    }
+}
+
+/// Decodes `%XX` escapes (`[`, `]`, `:` of IPv6 agents); anything malformed is kept as is.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(byte) = text
+                .get(i + 1..i + 3)
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+        {
+            out.push(byte);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn text(status: StatusCode, body: String) -> Response<ChunkedBody> {
@@ -166,6 +259,11 @@ pub fn metrics(running: &Running) -> String {
             "interstate_reloads_total",
             "Successful configuration reloads.",
             stats.reloads.load(Ordering::Relaxed),
+        ),
+        (
+            "interstate_agent_certificate_refused_total",
+            "Launches refused because the agent's certificate differed from its pin.",
+            stats.agent_certificate_refused.load(Ordering::Relaxed),
         ),
     ];
     let mut out = String::new();

@@ -1,9 +1,12 @@
 //! The call to a desktop's PCoIP agent: `POST https://<host>:60443/pcoip-agent/xml` with
 //! `launch-session`.
 //!
-//! Agents ship self-signed certificates, so verification is off by default (the channel is
-//! still TLS); operators can require a private CA or pin fingerprints. One connection per call:
-//! launches are rare and go to many different hosts.
+//! Agents ship self-signed certificates, so by default the broker trusts on first use
+//! (`agent.tls.verify: "tofu"`): the first certificate an agent (`host:port`) presents is pinned
+//! in the session store's [`PinStore`], and a different one later is refused after the
+//! handshake, before the request (which carries the user's password) is written. Operators can
+//! instead require a private CA, pin fingerprints in the settings, or turn checks off. One
+//! connection per call: launches are rare and go to many different hosts.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -18,10 +21,12 @@ use interstate_protocol::{
     encode_launch_session,
 };
 use rustls::pki_types::ServerName;
+use sha2::{Digest, Sha256};
 use tokio::net::TcpStream;
 use zeroize::Zeroizing;
 
 use crate::settings::{AgentConfig, AgentFence, AgentVerify, is_host_name};
+use crate::store::{PinStore, pin_key};
 use crate::verify::{ClientConfigError, Verification, client_config};
 
 /// Asks a desktop's PCoIP agent to prepare a session: the broker's one outgoing call. The
@@ -62,6 +67,8 @@ pub struct AgentClient {
     default_port: u16,
     /// `agent.allowed_hosts`; `None`, anywhere.
     fence: Option<AgentFence>,
+    /// Trust on first use: where the pins are. `None` in the other modes.
+    tofu: Option<Arc<dyn PinStore>>,
 }
 
 impl std::fmt::Debug for AgentClient {
@@ -70,15 +77,19 @@ impl std::fmt::Debug for AgentClient {
             .field("timeout", &self.timeout)
             .field("default_port", &self.default_port)
             .field("fence", &self.fence)
+            .field("tofu", &self.tofu.is_some())
             .finish_non_exhaustive()
     }
 }
 
 impl AgentClient {
-    /// Builds the client from the `agent` settings.
-    pub fn new(config: &AgentConfig) -> Result<Self, AgentSetupError> {
+    /// Builds the client from the `agent` settings; with trust on first use, pins are kept in
+    /// `pins` (the session store, the same object across reloads).
+    pub fn new(config: &AgentConfig, pins: Arc<dyn PinStore>) -> Result<Self, AgentSetupError> {
         let verification = match &config.verify {
-            AgentVerify::Off => Verification::DangerAcceptAny,
+            // Any certificate during the handshake (its signature is still checked); the leaf is
+            // compared with the pin after the handshake, before anything is written.
+            AgentVerify::Tofu | AgentVerify::Off => Verification::DangerAcceptAny,
             AgentVerify::Pinned(pins) => Verification::Pinned(pins.clone()),
             AgentVerify::Ca(path) => Verification::CaFile(path.clone()),
         };
@@ -95,6 +106,7 @@ impl AgentClient {
             timeout: config.timeout,
             default_port: config.port,
             fence: config.allowed_hosts.clone(),
+            tofu: matches!(config.verify, AgentVerify::Tofu).then_some(pins),
         })
     }
 
@@ -128,6 +140,19 @@ impl AgentClient {
         let tls = self.tls.connect(name, tcp).await.map_err(|e| {
             AgentFailure::Unreachable(format!("TLS handshake with {host}:{port} failed: {e}"))
         })?;
+        if let Some(pins) = &self.tofu {
+            let leaf = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .map(|cert| -> [u8; 32] { Sha256::digest(cert.as_ref()).into() });
+            if let Err(failure) = check_pin(pins.as_ref(), &pin_key(host, port), leaf).await {
+                // Dropping the stream closes the connection: nothing was written.
+                drop(tls);
+                return Err(failure);
+            }
+        }
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
             .await
             .map_err(|e| AgentFailure::Unreachable(format!("HTTP to {host}:{port} failed: {e}")))?;
@@ -220,6 +245,40 @@ impl AgentClient {
     }
 }
 
+/// Trust on first use: `leaf` (the SHA-256 of the certificate `agent` just presented) against
+/// its pin. No pin yet: `leaf` becomes the pin. The same: go on. Another: refused, with a
+/// warning naming both fingerprints.
+pub async fn check_pin(
+    pins: &dyn PinStore,
+    agent: &str,
+    leaf: Option<[u8; 32]>,
+) -> Result<(), AgentFailure> {
+    let Some(leaf) = leaf else {
+        return Err(AgentFailure::Unreachable(format!(
+            "{agent} presented no certificate"
+        )));
+    };
+    match pins.pin_if_absent(agent, leaf).await {
+        None => {
+            tracing::info!(%agent, fingerprint = %hex::encode(leaf), "agent certificate pinned on first use");
+            Ok(())
+        }
+        Some(pinned) if pinned == leaf => Ok(()),
+        Some(pinned) => {
+            let (old, new) = (hex::encode(pinned), hex::encode(leaf));
+            tracing::warn!(
+                %agent,
+                pinned = %old,
+                presented = %new,
+                "agent certificate differs from its pin; launch refused, nothing sent (if the agent was legitimately re-keyed: interstate agent trust)"
+            );
+            Err(AgentFailure::CertificateChanged(format!(
+                "{agent} presented certificate {new}, pinned {old}"
+            )))
+        }
+    }
+}
+
 fn elapsed_ms(since: Instant) -> u64 {
     u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
@@ -230,5 +289,46 @@ impl Agent for AgentClient {
         request: &'a LaunchRequest,
     ) -> BoxFuture<'a, Result<LaunchSessionResp, AgentFailure>> {
         Box::pin(AgentClient::launch(self, request))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{MemoryStore, StoreLimits};
+    use interstate_protocol::Limits;
+
+    #[tokio::test]
+    async fn the_first_certificate_is_pinned_and_another_is_refused() {
+        let store = MemoryStore::new(StoreLimits {
+            max_sessions: 1,
+            max_unauthenticated_per_address: 1,
+            lifetimes: Limits {
+                idle_ms: 1,
+                unauthenticated_ms: 1,
+                absolute_ms: 1,
+            },
+        });
+        check_pin(&store, "ws1:60443", Some([1; 32])).await.unwrap();
+        check_pin(&store, "ws1:60443", Some([1; 32])).await.unwrap();
+        let refused = check_pin(&store, "ws1:60443", Some([2; 32])).await;
+        match refused {
+            Err(AgentFailure::CertificateChanged(text)) => {
+                assert!(text.contains(&hex::encode([2u8; 32])), "{text}");
+                assert!(text.contains(&hex::encode([1u8; 32])), "{text}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // The refused certificate did not replace the pin.
+        assert_eq!(store.pin("ws1:60443").await, Some([1; 32]));
+        // Another address pins on its own.
+        check_pin(&store, "ws2:60443", Some([2; 32])).await.unwrap();
+        assert!(matches!(
+            check_pin(&store, "ws3:60443", None).await,
+            Err(AgentFailure::Unreachable(_))
+        ));
+        // The operator forgets the pin: the next certificate is pinned.
+        store.set_pin("ws1:60443", None).await;
+        check_pin(&store, "ws1:60443", Some([2; 32])).await.unwrap();
     }
 }

@@ -15,8 +15,9 @@ use crate::agent::{AgentClient, AgentSetupError};
 use crate::clock::Clock;
 use crate::server::{self, ConnectionCap};
 use crate::service::{Broker, Generation, store_limits};
+use crate::settings::AgentVerify;
 use crate::settings::{PluginSource, Settings};
-use crate::store::MemoryStore;
+use crate::store::{MemoryStore, PinStore};
 use crate::tls::{Identity, TlsError};
 
 /// Why the broker could not start (or reload).
@@ -81,15 +82,22 @@ pub async fn load_mapper(
         .map_err(|source| StartError::Mapper { plugin, source })
 }
 
-/// Builds a generation: the mapper, the agent client and the broker's identity in `hello-resp`.
+/// Builds a generation: the mapper, the agent client (keeping agent certificate pins in `pins`,
+/// the same store across generations) and the broker's identity in `hello-resp`.
 pub async fn build_generation(
     runtime: &MapperRuntime,
     settings: Settings,
+    pins: Arc<dyn PinStore>,
 ) -> Result<Generation, StartError> {
     let mapper = load_mapper(runtime, &settings).await?;
     let info = mapper.info();
     info!(mapper = %info.name, version = %info.world_version, "mapper loaded");
-    let agent = AgentClient::new(&settings.agent)?;
+    if settings.agent.verify == AgentVerify::Off {
+        tracing::warn!(
+            "agent.tls.verify is \"off\": agent certificates are not checked, so whoever answers at a desktop's address (ARP or DNS spoofing) receives the user's password; the default \"tofu\" pins each agent's first certificate"
+        );
+    }
+    let agent = AgentClient::new(&settings.agent, pins)?;
     Ok(Generation::new(settings, Arc::new(mapper), Arc::new(agent)))
 }
 
@@ -137,6 +145,8 @@ pub struct Running {
     pub broker: Arc<Broker>,
     /// The mapper runtime, for reloads.
     pub runtime: Arc<MapperRuntime>,
+    /// The agent certificate pins (the session store), shared by every generation.
+    pub pins: Arc<dyn PinStore>,
     tls: watch::Sender<Arc<rustls::ServerConfig>>,
     connections: Arc<ConnectionCap>,
     stopped: watch::Receiver<bool>,
@@ -172,7 +182,7 @@ impl Running {
             _ => self.generated.server_config()?,
         };
         let max_connections = settings.server.max_connections;
-        let generation = build_generation(&self.runtime, settings).await?;
+        let generation = build_generation(&self.runtime, settings, self.pins.clone()).await?;
         self.broker.swap(generation);
         self.connections.resize(max_connections);
         let _ = self.tls.send(tls);
@@ -259,7 +269,8 @@ pub async fn start(
     let initial = settings.clone();
     let store = Arc::new(MemoryStore::new(store_limits(&settings)));
     let connections = Arc::new(ConnectionCap::new(settings.server.max_connections));
-    let generation = build_generation(&runtime, settings).await?;
+    let pins: Arc<dyn PinStore> = store.clone();
+    let generation = build_generation(&runtime, settings, pins.clone()).await?;
     let broker = Arc::new(Broker::new(generation, store, Clock::new()));
     let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
         addr: "listener".into(),
@@ -299,6 +310,7 @@ pub async fn start(
         self_signed: identity.self_signed,
         broker,
         runtime,
+        pins,
         tls,
         connections,
         stopped,

@@ -52,6 +52,7 @@ fn settings_with(session: Value, server: Value) -> Settings {
 struct Harness {
     broker: Arc<Broker>,
     runtime: MapperRuntime,
+    store: Arc<MemoryStore>,
 }
 
 impl Harness {
@@ -62,9 +63,15 @@ impl Harness {
     async fn with(settings: Settings) -> Self {
         let runtime = MapperRuntime::new(runtime_config(&settings)).unwrap();
         let store = Arc::new(MemoryStore::new(store_limits(&settings)));
-        let generation = build_generation(&runtime, settings).await.unwrap();
-        let broker = Arc::new(Broker::new(generation, store, Clock::new()));
-        Self { broker, runtime }
+        let generation = build_generation(&runtime, settings, store.clone())
+            .await
+            .unwrap();
+        let broker = Arc::new(Broker::new(generation, store.clone(), Clock::new()));
+        Self {
+            broker,
+            runtime,
+            store,
+        }
     }
 
     /// Posts `message`; returns the answer's body and the cookie it sets, if any.
@@ -159,9 +166,11 @@ async fn session_timeouts_changed_by_a_reload_apply_to_live_sessions() {
         Harness::new(json!({"idle_timeout_s": 600, "unauthenticated_timeout_s": 600})).await;
     let cookie = harness.hello().await;
     let shorter = settings(json!({"idle_timeout_s": 60}));
-    harness
-        .broker
-        .swap(build_generation(&harness.runtime, shorter).await.unwrap());
+    harness.broker.swap(
+        build_generation(&harness.runtime, shorter, harness.store.clone())
+            .await
+            .unwrap(),
+    );
     advance(Duration::from_secs(59)).await;
     assert_eq!(harness.list(&cookie).await, "LIST_FAILED_NO_USER");
     advance(Duration::from_secs(61)).await;

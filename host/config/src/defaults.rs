@@ -61,8 +61,9 @@ pub const SESSION_MAX_UNAUTHENTICATED_PER_ADDRESS: usize = 256;
 pub const AGENT_PORT: u16 = 60443;
 /// `agent.timeout_ms`: the deadline of one `launch-session` call.
 pub const AGENT_TIMEOUT_MS: u64 = 10_000;
-/// `agent.tls.verify`: off, because agents ship self-signed certificates.
-pub const AGENT_TLS_VERIFY: VerifyMode = VerifyMode::Off;
+/// `agent.tls.verify`: trust on first use. Agents ship self-signed certificates, so no CA can
+/// vouch for them, but a certificate that changes is refused before the password is sent.
+pub const AGENT_TLS_VERIFY: VerifyMode = VerifyMode::Tofu;
 
 /// `server.host`: every IPv4 address, as ILS.
 pub const SERVER_HOST: &str = "0.0.0.0";

@@ -218,7 +218,7 @@ impl Default for RawAgent {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawAgentTls {
-    /// `off` (agents ship self-signed certificates), `ca` or `pinned`.
+    /// `tofu` (the default: the first certificate is pinned), `off`, `ca` or `pinned`.
     pub verify: VerifyMode,
     /// PEM file of the CA that signed the agents' certificates (`verify: "ca"`).
     pub ca_file: Option<String>,

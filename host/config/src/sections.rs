@@ -91,7 +91,11 @@ impl Default for SessionConfig {
 /// How the agent's certificate is checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AgentVerify {
-    /// Any certificate (agents ship self-signed ones). The channel is still encrypted.
+    /// Trust on first use: any certificate the first time an agent (`host:port`) is called,
+    /// then only that one (the pins live in the session store).
+    Tofu,
+    /// Any certificate, every time (agents ship self-signed ones). The channel is still
+    /// encrypted, but whoever answers at a desktop's address receives the password.
     Off,
     /// Certificates signed by this CA, for the agent's host name.
     Ca(PathBuf),
@@ -119,7 +123,7 @@ impl Default for AgentConfig {
         Self {
             port: d::AGENT_PORT,
             timeout: Duration::from_millis(d::AGENT_TIMEOUT_MS),
-            verify: AgentVerify::Off,
+            verify: AgentVerify::Tofu,
             license_path: None,
             allowed_hosts: None,
         }

@@ -27,7 +27,7 @@ fn ils_settings_load_unchanged() {
     assert_eq!(s.mapper.plugin, PluginSource::Simple);
     assert!(s.mapper.settings_json.contains("kolmogorov"));
     assert_eq!(s.server.port, 60443);
-    assert_eq!(s.agent.verify, AgentVerify::Off);
+    assert_eq!(s.agent.verify, AgentVerify::Tofu);
 }
 
 #[test]

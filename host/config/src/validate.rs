@@ -187,6 +187,7 @@ fn agent(raw: &RawAgent, origin: &Origin<'_>) -> Result<AgentConfig, SettingsErr
     )?;
     let tls = &raw.tls;
     let verify = match tls.verify {
+        VerifyMode::Tofu => AgentVerify::Tofu,
         VerifyMode::Off => AgentVerify::Off,
         VerifyMode::Ca => match tls.ca_file.as_deref() {
             Some(file) if !file.is_empty() => AgentVerify::Ca(origin.resolve(file)),

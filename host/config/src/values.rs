@@ -179,7 +179,10 @@ impl From<SessionStore> for &'static str {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "&'static str")]
 pub enum VerifyMode {
-    /// `off`: any certificate (agents ship self-signed ones); still encrypted.
+    /// `tofu`: trust on first use; the first certificate an agent presents is pinned.
+    Tofu,
+    /// `off`: any certificate, every time; still encrypted, but whoever answers at a desktop's
+    /// address gets the password.
     Off,
     /// `ca`: signed by `agent.tls.ca_file`.
     Ca,
@@ -192,11 +195,12 @@ impl TryFrom<String> for VerifyMode {
 
     fn try_from(text: String) -> Result<Self, String> {
         match text.as_str() {
+            "tofu" => Ok(Self::Tofu),
             "off" => Ok(Self::Off),
             "ca" => Ok(Self::Ca),
             "pinned" => Ok(Self::Pinned),
             other => Err(format!(
-                "expected \"off\", \"ca\" or \"pinned\", got {other:?}"
+                "expected \"tofu\", \"off\", \"ca\" or \"pinned\", got {other:?}"
             )),
         }
     }
@@ -205,6 +209,7 @@ impl TryFrom<String> for VerifyMode {
 impl From<VerifyMode> for &'static str {
     fn from(mode: VerifyMode) -> Self {
         match mode {
+            VerifyMode::Tofu => "tofu",
             VerifyMode::Off => "off",
             VerifyMode::Ca => "ca",
             VerifyMode::Pinned => "pinned",

@@ -10,8 +10,8 @@ use interstate_protocol::policy::{
     AuthOutcome, ClientContext, MapperError, PasswordLogin, Rejection, RejectionKind,
 };
 use interstate_protocol::{
-    AllocStep, BrokerReply, ClientRequest, ErrorId, Hello, Root, Session, Step, decode_request,
-    hello_reply,
+    AgentFailure, AllocStep, BrokerReply, ClientRequest, ErrorId, Hello, Root, Session, Step,
+    decode_request, hello_reply,
 };
 use tracing::{info, warn};
 
@@ -211,6 +211,12 @@ impl Exchange<'_> {
                                 info!(%agent, result = %resp.result_id, "agent answered")
                             }
                             Err(e) => warn!(%agent, error = ?e, "agent call failed"),
+                        }
+                        if matches!(&launched, Err(AgentFailure::CertificateChanged(_))) {
+                            self.broker
+                                .stats
+                                .agent_certificate_refused
+                                .fetch_add(1, Ordering::Relaxed);
                         }
                         launch.finish(&mut session, launched, now)
                     }

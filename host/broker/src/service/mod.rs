@@ -144,6 +144,9 @@ pub struct Stats {
     pub allocations: AtomicU64,
     /// Successful configuration reloads.
     pub reloads: AtomicU64,
+    /// Launches refused because the agent's certificate differed from its pin (trust on first
+    /// use): a spoofed desktop address, or an agent re-keyed without the operator's word.
+    pub agent_certificate_refused: AtomicU64,
 }
 
 impl Broker {

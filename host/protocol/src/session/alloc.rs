@@ -260,6 +260,10 @@ pub enum AgentFailure {
     /// Never called: the host is not a valid host name, or outside `agent.allowed_hosts`;
     /// the text is for the log.
     Refused(String),
+    /// The agent presented a certificate other than the one pinned for its address (trust on
+    /// first use): the connection was closed before `launch-session`, so before the password,
+    /// was written; the text is for the log.
+    CertificateChanged(String),
 }
 
 /// A launch waiting for the agent's answer.
@@ -310,6 +314,10 @@ impl PendingLaunch {
                     }
                     AgentFailure::Refused(_) => {
                         "The broker does not start sessions on this desktop.".to_owned()
+                    }
+                    AgentFailure::CertificateChanged(_) => {
+                        "The desktop's PCoIP agent presented a different certificate than before; the broker did not send your password. Ask your administrator."
+                            .to_owned()
                     }
                 };
                 return fail(

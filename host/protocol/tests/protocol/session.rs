@@ -624,6 +624,7 @@ fn agent_answers() {
         ("unreachable", Err(AgentFailure::Unreachable("connection refused".into())), "ALLOC_FAILED_TO_ALLOCATE_AGENT", "could not reach", Phase::Authenticated),
         ("bad response", Err(AgentFailure::BadResponse("not XML".into())), "ALLOC_FAILED_TO_ALLOCATE_AGENT", "could not read", Phase::Authenticated),
         ("refused", Err(AgentFailure::Refused("outside agent.allowed_hosts".into())), "ALLOC_FAILED_TO_ALLOCATE_AGENT", "does not start sessions", Phase::Authenticated),
+        ("certificate changed", Err(AgentFailure::CertificateChanged("pin mismatch".into())), "ALLOC_FAILED_TO_ALLOCATE_AGENT", "did not send your password", Phase::Authenticated),
     ];
     for (name, answer, id, fragment, phase) in cases {
         let (mut session, launching) = launching();
