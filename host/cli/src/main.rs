@@ -3,9 +3,10 @@
 //!
 //! # Layout
 //! One module per subcommand: [`serve`] (also the default, for interstate_love_song command
-//! lines), [`settings`], [`hash_password`], [`mapper`] (`mapper check`), [`reload`], [`probe`],
-//! [`bench`]; [`tool_args`] holds the options probe and bench share.
+//! lines), [`settings`], [`hash_password`], [`mapper`] (`mapper check`), [`reload`], [`agent`]
+//! (`agent forget|trust`), [`probe`], [`bench`]; [`tool_args`] holds the options probe and bench share.
 
+mod agent;
 mod bench;
 mod hash_password;
 mod mapper;
@@ -51,6 +52,9 @@ enum Command {
     Mapper(MapperCommand),
     /// Ask a running broker to reload its settings, mapper and certificate.
     Reload(ReloadArgs),
+    /// Forget or set an agent's pinned certificate (trust on first use) on a running broker.
+    #[command(subcommand)]
+    Agent(agent::AgentCommand),
     /// Play a whole PCoIP client flow against a broker and check every client quirk.
     Probe(probe::ProbeArgs),
     /// Load a broker with simulated clients; report throughput, latency and server usage.
@@ -76,6 +80,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Some(Command::HashPassword(args)) => hash_password::run(args),
         Some(Command::Mapper(MapperCommand::Check(args))) => mapper::check(args),
         Some(Command::Reload(args)) => reload::run(args),
+        Some(Command::Agent(command)) => agent::run(command),
         Some(Command::Probe(args)) => probe::run(args),
         Some(Command::Bench(args)) => bench::run(args),
     }

@@ -65,7 +65,11 @@ pub fn run(args: ReloadArgs) -> Result<ExitCode> {
 }
 
 /// A POST to the admin listener over plain HTTP/1.1.
-async fn admin_post(url: &str, path: &str, token: Option<&str>) -> Result<(u16, String)> {
+pub(crate) async fn admin_post(
+    url: &str,
+    path: &str,
+    token: Option<&str>,
+) -> Result<(u16, String)> {
     let authority = url
         .strip_prefix("http://")
         .context("the admin URL must start with http:// (the admin listener speaks plain HTTP on a private address)")?

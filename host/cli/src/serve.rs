@@ -156,7 +156,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
                 .map(|a| a.to_string())
                 .unwrap_or_default();
             println!(
-                "interstate: admin listener on http://{addr} (/healthz, /metrics, POST /reload)"
+                "interstate: admin listener on http://{addr} (/healthz, /metrics, POST /reload, /agents/…)"
             );
             let mut stopped = admin_stopped.clone();
             tokio::spawn(interstate::admin::run(

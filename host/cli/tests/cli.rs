@@ -401,6 +401,43 @@ async fn ils_flags_sighup_and_admin_reload() {
     );
     assert_eq!(broker_name(&broker.addr).await, "Third");
 
+    // The operator's word on agent certificate pins: `interstate agent trust|forget`.
+    let agent = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .arg("agent")
+            .args(args)
+            .args(["--admin", &url, "--token", "s3cret"])
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let fingerprint = "ab".repeat(32);
+    let (ok, out) = agent(&[
+        "trust",
+        "WS1.example.com:4172",
+        "--fingerprint",
+        &fingerprint,
+    ]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&format!("ws1.example.com:4172 now pinned to {fingerprint}")),
+        "{out}"
+    );
+    let (ok, out) = agent(&["forget", "ws1.example.com:4172"]);
+    assert!(
+        ok && out.contains("forgot the pin of ws1.example.com:4172"),
+        "{out}"
+    );
+    let (ok, out) = agent(&["forget", "ws1.example.com:4172"]);
+    assert!(ok && out.contains("had no pin"), "{out}");
+    let (ok, out) = agent(&["forget", "[::1]:4172"]);
+    assert!(ok && out.contains("[::1]:4172 had no pin"), "{out}");
+    let (ok, out) = agent(&["trust", "ws1", "--fingerprint", "not-hex"]);
+    assert!(!ok, "{out}");
+
     let auth = format!(
         "<authenticate method=\"password\"><username>kolmogorov</username><password>{}</password><domain/></authenticate>",
         "goodluck&lt;&amp;&gt;"
