@@ -6,9 +6,9 @@
 //!   `$pbkdf2-sha256$i=..,l=..$salt$hash`, and passlib's `$pbkdf2-sha256$rounds$salt$hash`.
 //!
 //! Every comparison is constant-time. A hash in no known format, or with cost parameters
-//! beyond [`MAX_ARGON2_MEMORY_KIB`], [`MAX_ARGON2_TIME`] or [`MAX_PBKDF2_ROUNDS`], never
-//! verifies: the hash comes from the mapper, and a crafted one must not pin the host's CPU or
-//! memory.
+//! beyond [`MAX_ARGON2_MEMORY_KIB`], [`MAX_ARGON2_TIME`], [`MAX_ARGON2_PARALLELISM`] or
+//! [`MAX_PBKDF2_ROUNDS`], never verifies and is never computed (a warning says so): the hash
+//! comes from the mapper, and a crafted one must not pin the host's CPU or memory.
 
 use argon2::Argon2;
 use password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -21,12 +21,14 @@ use zeroize::Zeroizing;
 const ILS_SALT: &[u8] = b"IGNORED";
 /// ILS's PBKDF2 iteration count.
 const ILS_ROUNDS: u32 = 100_000;
-/// The most argon2 memory a hash may ask for (256 MiB).
-pub const MAX_ARGON2_MEMORY_KIB: u32 = 256 * 1024;
+/// The most argon2 memory a hash may ask for (64 MiB; OWASP's argon2id advice is 19 to 46 MiB).
+pub const MAX_ARGON2_MEMORY_KIB: u32 = 64 * 1024;
 /// The most argon2 passes a hash may ask for.
-pub const MAX_ARGON2_TIME: u32 = 16;
-/// The most PBKDF2 rounds a hash may ask for.
-pub const MAX_PBKDF2_ROUNDS: u32 = 2_000_000;
+pub const MAX_ARGON2_TIME: u32 = 10;
+/// The most argon2 lanes a hash may ask for.
+pub const MAX_ARGON2_PARALLELISM: u32 = 8;
+/// The most PBKDF2 rounds a hash may ask for (OWASP's PBKDF2-SHA256 advice is 600,000).
+pub const MAX_PBKDF2_ROUNDS: u32 = 1_000_000;
 
 /// Whether `password` matches `hash` (ILS hex, PHC argon2id or pbkdf2-sha256). False for a
 /// wrong password and for a hash in no known format.
@@ -80,7 +82,12 @@ fn verify_argon2id(password: &str, hash: &str) -> bool {
         return false;
     };
     let param = |name: &str| parsed.params.get_decimal(name).unwrap_or(u32::MAX);
-    if param("m") > MAX_ARGON2_MEMORY_KIB || param("t") > MAX_ARGON2_TIME || param("p") > 16 {
+    let (m, t, p) = (param("m"), param("t"), param("p"));
+    if m > MAX_ARGON2_MEMORY_KIB || t > MAX_ARGON2_TIME || p > MAX_ARGON2_PARALLELISM {
+        refused_cost(&format!(
+            "argon2id m={m} KiB, t={t}, p={p} (at most m={MAX_ARGON2_MEMORY_KIB}, \
+             t={MAX_ARGON2_TIME}, p={MAX_ARGON2_PARALLELISM})"
+        ));
         return false;
     }
     Argon2::default()
@@ -97,9 +104,19 @@ fn verify_pbkdf2(password: &str, hash: &str) -> bool {
     };
     let rounds = parsed.params.get_decimal("i").unwrap_or(u32::MAX);
     if rounds > MAX_PBKDF2_ROUNDS {
+        refused_cost(&format!("pbkdf2-sha256 with {rounds} rounds"));
         return false;
     }
     Pbkdf2.verify_password(password.as_bytes(), &parsed).is_ok()
+}
+
+/// Logs a hash refused for its cost (never computed).
+fn refused_cost(what: &str) {
+    tracing::warn!(
+        target: "interstate::mapper",
+        "verify-password refused a hash beyond the cost caps as a non-match, without computing it: \
+         {what}"
+    );
 }
 
 /// passlib's `$pbkdf2-sha256$<rounds>$<salt>$<hash>`, with its "adapted base64" (`.` for `+`).
@@ -130,6 +147,7 @@ impl PasslibPbkdf2 {
 
     fn verify(&self, password: &str) -> bool {
         if self.rounds == 0 || self.rounds > MAX_PBKDF2_ROUNDS {
+            refused_cost(&format!("pbkdf2-sha256 with {} rounds", self.rounds));
             return false;
         }
         let mut key = Zeroizing::new(vec![0_u8; self.digest.len()]);
@@ -244,6 +262,34 @@ mod tests {
             "$pbkdf2-sha256$10000$!!!$fiG3",
         ] {
             assert!(!verify(CHBS, hash), "{hash:?} must not verify");
+        }
+    }
+
+    /// Issue #13 item 3: a crafted hash cannot make the host allocate 256 MiB or spin for
+    /// 10^8 PBKDF2 rounds; it is refused before any hashing, so at once.
+    #[test]
+    fn over_cost_hashes_are_refused_without_computing() {
+        let salt_hash = "aW50ZXJzdGF0ZXNhbHQxNg$7iflLm9HX8kW2mYzDnzHJDEvkIacMNFP/KCo2k8eDlU";
+        let pbkdf2_tail = "aW50ZXJzdGF0ZXNhbHQxNg$fiG3oZZzYGwrAHasuMB23pAYkFoBRP9eD++JjnOdE0s";
+        let passlib_tail = "aW50ZXJzdGF0ZXNhbHQxNg$fiG3oZZzYGwrAHasuMB23pAYkFoBRP9eD..JjnOdE0s";
+        for hash in [
+            format!("$argon2id$v=19$m=262144,t=2,p=1${salt_hash}"),
+            format!("$argon2id$v=19$m=65537,t=1,p=1${salt_hash}"),
+            format!("$argon2id$v=19$m=19456,t=1000,p=1${salt_hash}"),
+            format!("$argon2id$v=19$m=19456,t=2,p=64${salt_hash}"),
+            format!("$pbkdf2-sha256$i=100000000,l=32${pbkdf2_tail}"),
+            format!("$pbkdf2-sha256$100000000${passlib_tail}"),
+            format!("$pbkdf2-sha256$1000001${passlib_tail}"),
+        ] {
+            let started = std::time::Instant::now();
+            assert!(!verify(CHBS, &hash), "{hash}");
+            // A 256 MiB argon2 or 10^8 rounds takes seconds; a refusal takes microseconds.
+            // 50 ms leaves room for a busy machine and still rules out computing either.
+            let took = started.elapsed();
+            assert!(
+                took < std::time::Duration::from_millis(50),
+                "{hash}: {took:?}"
+            );
         }
     }
 
