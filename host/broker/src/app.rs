@@ -53,6 +53,7 @@ pub fn runtime_config(settings: &Settings) -> RuntimeConfig {
     RuntimeConfig {
         cache_dir: settings.mapper.cache_dir.clone(),
         max_concurrent_calls: settings.mapper.max_concurrent_calls,
+        hash_workers: settings.rate_limits.hash_workers,
     }
 }
 

@@ -152,6 +152,7 @@ mod tests {
             per_address: 5,
             window_ms: 1_000,
             max_entries: 4,
+            ..RateLimits::default()
         })
     }
 

@@ -100,6 +100,11 @@ pub const AUTH_FAILURES_PER_USER: u32 = 5;
 pub const AUTH_FAILURES_PER_ADDRESS: u32 = 30;
 /// `security.auth_window_s`: the window failures are counted in.
 pub const AUTH_WINDOW_S: u64 = 300;
+/// `security.hash_workers`: threads that hash passwords at once; 0 means one per core
+/// (`std::thread::available_parallelism`).
+pub const HASH_WORKERS: usize = 0;
+/// The most `security.hash_workers` may be.
+pub const MAX_HASH_WORKERS: usize = 256;
 /// Entries each failure table keeps at most (not a settings key): bounds the limiter's memory
 /// under a spray of distinct names.
 pub const AUTH_MAX_ENTRIES: usize = 100_000;

@@ -316,6 +316,8 @@ pub struct RawSecurity {
     pub auth_failures_per_address: u32,
     /// The window, in seconds.
     pub auth_window_s: u64,
+    /// Password hashes computed at once; 0: one per core.
+    pub hash_workers: usize,
 }
 
 impl Default for RawSecurity {
@@ -324,6 +326,7 @@ impl Default for RawSecurity {
             auth_failures_per_user: d::AUTH_FAILURES_PER_USER,
             auth_failures_per_address: d::AUTH_FAILURES_PER_ADDRESS,
             auth_window_s: d::AUTH_WINDOW_S,
+            hash_workers: d::HASH_WORKERS,
         }
     }
 }

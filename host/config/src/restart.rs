@@ -2,8 +2,9 @@
 //!
 //! A reload builds a new generation from every other key. These ones shape the process itself
 //! (its listeners, its log subscriber, its mapper runtime, whose instance pool is sized for
-//! `max_concurrent_calls`), so a new value waits for a restart. The admin token is checked
-//! against the admin address when the process starts, so it goes with `admin.listen`.
+//! `max_concurrent_calls` and whose password-hash pool for `security.hash_workers`), so a new
+//! value waits for a restart. The admin token is checked against the admin address when the
+//! process starts, so it goes with `admin.listen`.
 
 use crate::settings::Settings;
 
@@ -18,13 +19,14 @@ pub const RESTART_ONLY: &[&str] = &[
     "mapper.cache_dir",
     "mapper.limits.max_concurrent_calls",
     "server.generated_cert_dir",
+    "security.hash_workers",
 ];
 
 /// Whether two settings differ in one key.
 type Differs = fn(&Settings, &Settings) -> bool;
 
 /// How to tell, for each key of [`RESTART_ONLY`] (same order), whether two settings differ.
-const DIFFERS: [(&str, Differs); 9] = [
+const DIFFERS: [(&str, Differs); 10] = [
     ("server.host", |a, b| a.server.host != b.server.host),
     ("server.port", |a, b| a.server.port != b.server.port),
     ("logging.level", |a, b| a.log_level != b.log_level),
@@ -39,6 +41,9 @@ const DIFFERS: [(&str, Differs); 9] = [
     }),
     ("server.generated_cert_dir", |a, b| {
         a.server.generated_cert_dir != b.server.generated_cert_dir
+    }),
+    ("security.hash_workers", |a, b| {
+        a.rate_limits.hash_workers != b.rate_limits.hash_workers
     }),
 ];
 
@@ -136,6 +141,14 @@ mod tests {
         assert_eq!(
             changed(r#"{"mapper": {"limits": {"max_concurrent_calls": 8}}}"#),
             ["mapper.limits.max_concurrent_calls"]
+        );
+    }
+
+    #[test]
+    fn security_hash_workers() {
+        assert_eq!(
+            changed(r#"{"security": {"hash_workers": 3}}"#),
+            ["security.hash_workers"]
         );
     }
 

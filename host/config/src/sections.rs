@@ -198,6 +198,9 @@ pub struct RateLimits {
     pub window_ms: u64,
     /// Most entries kept per table.
     pub max_entries: usize,
+    /// `security.hash_workers`: password hashes computed at once; 0 means one per core
+    /// (restart only: it sizes the process's hash pool).
+    pub hash_workers: usize,
 }
 
 impl Default for RateLimits {
@@ -207,6 +210,7 @@ impl Default for RateLimits {
             per_address: d::AUTH_FAILURES_PER_ADDRESS,
             window_ms: d::AUTH_WINDOW_S * 1000,
             max_entries: d::AUTH_MAX_ENTRIES,
+            hash_workers: d::HASH_WORKERS,
         }
     }
 }

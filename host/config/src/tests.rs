@@ -284,3 +284,21 @@ fn agent_allowed_hosts_are_blocks_and_names() {
         assert!(err.contains("agent.allowed_hosts[0]"), "{bad}: {err}");
     }
 }
+
+#[test]
+fn hash_workers_is_bounded() {
+    let s = Settings::parse(r#"{"security": {"hash_workers": 4}}"#, Path::new("s.json")).unwrap();
+    assert_eq!(s.rate_limits.hash_workers, 4);
+    assert_eq!(
+        Settings::defaults().rate_limits.hash_workers,
+        0,
+        "one per core"
+    );
+    let err = Settings::parse(
+        r#"{"security": {"hash_workers": 257}}"#,
+        Path::new("s.json"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("security.hash_workers"), "{err}");
+}

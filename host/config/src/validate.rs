@@ -344,10 +344,17 @@ fn security(raw: &RawSecurity, origin: &Origin<'_>) -> Result<RateLimits, Settin
         1..=86_400,
         "expected 1 to 86400 seconds",
     )?;
+    origin.within(
+        "security.hash_workers",
+        raw.hash_workers,
+        0..=crate::defaults::MAX_HASH_WORKERS,
+        "expected 0 (one per core) to 256",
+    )?;
     Ok(RateLimits {
         per_user: raw.auth_failures_per_user,
         per_address: raw.auth_failures_per_address,
         window_ms: raw.auth_window_s * 1000,
+        hash_workers: raw.hash_workers,
         ..RateLimits::default()
     })
 }

@@ -35,6 +35,7 @@ fn runtime(cache_dir: Option<std::path::PathBuf>) -> MapperRuntime {
     MapperRuntime::new(RuntimeConfig {
         cache_dir,
         max_concurrent_calls: 16,
+        ..RuntimeConfig::default()
     })
     .expect("runtime")
 }

@@ -10,6 +10,7 @@ use wasmtime::{Engine, PoolConcurrencyLimitError, Store, Trap, UpdateDeadline};
 
 use crate::bindings::{MapperPre, wit};
 use crate::convert::guest_message;
+use crate::hashpool::HashPool;
 use crate::state::CallState;
 
 /// How long a call waits for a free slot before it is refused as unavailable.
@@ -32,6 +33,8 @@ pub(crate) struct Shared {
     /// Bounds the calls in flight (and so the pooling allocator's slots in use).
     pub(crate) calls: Arc<Semaphore>,
     pub(crate) max_calls: usize,
+    /// Where `verify-password` hashes run.
+    pub(crate) hashes: HashPool,
 }
 
 /// What to ask the mapper after `configure`.
@@ -139,6 +142,7 @@ impl Callable {
             CallState::new(
                 Arc::clone(&self.name),
                 deadline,
+                self.shared.hashes.clone(),
                 self.memory_limit_bytes,
                 Arc::clone(&self.allowed_hosts),
                 self.deny_private_addresses,

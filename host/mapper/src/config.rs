@@ -15,6 +15,8 @@ pub struct RuntimeConfig {
     /// How many mapper calls may run at once; more wait briefly, then fail as unavailable.
     /// It also sizes the pooling allocator.
     pub max_concurrent_calls: usize,
+    /// Password hashes computed at once (`security.hash_workers`); 0 means one per core.
+    pub hash_workers: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -24,6 +26,7 @@ impl Default for RuntimeConfig {
         Self {
             cache_dir: None,
             max_concurrent_calls: defaults::MAPPER_MAX_CONCURRENT_CALLS,
+            hash_workers: defaults::HASH_WORKERS,
         }
     }
 }

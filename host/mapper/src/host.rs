@@ -4,7 +4,6 @@ use zeroize::Zeroizing;
 
 use crate::bindings::Level;
 use crate::bindings::interstate::mapper::{host, types};
-use crate::password;
 use crate::state::CallState;
 
 /// Longest log line kept; the rest is cut at a character boundary.
@@ -40,12 +39,11 @@ impl host::Host for CallState {
     }
 
     async fn verify_password(&mut self, password: String, hash: String) -> wasmtime::Result<bool> {
+        // PBKDF2 with 100k iterations or argon2 costs tens of milliseconds of CPU: it runs on
+        // the bounded hash pool, off the async workers, and not at all once the call's
+        // deadline has passed while it waited.
         let password = Zeroizing::new(password);
-        // PBKDF2 with 100k iterations or argon2 costs tens of milliseconds of CPU: keep it off
-        // the async workers.
-        let verified =
-            tokio::task::spawn_blocking(move || password::verify(&password, &hash)).await;
-        Ok(verified.unwrap_or(false))
+        Ok(self.hashes.verify(self.deadline, password, hash).await)
     }
 }
 

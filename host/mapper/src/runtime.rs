@@ -15,6 +15,7 @@ use crate::call::{CallError, Callable, Reply, Request, Shared};
 use crate::config::{MapperSettings, MapperSource, RuntimeConfig};
 use crate::convert;
 use crate::error::LoadError;
+use crate::hashpool::HashPool;
 use crate::inspect::{SUPPORTED_POLICY, Surface};
 use crate::mapper::{MapperInfo, WasmMapper};
 use crate::state::CallState;
@@ -89,6 +90,7 @@ impl MapperRuntime {
                 engine,
                 calls: Arc::new(Semaphore::new(max_calls)),
                 max_calls,
+                hashes: HashPool::new(config.hash_workers),
             }),
             linker: Arc::new(linker),
             cache,

@@ -8,6 +8,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::hashpool::HashPool;
 use crate::http::HttpPolicy;
 
 /// Core instances, tables and memories one store may create. Python components hold a dozen
@@ -93,6 +94,8 @@ pub(crate) struct CallState {
     pub(crate) mapper: Arc<str>,
     /// When this call must end.
     pub(crate) deadline: Instant,
+    /// The process's password-hash pool.
+    pub(crate) hashes: HashPool,
     /// Lines logged so far in this call.
     pub(crate) log_lines: u32,
     pub(crate) limiter: MemoryLimiter,
@@ -119,6 +122,7 @@ impl CallState {
     pub(crate) fn new(
         mapper: Arc<str>,
         deadline: Instant,
+        hashes: HashPool,
         memory_limit_bytes: u64,
         allowed_hosts: Arc<[String]>,
         deny_private_addresses: bool,
@@ -137,6 +141,7 @@ impl CallState {
             ),
             mapper,
             deadline,
+            hashes,
             log_lines: 0,
             limiter: MemoryLimiter::new(memory_limit_bytes),
             wasi,

@@ -148,6 +148,7 @@ async fn the_second_load_comes_from_the_disk_cache() {
     let config = RuntimeConfig {
         cache_dir: Some(cache_dir.clone()),
         max_concurrent_calls: 4,
+        ..RuntimeConfig::default()
     };
 
     let cold = MapperRuntime::new(config.clone()).unwrap();
@@ -210,6 +211,7 @@ async fn a_cache_directory_others_can_write_is_refused() {
     let config = |cache: &std::path::Path| RuntimeConfig {
         cache_dir: Some(cache.to_owned()),
         max_concurrent_calls: 4,
+        ..RuntimeConfig::default()
     };
     let err = MapperRuntime::new(config(&open)).unwrap_err().to_string();
     assert!(err.contains("writable by group or others"), "{err}");

@@ -20,6 +20,7 @@ pub fn runtime_with(max_concurrent_calls: usize) -> MapperRuntime {
     MapperRuntime::new(RuntimeConfig {
         cache_dir: None,
         max_concurrent_calls,
+        ..RuntimeConfig::default()
     })
     .unwrap()
 }
