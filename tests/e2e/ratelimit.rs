@@ -90,3 +90,47 @@ async fn guessing_one_user_is_capped_and_success_resets() {
     );
     broker.stop().await;
 }
+
+/// Issue #13 item 3: a rate-limited refusal costs what a wrong password costs (a dummy hash on
+/// the same pool), so its timing does not reveal the lock-out. Medians of a few tries, and a
+/// coarse bound (half), so that a busy machine does not make it flaky: without the dummy hash
+/// the refusal is tens of times faster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_refusal_takes_as_long_as_a_wrong_password() {
+    const TRIES: usize = 5;
+    let agent = FakeAgent::start(AgentBehaviour::Succeed).await;
+    let mut settings = simple_settings(agent.addr);
+    settings["security"] = serde_json::json!({"auth_failures_per_user": TRIES, "auth_failures_per_address": 1000, "auth_window_s": 300});
+    let broker = TestBroker::start(settings).await;
+    let stats = broker.running.broker.stats();
+    let mut client = TestClient::connect(broker.addr).await;
+    client.send(&msg::hello()).await;
+
+    let mut wrong = Vec::new();
+    for _ in 0..TRIES {
+        wrong.push(timed_wrong_password(&mut client).await);
+    }
+    let mut limited = Vec::new();
+    for _ in 0..TRIES {
+        limited.push(timed_wrong_password(&mut client).await);
+    }
+    assert_eq!(stats.rate_limited.load(Ordering::Relaxed), TRIES as u64);
+    wrong.sort();
+    limited.sort();
+    let (wrong, limited) = (wrong[TRIES / 2], limited[TRIES / 2]);
+    assert!(
+        limited * 2 >= wrong,
+        "a rate-limited refusal ({limited:?}) must take about as long as a wrong password ({wrong:?})"
+    );
+    broker.stop().await;
+}
+
+/// How long one refused login takes, end to end.
+async fn timed_wrong_password(client: &mut TestClient) -> std::time::Duration {
+    let started = std::time::Instant::now();
+    let auth = client
+        .send(&msg::authenticate("kolmogorov", "guess", None))
+        .await;
+    assert_eq!(result_id(&auth), "AUTH_FAILED_UNKNOWN_USERNAME_OR_PASSWORD");
+    started.elapsed()
+}

@@ -96,6 +96,15 @@ impl Mapper for WasmMapper {
         self.inner.info.domains.clone()
     }
 
+    /// An ILS PBKDF2 hash on the process's hash pool, within this mapper's call deadline.
+    fn spend_like_a_password_check(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let callable = &self.inner.callable;
+            let deadline = std::time::Instant::now() + callable.timeout;
+            callable.shared.hashes.spend_like_a_check(deadline).await;
+        })
+    }
+
     fn authenticate<'a>(
         &'a self,
         login: &'a PasswordLogin,

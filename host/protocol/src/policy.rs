@@ -363,4 +363,9 @@ pub trait Mapper: Send + Sync + 'static {
         desktop_id: &'a str,
         client: &'a ClientContext,
     ) -> BoxFuture<'a, Result<Allocation, MapperError>>;
+
+    /// Spends what checking one wrong password costs, without checking anything: the broker
+    /// refuses a rate-limited login without a mapper call, and this makes that refusal take
+    /// as long as a wrong password, so timing does not reveal the lock-out.
+    fn spend_like_a_password_check(&self) -> BoxFuture<'_, ()>;
 }

@@ -244,6 +244,8 @@ impl Exchange<'_> {
                 .stats
                 .rate_limited
                 .fetch_add(1, Ordering::Relaxed);
+            // Cost what a wrong password costs, so that timing does not reveal the lock-out.
+            self.generation.mapper.spend_like_a_password_check().await;
             return Ok(rate_limited(which));
         }
         self.broker
