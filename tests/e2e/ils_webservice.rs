@@ -16,7 +16,7 @@ use interstate_tools::wire::WireResponse;
 use interstate_tools::xml::element_text;
 use serde_json::json;
 
-use super::webservice::{Fault, USER, WebService};
+use super::webservice::{Fault, USER, WebService, log_in_and_list};
 
 /// ILS's `auth_username_suffix` in the example; the service expects it in the Basic
 /// credentials, and only there.
@@ -106,24 +106,7 @@ async fn ils_webservice_file_full_flow() {
     let mut client = TestClient::connect(broker.addr).await;
     let probe = client.send(&msg::probe()).await;
     assert!(probe.text().contains("<hello-resp>"), "{}", probe.text());
-    let hello = client.send(&msg::hello()).await;
-    assert!(
-        hello.text().contains("<domain>EXAMPLE</domain>"),
-        "{}",
-        hello.text()
-    );
-    let auth = client
-        .send(&msg::authenticate(USER, PASSWORD, Some("EXAMPLE")))
-        .await;
-    assert_eq!(
-        result_id(&auth),
-        "AUTH_SUCCESSFUL_AND_COMPLETE",
-        "{}",
-        auth.text()
-    );
-    let list = client.send(&msg::list()).await;
-    let text = list.text();
-    assert_eq!(result_id(&list), "LIST_SUCCESSFUL", "{text}");
+    let text = log_in_and_list(&mut client).await;
     assert!(
         text.contains("<resource-name>Elisabeth Taylor</resource-name>")
             && text.contains("<resource-name>James Dean</resource-name>"),

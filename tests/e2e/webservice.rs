@@ -226,6 +226,30 @@ impl WebService {
     }
 }
 
+/// hello (offering `EXAMPLE`), the service's user logged in, and a successful listing; returns
+/// the listing's XML.
+pub(crate) async fn log_in_and_list(client: &mut TestClient) -> String {
+    let hello = client.send(&msg::hello()).await;
+    assert!(
+        hello.text().contains("<domain>EXAMPLE</domain>"),
+        "{}",
+        hello.text()
+    );
+    let auth = client
+        .send(&msg::authenticate(USER, PASSWORD, Some("EXAMPLE")))
+        .await;
+    assert_eq!(
+        result_id(&auth),
+        "AUTH_SUCCESSFUL_AND_COMPLETE",
+        "{}",
+        auth.text()
+    );
+    let list = client.send(&msg::list()).await;
+    let text = list.text();
+    assert_eq!(result_id(&list), "LIST_SUCCESSFUL", "{text}");
+    text
+}
+
 fn settings(service: &WebService, agent: SocketAddr, allowed_hosts: Value) -> Value {
     let base = format!("http://{}", service.addr);
     json!({
@@ -253,24 +277,7 @@ async fn webservice_mapper_full_flow() {
     let broker = TestBroker::start(settings(&service, agent.addr, allowed)).await;
 
     let mut client = TestClient::connect(broker.addr).await;
-    let hello = client.send(&msg::hello()).await;
-    assert!(
-        hello.text().contains("<domain>EXAMPLE</domain>"),
-        "{}",
-        hello.text()
-    );
-    let auth = client
-        .send(&msg::authenticate(USER, PASSWORD, Some("EXAMPLE")))
-        .await;
-    assert_eq!(
-        result_id(&auth),
-        "AUTH_SUCCESSFUL_AND_COMPLETE",
-        "{}",
-        auth.text()
-    );
-    let list = client.send(&msg::list()).await;
-    let text = list.text();
-    assert_eq!(result_id(&list), "LIST_SUCCESSFUL", "{text}");
+    let text = log_in_and_list(&mut client).await;
     assert!(
         text.contains("<resource-name>Elisabeth Taylor</resource-name>"),
         "{text}"
