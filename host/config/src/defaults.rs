@@ -44,6 +44,11 @@ pub const MAPPER_CACHE_SUBDIR: &str = "interstate/components";
 
 /// `session.store`: in memory, nothing to install.
 pub const SESSION_STORE: SessionStore = SessionStore::Memory;
+/// `session.redis.key_prefix`: the start of every key the broker writes to Redis.
+pub const REDIS_KEY_PREFIX: &str = "interstate:";
+/// `session.redis.timeout_ms`: the deadline of one store call; past it, the request answers
+/// `ERR_BROKER_SYS_FAILED` rather than hang on a Redis that is gone.
+pub const REDIS_TIMEOUT_MS: u64 = 2_000;
 /// `session.idle_timeout_s`: a broker session unused this long ends.
 pub const SESSION_IDLE_TIMEOUT_S: u64 = 600;
 /// `session.absolute_timeout_s`: a broker session ends this long after its hello.

@@ -36,15 +36,16 @@ mod values;
 pub use crate::error::SettingsError;
 pub use crate::fence::{AgentFence, Cidr, is_host_name};
 pub use crate::raw::{
-    RawAdmin, RawAgent, RawAgentTls, RawBeaker, RawLogging, RawMapper, RawMapperLimits,
-    RawSecurity, RawServer, RawSession, RawSettings,
+    RawAdmin, RawAgent, RawAgentTls, RawBeaker, RawLogging, RawMapper, RawMapperLimits, RawRedis,
+    RawSecurity, RawSentinel, RawServer, RawSession, RawSettings,
 };
 pub use crate::restart::RESTART_ONLY;
 pub use crate::sections::{
-    AgentConfig, AgentVerify, MapperConfig, PluginSource, RateLimits, ServerConfig, SessionConfig,
+    AgentConfig, AgentVerify, MapperConfig, PluginSource, RateLimits, RedisConfig, RedisTopology,
+    ServerConfig, SessionConfig, StoreConfig,
 };
 pub use crate::settings::Settings;
-pub use crate::validate::parse_fingerprint;
+pub use crate::validate::{parse_fingerprint, redact_url};
 pub use crate::values::{BeakerType, LogFormat, LogLevel, RawPlugin, SessionStore, VerifyMode};
 
 #[cfg(test)]

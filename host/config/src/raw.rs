@@ -73,7 +73,9 @@ impl Default for RawLogging {
     }
 }
 
-/// `beaker` (ILS's session library). Kept so that ILS files load; ignored.
+/// `beaker` (ILS's session library). Kept so that ILS files load: `ext:redis` with a `url` means
+/// the Redis store; every other type means the memory store (sessions are never written to
+/// files).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawBeaker {
@@ -82,6 +84,8 @@ pub struct RawBeaker {
     pub kind: BeakerType,
     /// ILS: where file sessions lived.
     pub data_dir: String,
+    /// ILS: the Redis URL of an `ext:redis` store.
+    pub url: Option<String>,
 }
 
 impl Default for RawBeaker {
@@ -89,6 +93,7 @@ impl Default for RawBeaker {
         Self {
             kind: d::BEAKER_TYPE,
             data_dir: d::BEAKER_DATA_DIR.to_owned(),
+            url: None,
         }
     }
 }
@@ -154,10 +159,12 @@ impl Default for RawMapperLimits {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawSession {
-    /// `memory` (the only store so far).
+    /// `memory` or `redis`.
     pub store: SessionStore,
-    /// The store URL (Redis).
-    pub url: Option<String>,
+    /// The Redis store's servers and keys.
+    pub redis: RawRedis,
+    /// The file of keys that seal what a shared store keeps (required with `redis`).
+    pub key_file: Option<String>,
     /// A session unused this long ends.
     pub idle_timeout_s: u64,
     /// A session ends this long after its hello, used or not.
@@ -174,7 +181,8 @@ impl Default for RawSession {
     fn default() -> Self {
         Self {
             store: d::SESSION_STORE,
-            url: None,
+            redis: RawRedis::default(),
+            key_file: None,
             idle_timeout_s: d::SESSION_IDLE_TIMEOUT_S,
             absolute_timeout_s: d::SESSION_ABSOLUTE_TIMEOUT_S,
             max_sessions: d::SESSION_MAX_SESSIONS,
@@ -182,6 +190,34 @@ impl Default for RawSession {
             max_unauthenticated_per_address: d::SESSION_MAX_UNAUTHENTICATED_PER_ADDRESS,
         }
     }
+}
+
+/// `session.redis`: one of `url`, `cluster` or `sentinel`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRedis {
+    /// One server (or a proxy): `redis://` or `rediss://` (TLS).
+    pub url: Option<String>,
+    /// Seed nodes of a Redis Cluster.
+    pub cluster: Vec<String>,
+    /// Sentinels and the name of the master they watch.
+    pub sentinel: Option<RawSentinel>,
+    /// Prefix of every key the broker writes.
+    pub key_prefix: Option<String>,
+    /// Deadline of one store call, in milliseconds.
+    pub timeout_ms: Option<u64>,
+    /// PEM file of the CA that signs the servers' certificates (`rediss://`).
+    pub ca_file: Option<String>,
+}
+
+/// `session.redis.sentinel`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSentinel {
+    /// The sentinels: `redis://host:port`.
+    pub urls: Vec<String>,
+    /// The master's name (`sentinel monitor NAME ...`).
+    pub master_name: String,
 }
 
 /// `agent`.

@@ -20,13 +20,14 @@ pub const RESTART_ONLY: &[&str] = &[
     "mapper.limits.max_concurrent_calls",
     "server.generated_cert_dir",
     "security.hash_workers",
+    "session.store",
 ];
 
 /// Whether two settings differ in one key.
 type Differs = fn(&Settings, &Settings) -> bool;
 
 /// How to tell, for each key of [`RESTART_ONLY`] (same order), whether two settings differ.
-const DIFFERS: [(&str, Differs); 10] = [
+const DIFFERS: [(&str, Differs); 11] = [
     ("server.host", |a, b| a.server.host != b.server.host),
     ("server.port", |a, b| a.server.port != b.server.port),
     ("logging.level", |a, b| a.log_level != b.log_level),
@@ -44,6 +45,19 @@ const DIFFERS: [(&str, Differs); 10] = [
     }),
     ("security.hash_workers", |a, b| {
         a.rate_limits.hash_workers != b.rate_limits.hash_workers
+    }),
+    ("session.store", |a, b| {
+        // The connection is made once; a new key file is read on reload (key rotation).
+        let servers = |s: &Settings| match &s.session.store {
+            crate::sections::StoreConfig::Memory => None,
+            crate::sections::StoreConfig::Redis(r) => Some((
+                r.topology.clone(),
+                r.key_prefix.clone(),
+                r.timeout,
+                r.ca_file.clone(),
+            )),
+        };
+        servers(a) != servers(b)
     }),
 ];
 

@@ -74,6 +74,50 @@ pub struct SessionConfig {
     pub unauthenticated_timeout: Duration,
     /// Sessions nobody has logged in to, per client address.
     pub max_unauthenticated_per_address: usize,
+    /// Where sessions live (restart only).
+    pub store: StoreConfig,
+}
+
+/// Where sessions, failure counts and agent pins live (`session.store`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// In this process: nothing to install, one node.
+    #[default]
+    Memory,
+    /// In Redis (or Valkey), shared by every node.
+    Redis(RedisConfig),
+}
+
+/// `session.redis` and `session.key_file`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// Which servers.
+    pub topology: RedisTopology,
+    /// Prefix of every key written.
+    pub key_prefix: String,
+    /// Deadline of one store call.
+    pub timeout: Duration,
+    /// The CA of the servers' certificates (`rediss://`), instead of the system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// The sealing keys' file: the first key seals, every key opens (rotation). Re-read on
+    /// reload.
+    pub key_file: PathBuf,
+}
+
+/// The Redis servers the store talks to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisTopology {
+    /// One server (`redis://` or `rediss://`).
+    Single(String),
+    /// A Redis Cluster, by its seed nodes.
+    Cluster(Vec<String>),
+    /// The master that sentinels name.
+    Sentinel {
+        /// The sentinels.
+        urls: Vec<String>,
+        /// The master's name.
+        master_name: String,
+    },
 }
 
 impl Default for SessionConfig {
@@ -84,6 +128,7 @@ impl Default for SessionConfig {
             max_sessions: d::SESSION_MAX_SESSIONS,
             unauthenticated_timeout: Duration::from_secs(d::SESSION_UNAUTHENTICATED_TIMEOUT_S),
             max_unauthenticated_per_address: d::SESSION_MAX_UNAUTHENTICATED_PER_ADDRESS,
+            store: StoreConfig::Memory,
         }
     }
 }

@@ -81,8 +81,30 @@ fn misspelt_enum_values_name_the_key_and_the_spellings() {
         ),
         (
             r#"{"session": {"store": "redis"}}"#,
-            "session.store",
-            "not available",
+            "session.redis",
+            ".sentinel",
+        ),
+        (
+            r#"{"session": {"store": "redis", "redis": {"url": "redis://127.0.0.1:6379"}}}"#,
+            "session.key_file",
+            "interstate session-key new",
+        ),
+        (
+            r#"{"session": {"store": "redis", "key_file": "k",
+                "redis": {"url": "http://:pw@10.0.0.1:6379"}}}"#,
+            "session.redis.url",
+            "http://***@10.0.0.1",
+        ),
+        (
+            r#"{"session": {"store": "redis", "key_file": "k",
+                "redis": {"url": "redis://a:1", "cluster": ["redis://b:2"]}}}"#,
+            "session.redis",
+            "only one",
+        ),
+        (
+            r#"{"beaker": {"type": "ext:redis"}, "session": {"key_file": "k"}}"#,
+            "beaker.url",
+            "redis://",
         ),
         (
             r#"{"agent": {"tls": {"verify": "on"}}}"#,
@@ -301,4 +323,52 @@ fn hash_workers_is_bounded() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("security.hash_workers"), "{err}");
+}
+
+#[test]
+fn an_ils_beaker_redis_store_means_the_redis_store() {
+    let settings = Settings::parse(
+        r#"{"beaker": {"type": "ext:redis", "url": "redis://10.0.0.5:6379/2"},
+            "session": {"key_file": "keys/session.key"}}"#,
+        Path::new("/etc/ils/settings.json"),
+    )
+    .expect("valid");
+    let crate::StoreConfig::Redis(redis) = settings.session.store else {
+        panic!("expected the redis store");
+    };
+    assert_eq!(
+        redis.topology,
+        crate::RedisTopology::Single("redis://10.0.0.5:6379/2".into())
+    );
+    assert_eq!(redis.key_prefix, "interstate:");
+    assert_eq!(redis.key_file, Path::new("/etc/ils/keys/session.key"));
+}
+
+#[test]
+fn a_cluster_and_sentinels_are_named_by_their_nodes() {
+    let settings = Settings::parse(
+        r#"{"session": {"store": "redis", "key_file": "/k",
+            "redis": {"sentinel": {"urls": ["redis://10.0.0.1:26379"], "master_name": "main"},
+                      "key_prefix": "studio-a:", "timeout_ms": 500}}}"#,
+        Path::new("s.json"),
+    )
+    .expect("valid");
+    let crate::StoreConfig::Redis(redis) = &settings.session.store else {
+        panic!("expected the redis store");
+    };
+    assert_eq!(
+        redis.topology,
+        crate::RedisTopology::Sentinel {
+            urls: vec!["redis://10.0.0.1:26379".into()],
+            master_name: "main".into()
+        }
+    );
+    assert_eq!(redis.timeout, std::time::Duration::from_millis(500));
+    let other = Settings::parse(
+        r#"{"session": {"store": "redis", "key_file": "/k",
+            "redis": {"cluster": ["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"]}}}"#,
+        Path::new("s.json"),
+    )
+    .expect("valid");
+    assert_eq!(settings.restart_required(&other), vec!["session.store"]);
 }

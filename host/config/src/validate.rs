@@ -10,19 +10,22 @@ use crate::defaults;
 use crate::error::SettingsError;
 use crate::fence::AgentFence;
 use crate::origin::Origin;
-use crate::raw::{RawAdmin, RawAgent, RawMapper, RawSecurity, RawServer, RawSession, RawSettings};
+use crate::raw::{
+    RawAdmin, RawAgent, RawBeaker, RawMapper, RawRedis, RawSecurity, RawServer, RawSession,
+    RawSettings,
+};
 use crate::sections::{
-    AgentConfig, AgentVerify, MIB, MapperConfig, PluginSource, RateLimits, ServerConfig,
-    SessionConfig,
+    AgentConfig, AgentVerify, MIB, MapperConfig, PluginSource, RateLimits, RedisConfig,
+    RedisTopology, ServerConfig, SessionConfig, StoreConfig,
 };
 use crate::settings::Settings;
-use crate::values::{LogFormat, RawPlugin, SessionStore, VerifyMode};
+use crate::values::{BeakerType, LogFormat, RawPlugin, SessionStore, VerifyMode};
 
 /// Validates every section of `raw`, read from `path`.
 pub(crate) fn settings(raw: RawSettings, path: &Path) -> Result<Settings, SettingsError> {
     let origin = Origin::new(path);
     let mapper = mapper(&raw.mapper, &origin)?;
-    let session = session(&raw.session, &origin)?;
+    let session = session(&raw.session, &raw.beaker, &origin)?;
     let agent = agent(&raw.agent, &origin)?;
     let server = server(&raw.server, &origin)?;
     let rate_limits = security(&raw.security, &origin)?;
@@ -123,13 +126,12 @@ fn allowed_host_shape(entry: &str) -> bool {
     !host.is_empty() && !host.contains('/') && !host.contains(char::is_whitespace)
 }
 
-fn session(raw: &RawSession, origin: &Origin<'_>) -> Result<SessionConfig, SettingsError> {
-    if raw.store == SessionStore::Redis {
-        return Err(origin.bad(
-            "session.store",
-            "the redis store is not available in this build yet; use \"memory\"",
-        ));
-    }
+fn session(
+    raw: &RawSession,
+    beaker: &RawBeaker,
+    origin: &Origin<'_>,
+) -> Result<SessionConfig, SettingsError> {
+    let store = store(raw, beaker, origin)?;
     origin.within(
         "session.idle_timeout_s",
         raw.idle_timeout_s,
@@ -169,7 +171,138 @@ fn session(raw: &RawSession, origin: &Origin<'_>) -> Result<SessionConfig, Setti
             raw.unauthenticated_timeout_s.min(raw.idle_timeout_s),
         ),
         max_unauthenticated_per_address: raw.max_unauthenticated_per_address,
+        store,
     })
+}
+
+/// `session.store`, `session.redis` and `session.key_file`; an ILS `beaker` of type `ext:redis`
+/// with a `url` means the same as `session.redis.url`.
+fn store(
+    raw: &RawSession,
+    beaker: &RawBeaker,
+    origin: &Origin<'_>,
+) -> Result<StoreConfig, SettingsError> {
+    let ils_redis = beaker.kind == BeakerType::Ext("redis".into());
+    if raw.store == SessionStore::Memory && !ils_redis {
+        return Ok(StoreConfig::Memory);
+    }
+    let mut redis = raw.redis.clone();
+    if ils_redis && redis.url.is_none() && redis.cluster.is_empty() && redis.sentinel.is_none() {
+        redis.url = Some(beaker.url.clone().ok_or_else(|| {
+            origin.bad(
+                "beaker.url",
+                "an ext:redis session store needs the Redis URL (redis://host:6379/0)",
+            )
+        })?);
+    }
+    let topology = redis_topology(&redis, origin)?;
+    let key_file = raw
+        .key_file
+        .as_deref()
+        .filter(|f| !f.is_empty())
+        .ok_or_else(|| {
+            origin.bad(
+                "session.key_file",
+                "the redis store seals what it keeps with keys every node shares: create a key \
+             file with `interstate session-key new FILE`, copy it to every node and name it here",
+            )
+        })?;
+    let timeout_ms = redis.timeout_ms.unwrap_or(defaults::REDIS_TIMEOUT_MS);
+    origin.within(
+        "session.redis.timeout_ms",
+        timeout_ms,
+        10..=60_000,
+        "expected 10 to 60000 milliseconds",
+    )?;
+    let key_prefix = redis
+        .key_prefix
+        .clone()
+        .unwrap_or_else(|| defaults::REDIS_KEY_PREFIX.to_owned());
+    if key_prefix.len() > 64
+        || key_prefix.contains(['{', '}'])
+        || key_prefix.contains(char::is_whitespace)
+    {
+        return Err(origin.bad(
+            "session.redis.key_prefix",
+            "expected at most 64 characters, without braces or spaces",
+        ));
+    }
+    Ok(StoreConfig::Redis(RedisConfig {
+        topology,
+        key_prefix,
+        timeout: Duration::from_millis(timeout_ms),
+        ca_file: redis.ca_file.as_deref().map(|f| origin.resolve(f)),
+        key_file: origin.resolve(key_file),
+    }))
+}
+
+/// Exactly one of `session.redis.url`, `.cluster` and `.sentinel`, with URLs the client can use.
+fn redis_topology(raw: &RawRedis, origin: &Origin<'_>) -> Result<RedisTopology, SettingsError> {
+    let check = |key: &str, url: &str| {
+        if url.starts_with("redis://") || url.starts_with("rediss://") {
+            Ok(())
+        } else {
+            Err(origin.bad(
+                key,
+                format!(
+                    "expected a redis:// or rediss:// URL, got {:?}",
+                    redact_url(url)
+                ),
+            ))
+        }
+    };
+    match (&raw.url, raw.cluster.is_empty(), &raw.sentinel) {
+        (Some(url), true, None) => {
+            check("session.redis.url", url)?;
+            Ok(RedisTopology::Single(url.clone()))
+        }
+        (None, false, None) => {
+            for url in &raw.cluster {
+                check("session.redis.cluster", url)?;
+            }
+            Ok(RedisTopology::Cluster(raw.cluster.clone()))
+        }
+        (None, true, Some(sentinel)) => {
+            if sentinel.urls.is_empty() {
+                return Err(origin.bad(
+                    "session.redis.sentinel.urls",
+                    "expected at least one sentinel",
+                ));
+            }
+            for url in &sentinel.urls {
+                check("session.redis.sentinel.urls", url)?;
+            }
+            if sentinel.master_name.is_empty() {
+                return Err(origin.bad(
+                    "session.redis.sentinel.master_name",
+                    "expected the name the sentinels monitor",
+                ));
+            }
+            Ok(RedisTopology::Sentinel {
+                urls: sentinel.urls.clone(),
+                master_name: sentinel.master_name.clone(),
+            })
+        }
+        (None, true, None) => Err(origin.bad(
+            "session.redis",
+            "the redis store needs session.redis.url (one server), .cluster (seed nodes) or \
+             .sentinel ({\"urls\": [...], \"master_name\": ...})",
+        )),
+        _ => Err(origin.bad(
+            "session.redis",
+            "give only one of session.redis.url, .cluster and .sentinel",
+        )),
+    }
+}
+
+/// A Redis URL without its password, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***{}", &url[..scheme], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
 }
 
 fn agent(raw: &RawAgent, origin: &Origin<'_>) -> Result<AgentConfig, SettingsError> {

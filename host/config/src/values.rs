@@ -149,7 +149,7 @@ impl From<BeakerType> for String {
 pub enum SessionStore {
     /// In this process (`memory`).
     Memory,
-    /// Redis or Valkey (`redis`): spelled already, refused until the store exists.
+    /// Redis or Valkey (`redis`), shared by every node of the broker.
     Redis,
 }
 
@@ -160,7 +160,7 @@ impl TryFrom<String> for SessionStore {
         match text.as_str() {
             "memory" => Ok(Self::Memory),
             "redis" => Ok(Self::Redis),
-            other => Err(format!("expected \"memory\", got {other:?}")),
+            other => Err(format!("expected \"memory\" or \"redis\", got {other:?}")),
         }
     }
 }

@@ -48,5 +48,6 @@ pub use reply::{
 pub use result_id::{AllocResult, AuthResult, ErrorId, ListResult};
 pub use session::{
     AgentFailure, AllocStep, LaunchRequest, Limits, PendingAllocation, PendingDialog,
-    PendingLaunch, PendingListing, PendingLogin, Phase, Session, Step, hello_reply,
+    PendingLaunch, PendingListing, PendingLogin, Phase, RecordError, Session, SessionRecord, Step,
+    hello_reply,
 };

@@ -43,6 +43,20 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Serialized as the plain string: only for a session record that is sealed before it leaves the
+/// process (the broker's session store).
+impl serde::Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.expose())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Secret::new)
+    }
+}
+
 impl From<String> for Secret {
     fn from(value: String) -> Self {
         Self::new(value)
@@ -51,7 +65,7 @@ impl From<String> for Secret {
 
 /// What the broker knows about the connecting client (WIT `client-info`). Every field comes
 /// from the network; empty when unknown.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ClientContext {
     /// The client's address as the broker saw it (after trusted `X-Forwarded-For`).
     pub address: String,
@@ -83,7 +97,7 @@ pub struct PasswordLogin {
 }
 
 /// One opaque attribute a mapper attaches to an identity.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Attribute {
     /// The key.
     pub key: String,
@@ -92,7 +106,7 @@ pub struct Attribute {
 }
 
 /// A user the mapper accepted (WIT `identity`).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Identity {
     /// The user name for the agent's logon.
     pub username: String,
@@ -183,7 +197,7 @@ pub struct FieldAnswer {
 }
 
 /// How a desktop is delivered (WIT `session-kind`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SessionKind {
     /// A whole machine (`VDI`).
     #[default]
@@ -193,7 +207,7 @@ pub enum SessionKind {
 }
 
 /// The machine state shown to the client (WIT `desktop-state`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum DesktopState {
     /// Not known (what ILS always sent).
     #[default]
@@ -208,7 +222,7 @@ pub enum DesktopState {
 
 /// A desktop's health as the client shows it (`health-state`). `HEALTHY` was seen with the real
 /// client library (reference §11 \[R\]); `UNHEALTHY` is inferred from it \[I\].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum HealthState {
     /// `HEALTHY`.
     Healthy,
@@ -217,7 +231,7 @@ pub enum HealthState {
 }
 
 /// An operation the client may offer (WIT `operation`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Operation {
     /// `CMD_OS_RESTART`.
     Restart,
@@ -228,7 +242,7 @@ pub enum Operation {
 }
 
 /// A desktop a user may connect to (WIT `desktop`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Desktop {
     /// Stable id, unique for the user.
     pub id: String,

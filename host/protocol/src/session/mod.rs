@@ -33,12 +33,14 @@ use crate::result_id::{AllocResult, AuthResult, ErrorId, ListResult};
 
 pub mod alloc;
 pub mod auth;
+mod record;
 mod reply;
 
 pub use alloc::{
     AgentFailure, AllocStep, LaunchRequest, PendingAllocation, PendingLaunch, PendingListing,
 };
 pub use auth::{PendingDialog, PendingLogin};
+pub use record::{RecordError, SessionRecord};
 
 use reply::{alloc_failure, auth_reply, list_reply, printable};
 

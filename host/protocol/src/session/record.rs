@@ -1,0 +1,184 @@
+//! A session as a store outside this process keeps it: a [`SessionRecord`] (serde) for the
+//! state, and the typed password apart from it.
+//!
+//! The password is split off so that a store can keep it under its own key with its own expiry
+//! and delete it the moment the agent has it (issue: secrets at rest). The record still holds
+//! the mapper's dialog state and the user's identity, so a store that writes it outside the
+//! process seals it first (the broker's Redis store does).
+
+use serde::{Deserialize, Serialize};
+
+use super::{Login, Session, State};
+use crate::policy::{ClientContext, Desktop, Identity, Secret};
+
+/// Everything of a [`Session`] but the typed password.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SessionRecord {
+    created_at: u64,
+    last_seen: u64,
+    client: ClientContext,
+    caps: Vec<String>,
+    state: StateRecord,
+}
+
+/// [`State`] without the password.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all = "snake_case")]
+enum StateRecord {
+    Anonymous,
+    Challenged {
+        domain: String,
+        challenge: Secret,
+    },
+    Authenticated {
+        domain: String,
+        identity: Identity,
+        listing: Vec<Desktop>,
+    },
+    Allocated {
+        identity: Identity,
+        listing: Vec<Desktop>,
+    },
+}
+
+/// Why a record and a password do not make a session.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecordError {
+    /// The session holds a login, but its password is gone (it expired on its own).
+    #[error("the session's password is gone")]
+    PasswordMissing,
+}
+
+impl Session {
+    /// The session's record, and the password it leaves out (while the session keeps one).
+    pub fn to_record(&self) -> (SessionRecord, Option<Secret>) {
+        let (state, password) = match &self.state {
+            State::Anonymous => (StateRecord::Anonymous, None),
+            State::Challenged { login, challenge } => (
+                StateRecord::Challenged {
+                    domain: login.domain.clone(),
+                    challenge: challenge.clone(),
+                },
+                Some(login.password.clone()),
+            ),
+            State::Authenticated {
+                login,
+                identity,
+                listing,
+            } => (
+                StateRecord::Authenticated {
+                    domain: login.domain.clone(),
+                    identity: identity.clone(),
+                    listing: listing.clone(),
+                },
+                Some(login.password.clone()),
+            ),
+            State::Allocated { identity, listing } => (
+                StateRecord::Allocated {
+                    identity: identity.clone(),
+                    listing: listing.clone(),
+                },
+                None,
+            ),
+        };
+        let record = SessionRecord {
+            created_at: self.created_at,
+            last_seen: self.last_seen,
+            client: self.client.clone(),
+            caps: self.caps.clone(),
+            state,
+        };
+        (record, password)
+    }
+
+    /// The session a record and its password (when it keeps one) make.
+    pub fn from_record(
+        record: SessionRecord,
+        password: Option<Secret>,
+    ) -> Result<Session, RecordError> {
+        let login = |domain: String| match password {
+            Some(password) => Ok(Login { password, domain }),
+            None => Err(RecordError::PasswordMissing),
+        };
+        let state = match record.state {
+            StateRecord::Anonymous => State::Anonymous,
+            StateRecord::Challenged { domain, challenge } => State::Challenged {
+                login: login(domain)?,
+                challenge,
+            },
+            StateRecord::Authenticated {
+                domain,
+                identity,
+                listing,
+            } => State::Authenticated {
+                login: login(domain)?,
+                identity,
+                listing,
+            },
+            StateRecord::Allocated { identity, listing } => State::Allocated { identity, listing },
+        };
+        Ok(Session {
+            created_at: record.created_at,
+            last_seen: record.last_seen,
+            client: record.client,
+            caps: record.caps,
+            state,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::Phase;
+
+    fn authenticated() -> Session {
+        Session {
+            created_at: 5,
+            last_seen: 9,
+            client: ClientContext {
+                address: "192.0.2.7".into(),
+                ..ClientContext::default()
+            },
+            caps: vec!["CAP_DIALOG_AUTHENTICATION".into()],
+            state: State::Authenticated {
+                login: Login {
+                    password: Secret::new("hunter2"),
+                    domain: "STUDIO".into(),
+                },
+                identity: Identity {
+                    username: "ada".into(),
+                    domain: "STUDIO".into(),
+                    attributes: Vec::new(),
+                },
+                listing: Vec::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn a_record_round_trips_and_leaves_the_password_out() {
+        let session = authenticated();
+        let (record, password) = session.to_record();
+        let json = serde_json::to_string(&record).unwrap_or_default();
+        assert!(!json.contains("hunter2"), "{json}");
+        assert!(json.contains("\"phase\":\"authenticated\""), "{json}");
+        let back: SessionRecord = serde_json::from_str(&json).expect("parses");
+        let again = Session::from_record(back, password).expect("whole");
+        assert_eq!(again.phase(), Phase::Authenticated);
+        assert_eq!(again.created_at(), 5);
+        assert_eq!(again.last_seen(), 9);
+        assert_eq!(again.identity().map(|i| i.username.as_str()), Some("ada"));
+        assert!(again.holds_password());
+    }
+
+    #[test]
+    fn a_login_without_its_password_is_refused() {
+        let (record, _) = authenticated().to_record();
+        assert_eq!(
+            Session::from_record(record, None).err(),
+            Some(RecordError::PasswordMissing)
+        );
+    }
+}
