@@ -39,7 +39,13 @@ async fn a_spoofing_agent_with_another_certificate_never_sees_the_password() {
         .expect("the first certificate is trusted");
     assert_eq!(agent.received.lock().unwrap().len(), 1);
     let key = pin_key(&agent_addr.ip().to_string(), agent_addr.port());
-    let first_pin = broker.running.pins.pin(&key).await.expect("pinned");
+    let first_pin = broker
+        .running
+        .pins
+        .pin(&key)
+        .await
+        .expect("the memory store answers")
+        .expect("pinned");
     // The same agent again: same certificate, accepted.
     flow(broker.addr, "kolmogorov", PASSWORD)
         .await
@@ -59,11 +65,16 @@ async fn a_spoofing_agent_with_another_certificate_never_sees_the_password() {
     );
     assert_eq!(stats.agent_certificate_refused.load(Ordering::Relaxed), 1);
     assert_eq!(
-        broker.running.pins.pin(&key).await,
+        broker
+            .running
+            .pins
+            .pin(&key)
+            .await
+            .expect("the memory store answers"),
         Some(first_pin),
         "a refused certificate does not replace the pin"
     );
-    let metrics = interstate::admin::metrics(&broker.running);
+    let metrics = interstate::admin::metrics(&broker.running).await;
     assert!(
         metrics.contains("interstate_agent_certificate_refused_total 1"),
         "{metrics}"
@@ -84,7 +95,15 @@ async fn a_spoofing_agent_with_another_certificate_never_sees_the_password() {
     let target = format!("/agents/forget?agent={agent_addr}");
     let refused = admin(admin_addr, "POST", &target, "wrong").await;
     assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
-    assert!(broker.running.pins.pin(&key).await.is_some());
+    assert!(
+        broker
+            .running
+            .pins
+            .pin(&key)
+            .await
+            .expect("the memory store answers")
+            .is_some()
+    );
     let answer = admin(
         admin_addr,
         "GET",
@@ -100,7 +119,13 @@ async fn a_spoofing_agent_with_another_certificate_never_sees_the_password() {
         .await
         .expect("after the operator forgot the pin, the new certificate is pinned");
     assert_eq!(spoofer.received.lock().unwrap().len(), 1);
-    let second_pin = broker.running.pins.pin(&key).await.expect("pinned again");
+    let second_pin = broker
+        .running
+        .pins
+        .pin(&key)
+        .await
+        .expect("the memory store answers")
+        .expect("pinned again");
     assert_ne!(first_pin, second_pin);
 
     // `trust` pins a given fingerprint: the first certificate again, so the current agent

@@ -144,12 +144,16 @@ impl Setup {
         let session = store
             .checkout(SessionKey::Id(id))
             .await
+            .expect("the memory store answers")
             .expect("the session is live");
         let seen = (
             session.holds_password(),
             format!("{:?} {:#?}", *session, *session),
         );
-        store.commit(session, true).await;
+        store
+            .commit(session, true)
+            .await
+            .expect("the memory store answers");
         seen
     }
 

@@ -1,6 +1,7 @@
 //! The operator listener: health, metrics and reload, on its own address (usually loopback).
 //!
-//! - `GET /healthz`: `ok` while the broker serves.
+//! - `GET /healthz`: `ok` while the broker serves; 503 `not ready` while its session store
+//!   cannot be reached (a load balancer then sends clients to another node).
 //! - `GET /metrics`: Prometheus text.
 //! - `POST /reload`: re-reads the settings and swaps in the new generation; answers 200 with
 //!   `reloaded` (naming the changed keys that need a restart, if any), or 409 with the reason
@@ -107,9 +108,12 @@ async fn handle<B>(
         );
     }
     match (request.method(), request.uri().path()) {
-        (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n".into()),
+        (&Method::GET, "/healthz") => match running.broker.store().ready().await {
+            Ok(()) => text(StatusCode::OK, "ok\n".into()),
+            Err(e) => text(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}\n")),
+        },
         (&Method::GET, "/metrics") => {
-            let mut response = text(StatusCode::OK, metrics(running));
+            let mut response = text(StatusCode::OK, metrics(running).await);
             response.headers_mut().insert(
                 http::header::CONTENT_TYPE,
                 http::HeaderValue::from_static("text/plain; version=0.0.4"),
@@ -164,11 +168,15 @@ async fn agents(
     let pins = &running.pins;
     match (method, path) {
         (&Method::GET, "/agents/pin") => match pins.pin(&agent).await {
-            Some(pin) => text(StatusCode::OK, format!("{agent} {}\n", hex::encode(pin))),
-            None => text(StatusCode::NOT_FOUND, format!("{agent} has no pin\n")),
+            Ok(Some(pin)) => text(StatusCode::OK, format!("{agent} {}\n", hex::encode(pin))),
+            Ok(None) => text(StatusCode::NOT_FOUND, format!("{agent} has no pin\n")),
+            Err(e) => store_unavailable(&e),
         },
         (&Method::POST, "/agents/forget") => {
-            let old = pins.set_pin(&agent, None).await;
+            let old = match pins.set_pin(&agent, None).await {
+                Ok(old) => old,
+                Err(e) => return store_unavailable(&e),
+            };
             warn!(%peer, %agent, old = ?old.map(hex::encode), "agent pin forgotten by the operator");
             match old {
                 Some(old) => text(
@@ -188,7 +196,10 @@ async fn agents(
                     "expected &fingerprint=SHA256 (64 hex digits, colons allowed)\n".into(),
                 );
             };
-            let old = pins.set_pin(&agent, Some(pin)).await;
+            let old = match pins.set_pin(&agent, Some(pin)).await {
+                Ok(old) => old,
+                Err(e) => return store_unavailable(&e),
+            };
             warn!(%peer, %agent, old = ?old.map(hex::encode), new = %hex::encode(pin), "agent pin set by the operator");
             text(
                 StatusCode::OK,
@@ -220,6 +231,12 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The answer when the store holding the pins cannot be reached.
+fn store_unavailable(e: &crate::store::StoreError) -> Response<ChunkedBody> {
+    warn!(error = %e, "agent pin request failed");
+    text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n"))
+}
+
 fn text(status: StatusCode, body: String) -> Response<ChunkedBody> {
     let mut response = Response::new(ChunkedBody::new(body));
     *response.status_mut() = status;
@@ -231,7 +248,7 @@ fn text(status: StatusCode, body: String) -> Response<ChunkedBody> {
 }
 
 /// The Prometheus exposition of the broker's counters.
-pub fn metrics(running: &Running) -> String {
+pub async fn metrics(running: &Running) -> String {
     let broker = &running.broker;
     let stats = broker.stats();
     let counters = [
@@ -272,9 +289,11 @@ pub fn metrics(running: &Running) -> String {
             "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
         ));
     }
-    out.push_str(&format!(
-        "# HELP interstate_sessions Live broker sessions.\n# TYPE interstate_sessions gauge\ninterstate_sessions {}\n",
-        broker.store().len()
-    ));
+    // A store that cannot be reached has no count: the gauge is left out, not reported as 0.
+    if let Ok(live) = broker.store().live_sessions().await {
+        out.push_str(&format!(
+            "# HELP interstate_sessions Live broker sessions.\n# TYPE interstate_sessions gauge\ninterstate_sessions {live}\n",
+        ));
+    }
     out
 }

@@ -13,11 +13,13 @@ use tracing::info;
 
 use crate::agent::{AgentClient, AgentSetupError};
 use crate::clock::Clock;
+use crate::ratelimit::{AttemptCounter, MemoryCounter, RedisCounter};
 use crate::server::{self, ConnectionCap};
 use crate::service::{Broker, Generation, store_limits};
 use crate::settings::AgentVerify;
+use crate::settings::StoreConfig;
 use crate::settings::{PluginSource, Settings};
-use crate::store::{MemoryStore, PinStore};
+use crate::store::{MemoryStore, PinStore, RedisStore, SealKeys, SessionStore};
 use crate::tls::{Identity, TlsError};
 
 /// Why the broker could not start (or reload).
@@ -38,6 +40,9 @@ pub enum StartError {
     /// The agent client settings.
     #[error(transparent)]
     Agent(#[from] AgentSetupError),
+    /// The session store could not be opened (or its key file read).
+    #[error("session store: {0}")]
+    Store(String),
     /// The listener.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -148,6 +153,8 @@ pub struct Running {
     pub runtime: Arc<MapperRuntime>,
     /// The agent certificate pins (the session store), shared by every generation.
     pub pins: Arc<dyn PinStore>,
+    /// The shared store, when sessions live in Redis (a reload re-reads its key file).
+    redis: Option<Arc<RedisStore>>,
     tls: watch::Sender<Arc<rustls::ServerConfig>>,
     connections: Arc<ConnectionCap>,
     stopped: watch::Receiver<bool>,
@@ -183,7 +190,18 @@ impl Running {
             _ => self.generated.server_config()?,
         };
         let max_connections = settings.server.max_connections;
+        // A new key file (a rotation) is read now; a new store address waits for a restart.
+        let keys = match (&self.redis, &settings.session.store) {
+            (Some(_), StoreConfig::Redis(config)) => Some(
+                SealKeys::load(&config.key_file).map_err(|e| StartError::Store(e.to_string()))?,
+            ),
+            _ => None,
+        };
         let generation = build_generation(&self.runtime, settings, self.pins.clone()).await?;
+        if let (Some(redis), Some(keys)) = (&self.redis, keys) {
+            info!(keys = ?keys.key_ids(), "session keys reloaded");
+            redis.set_keys(keys);
+        }
         self.broker.swap(generation);
         self.connections.resize(max_connections);
         let _ = self.tls.send(tls);
@@ -268,11 +286,16 @@ pub async fn start(
         })?,
     );
     let initial = settings.clone();
-    let store = Arc::new(MemoryStore::new(store_limits(&settings)));
+    let opened = open_store(&settings).await?;
     let connections = Arc::new(ConnectionCap::new(settings.server.max_connections));
-    let pins: Arc<dyn PinStore> = store.clone();
+    let pins = opened.pins.clone();
     let generation = build_generation(&runtime, settings, pins.clone()).await?;
-    let broker = Arc::new(Broker::new(generation, store, Clock::new()));
+    let broker = Arc::new(Broker::with_counter(
+        generation,
+        opened.sessions,
+        opened.counter,
+        Clock::new(),
+    ));
     let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
         addr: "listener".into(),
         source,
@@ -288,9 +311,10 @@ pub async fn start(
                 let Some(broker) = broker.upgrade() else {
                     break;
                 };
-                let swept = broker.store().sweep(broker.clock().now_ms()).await;
-                if swept > 0 {
-                    tracing::debug!(swept, "expired sessions dropped");
+                match broker.store().sweep(broker.clock().now_ms()).await {
+                    Ok(0) => {}
+                    Ok(swept) => tracing::debug!(swept, "expired sessions dropped"),
+                    Err(e) => tracing::warn!(error = %e, "session sweep failed"),
                 }
             }
         })
@@ -312,12 +336,51 @@ pub async fn start(
         broker,
         runtime,
         pins,
+        redis: opened.redis,
         tls,
         connections,
         stopped,
         generated,
         initial,
     })
+}
+
+/// The stores a broker keeps its state in.
+struct OpenedStore {
+    sessions: Arc<dyn SessionStore>,
+    pins: Arc<dyn PinStore>,
+    counter: Arc<dyn AttemptCounter>,
+    redis: Option<Arc<RedisStore>>,
+}
+
+/// Opens the store `session.store` names: memory, or Redis (whose key file is read and whose
+/// servers must answer now).
+async fn open_store(settings: &Settings) -> Result<OpenedStore, StartError> {
+    match &settings.session.store {
+        StoreConfig::Memory => {
+            let store = Arc::new(MemoryStore::new(store_limits(settings)));
+            Ok(OpenedStore {
+                sessions: store.clone(),
+                pins: store,
+                counter: Arc::new(MemoryCounter::default()),
+                redis: None,
+            })
+        }
+        StoreConfig::Redis(config) => {
+            let keys =
+                SealKeys::load(&config.key_file).map_err(|e| StartError::Store(e.to_string()))?;
+            let store = RedisStore::connect(config, keys, store_limits(settings))
+                .await
+                .map_err(|e| StartError::Store(e.to_string()))?;
+            info!(servers = %store.describe(), prefix = %store.prefix(), "sessions live in redis");
+            Ok(OpenedStore {
+                sessions: store.clone(),
+                pins: store.clone(),
+                counter: Arc::new(RedisCounter::new(store.clone())),
+                redis: Some(store),
+            })
+        }
+    }
 }
 
 /// Binds the listener named by the settings.

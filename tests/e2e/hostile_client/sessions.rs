@@ -30,7 +30,15 @@ fn flip_last(id: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_forged_expired_and_reused_cookies() {
     let (_agent, broker) = broker_with(json!({})).await;
-    let store = || broker.running.broker.store().len();
+    let store = || async {
+        broker
+            .running
+            .broker
+            .store()
+            .live_sessions()
+            .await
+            .expect("the memory store answers")
+    };
     let (mut owner, resource) = logged_in(&broker).await;
     let real = owner.cookie.clone().unwrap();
 
@@ -58,7 +66,7 @@ async fn hostile_forged_expired_and_reused_cookies() {
         ("empty", String::new(), "ERR_INVALID_SESSION"),
         ("1 KiB long", "a".repeat(1024), "ERR_MISSING_SESSION"),
     ];
-    let before = store();
+    let before = store().await;
     for (name, cookie, expected) in forgeries {
         let mut forger = TestClient::connect(broker.addr).await;
         forger.cookie = Some(cookie);
@@ -74,7 +82,7 @@ async fn hostile_forged_expired_and_reused_cookies() {
         }
     }
     assert_eq!(
-        store(),
+        store().await,
         before,
         "forged cookies neither create nor end sessions"
     );

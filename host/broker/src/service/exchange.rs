@@ -10,16 +10,16 @@ use interstate_protocol::policy::{
     AuthOutcome, ClientContext, MapperError, PasswordLogin, Rejection, RejectionKind,
 };
 use interstate_protocol::{
-    AgentFailure, AllocStep, BrokerReply, ClientRequest, ErrorId, Hello, Root, Session, Step,
-    decode_request, hello_reply,
+    AgentFailure, AllocStep, BrokerReply, ClientRequest, ErrorId, Hello, PendingDialog, Root,
+    Session, Step, decode_request, hello_reply,
 };
-use tracing::{info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::response::{error_reply, xml_error, xml_response};
 use super::{Broker, Generation};
 use crate::body::ChunkedBody;
 use crate::ratelimit::Limit;
-use crate::store::{Checkout, SessionKey};
+use crate::store::{Checkout, SessionKey, StoreError};
 
 /// One protocol exchange: the request's context. `now` is read once, when the request arrived.
 pub(super) struct Exchange<'a> {
@@ -75,8 +75,10 @@ impl Exchange<'_> {
             locale: info.locale.clone(),
         };
         let store = self.broker.store();
-        if let Some(old) = &self.cookie {
-            store.remove(old).await;
+        if let Some(old) = &self.cookie
+            && let Err(e) = store.remove(old).await
+        {
+            warn!(error = %e, "the replaced session could not be removed; it expires by itself");
         }
         let fallback = self
             .generation
@@ -96,8 +98,8 @@ impl Exchange<'_> {
                     Some(id),
                 )
             }
-            Err(full) => {
-                warn!(%full, "refusing a new session");
+            Err(e @ StoreError::Full(_)) => {
+                warn!(full = %e, "refusing a new session");
                 (
                     error_reply(
                         ErrorId::BrokerSysFailed,
@@ -107,14 +109,16 @@ impl Exchange<'_> {
                     None,
                 )
             }
+            Err(e) => (store_failed(&e), None),
         }
     }
 
     /// Finds the request's session: the cookie first, then (with fallback sessions) the log id.
     async fn find_session(&self) -> Result<Checkout, Box<BrokerReply>> {
         let store = self.broker.store();
+        let failed = |e: StoreError| Box::new(store_failed(&e));
         if let Some(id) = &self.cookie
-            && let Some(checkout) = store.checkout(SessionKey::Id(id)).await
+            && let Some(checkout) = store.checkout(SessionKey::Id(id)).await.map_err(failed)?
         {
             return Ok(checkout);
         }
@@ -122,6 +126,7 @@ impl Exchange<'_> {
             && let Some(checkout) = store
                 .checkout(SessionKey::LogId(self.log_id, self.client_ip))
                 .await
+                .map_err(failed)?
         {
             return Ok(checkout);
         }
@@ -143,39 +148,36 @@ impl Exchange<'_> {
         };
         let store = self.broker.store();
         if session.is_expired(self.now, &store.limits().lifetimes) {
-            store.commit(session, false).await;
+            if let Err(e) = store.commit(session, false).await {
+                debug!(error = %e, "an expired session could not be ended; it expires by itself");
+            }
             return (expired(), None);
         }
         let now = self.now;
         let reply = match session.on_request(message, now) {
             Step::Reply(reply) => reply,
             Step::End(reply) => {
-                store.commit(session, false).await;
+                if let Err(e) = store.commit(session, false).await {
+                    return (store_failed(&e), None);
+                }
                 return (reply, None);
             }
             Step::Authenticate(pending) => {
-                let outcome = self.authenticate(pending.login()).await;
+                let outcome = match self.authenticate(pending.login()).await {
+                    Ok(outcome) => outcome,
+                    // Nothing is kept: the checkout goes back as the last commit left it.
+                    Err(e) => return (store_failed(&e), None),
+                };
                 pending.finish(&mut session, outcome, now)
             }
             Step::ContinueAuthentication(pending) => {
-                let limiter = &self.broker.limiter;
-                let outcome = match limiter.check_address(self.client_ip, now) {
-                    Err(which) => Ok(rate_limited(which)),
-                    Ok(()) => {
-                        self.generation
-                            .mapper
-                            .continue_authentication(
-                                pending.state(),
-                                pending.answers(),
-                                session.client(),
-                            )
-                            .await
-                    }
+                let outcome = match self
+                    .continue_authentication(&pending, session.client())
+                    .await
+                {
+                    Ok(outcome) => outcome,
+                    Err(e) => return (store_failed(&e), None),
                 };
-                log_mapper_failure("continue-authentication", &outcome);
-                if let Ok(AuthOutcome::Rejected(_)) = &outcome {
-                    limiter.failed(None, self.client_ip, now);
-                }
                 pending.finish(&mut session, outcome, now)
             }
             Step::ListDesktops(pending) => {
@@ -230,23 +232,32 @@ impl Exchange<'_> {
                 .fetch_add(1, Ordering::Relaxed);
         }
         let id = session.id().to_owned();
-        store.commit(session, true).await;
+        if let Err(e) = store.commit(session, true).await {
+            // The session changed under this request (another node won a race) or the store
+            // is gone: what this request did is not kept, and the client is told so.
+            return (store_failed(&e), None);
+        }
         (reply, Some(id))
     }
 
-    /// A password login, unless this user or address is over its failure limit; failures and
-    /// successes are counted.
-    async fn authenticate(&self, login: &PasswordLogin) -> Result<AuthOutcome, MapperError> {
+    /// A password login, unless this user or address is over its failure limit. The attempt
+    /// is reserved (counted) before the mapper call, atomically, so concurrent attempts cannot
+    /// overrun the limit; a success or a mapper failure gives it back.
+    async fn authenticate(
+        &self,
+        login: &PasswordLogin,
+    ) -> Result<Result<AuthOutcome, MapperError>, StoreError> {
         let limiter = &self.broker.limiter;
-        if let Err(which) = limiter.check(&login.username, self.client_ip, self.now) {
-            info!(user = %login.username, limited = ?which, "authentication refused: too many failures");
+        let username = Some(login.username.as_str());
+        if let Err(which) = limiter.reserve(username, self.client_ip, self.now).await? {
+            info!(user = %loggable(&login.username), limited = ?which, "authentication refused: too many failures");
             self.broker
                 .stats
                 .rate_limited
                 .fetch_add(1, Ordering::Relaxed);
             // Cost what a wrong password costs, so that timing does not reveal the lock-out.
             self.generation.mapper.spend_like_a_password_check().await;
-            return Ok(rate_limited(which));
+            return Ok(Ok(rate_limited(which)));
         }
         self.broker
             .stats
@@ -256,14 +267,51 @@ impl Exchange<'_> {
         log_mapper_failure("authenticate", &outcome);
         match &outcome {
             Ok(AuthOutcome::Rejected(r)) => {
-                info!(user = %login.username, kind = ?r.kind, reason = %r.reason, "authentication refused");
-                limiter.failed(Some(&login.username), self.client_ip, self.now);
+                info!(user = %loggable(&login.username), kind = ?r.kind, reason = %loggable(&r.reason), "authentication refused");
             }
-            Ok(AuthOutcome::Accepted(_)) => limiter.succeeded(&login.username),
-            _ => {}
+            Ok(AuthOutcome::Accepted(_)) => limiter.succeeded(username, self.client_ip).await?,
+            Ok(AuthOutcome::Challenge(_)) | Err(_) => {
+                limiter.undecided(username, self.client_ip).await?;
+            }
         }
-        outcome
+        Ok(outcome)
     }
+
+    /// A dialog answer, unless the address is over its failure limit; counted like a password.
+    async fn continue_authentication(
+        &self,
+        pending: &PendingDialog,
+        client: &ClientContext,
+    ) -> Result<Result<AuthOutcome, MapperError>, StoreError> {
+        let limiter = &self.broker.limiter;
+        if let Err(which) = limiter.reserve(None, self.client_ip, self.now).await? {
+            return Ok(Ok(rate_limited(which)));
+        }
+        let outcome = self
+            .generation
+            .mapper
+            .continue_authentication(pending.state(), pending.answers(), client)
+            .await;
+        log_mapper_failure("continue-authentication", &outcome);
+        if !matches!(&outcome, Ok(AuthOutcome::Rejected(_))) {
+            limiter.undecided(None, self.client_ip).await?;
+        }
+        Ok(outcome)
+    }
+}
+
+/// A name or reason from the network or a mapper, as a log field: control characters escaped
+/// and cut to 256 characters, so it cannot forge a log line or flood the log.
+fn loggable(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .take(256)
+        .flat_map(char::escape_default)
+        .collect();
+    if text.chars().count() > 256 {
+        out.push('…');
+    }
+    out
 }
 
 /// The answer for a session that is unknown or has expired.
@@ -273,6 +321,28 @@ fn expired() -> BrokerReply {
         "Your session has expired. Please log in again.",
         None,
     )
+}
+
+/// The answer when the store could not do what a request needed; the reason goes to the log.
+fn store_failed(e: &StoreError) -> BrokerReply {
+    match e {
+        StoreError::Busy | StoreError::Conflict => {
+            info!(error = %e, "a request raced another request of its session");
+            error_reply(
+                ErrorId::BrokerSysFailed,
+                "Another request of this session is in progress; try again",
+                None,
+            )
+        }
+        StoreError::Full(_) | StoreError::Unavailable(_) => {
+            error!(error = %e, "session store failure");
+            error_reply(
+                ErrorId::BrokerSysFailed,
+                "The broker cannot reach its session store; try again in a minute",
+                None,
+            )
+        }
+    }
 }
 
 /// The answer to a rate-limited attempt: the same as a wrong password, so it tells nothing.

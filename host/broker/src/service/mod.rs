@@ -117,6 +117,10 @@ pub fn store_limits(settings: &Settings) -> StoreLimits {
             unauthenticated_ms: ms(settings.session.unauthenticated_timeout),
             absolute_ms: ms(settings.session.absolute_timeout),
         },
+        // One mapper call and one agent call at most, and the store's own round trips.
+        hold_ms: ms(settings.mapper.timeout)
+            .saturating_add(ms(settings.agent.timeout))
+            .saturating_add(5_000),
     }
 }
 
@@ -153,7 +157,22 @@ impl Broker {
     /// A broker serving `generation`, with sessions kept in `store` (whose limits are set from
     /// the generation's settings) and time read from `clock`.
     pub fn new(generation: Generation, store: Arc<dyn SessionStore>, clock: Clock) -> Self {
-        let limiter = AuthLimiter::new(generation.settings.rate_limits);
+        Self::with_counter(
+            generation,
+            store,
+            Arc::new(crate::ratelimit::MemoryCounter::default()),
+            clock,
+        )
+    }
+
+    /// A broker whose failure counts live in `counter` (the shared store's, across nodes).
+    pub fn with_counter(
+        generation: Generation,
+        store: Arc<dyn SessionStore>,
+        counter: Arc<dyn crate::ratelimit::AttemptCounter>,
+        clock: Clock,
+    ) -> Self {
+        let limiter = AuthLimiter::with_counter(generation.settings.rate_limits, counter);
         store.set_limits(generation.store_limits());
         Self {
             current: RwLock::new(Arc::new(generation)),

@@ -296,15 +296,15 @@ impl Inner {
 }
 
 impl PinStore for MemoryStore {
-    fn pin<'a>(&'a self, agent: &'a str) -> BoxFuture<'a, Option<[u8; 32]>> {
-        Box::pin(std::future::ready(self.lock_pins().get(agent).copied()))
+    fn pin<'a>(&'a self, agent: &'a str) -> BoxFuture<'a, super::pins::PinResult> {
+        Box::pin(std::future::ready(Ok(self.lock_pins().get(agent).copied())))
     }
 
     fn pin_if_absent<'a>(
         &'a self,
         agent: &'a str,
         fingerprint: [u8; 32],
-    ) -> BoxFuture<'a, Option<[u8; 32]>> {
+    ) -> BoxFuture<'a, super::pins::PinResult> {
         let mut pins = self.lock_pins();
         let existing = match pins.get(agent) {
             Some(pin) => Some(*pin),
@@ -313,20 +313,20 @@ impl PinStore for MemoryStore {
                 None
             }
         };
-        Box::pin(std::future::ready(existing))
+        Box::pin(std::future::ready(Ok(existing)))
     }
 
     fn set_pin<'a>(
         &'a self,
         agent: &'a str,
         fingerprint: Option<[u8; 32]>,
-    ) -> BoxFuture<'a, Option<[u8; 32]>> {
+    ) -> BoxFuture<'a, super::pins::PinResult> {
         let mut pins = self.lock_pins();
         let old = match fingerprint {
             Some(pin) => pins.insert(agent.to_owned(), pin),
             None => pins.remove(agent),
         };
-        Box::pin(std::future::ready(old))
+        Box::pin(std::future::ready(Ok(old)))
     }
 }
 
@@ -342,9 +342,14 @@ impl SessionStore for MemoryStore {
         ))
     }
 
-    fn checkout<'a>(&'a self, key: SessionKey<'a>) -> BoxFuture<'a, Option<Checkout>> {
+    fn checkout<'a>(
+        &'a self,
+        key: SessionKey<'a>,
+    ) -> BoxFuture<'a, Result<Option<Checkout>, StoreError>> {
         Box::pin(async move {
-            let (id, handle) = self.find(key)?;
+            let Some((id, handle)) = self.find(key) else {
+                return Ok(None);
+            };
             let guard = handle.clone().lock_owned().await;
             // The session may have ended (bye, a replacing hello) while this request waited.
             let live = self
@@ -352,11 +357,11 @@ impl SessionStore for MemoryStore {
                 .sessions
                 .get(&id)
                 .is_some_and(|entry| Arc::ptr_eq(&entry.session, &handle));
-            live.then(|| Checkout::locked(id, guard))
+            Ok(live.then(|| Checkout::locked(id, guard)))
         })
     }
 
-    fn commit(&self, checkout: Checkout, keep: bool) -> BoxFuture<'_, ()> {
+    fn commit(&self, checkout: Checkout, keep: bool) -> BoxFuture<'_, Result<(), StoreError>> {
         let mut inner = self.lock();
         if keep {
             inner.refresh(checkout.id(), &checkout);
@@ -365,21 +370,22 @@ impl SessionStore for MemoryStore {
         }
         drop(inner);
         drop(checkout);
-        Box::pin(std::future::ready(()))
+        Box::pin(std::future::ready(Ok(())))
     }
 
-    fn remove<'a>(&'a self, id: &'a str) -> BoxFuture<'a, ()> {
+    fn remove<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
         self.lock().remove(id);
-        Box::pin(std::future::ready(()))
+        Box::pin(std::future::ready(Ok(())))
     }
 
-    fn sweep(&self, now_ms: u64) -> BoxFuture<'_, usize> {
+    fn sweep(&self, now_ms: u64) -> BoxFuture<'_, Result<usize, StoreError>> {
         let swept = self.lock().expire_due(now_ms);
-        Box::pin(std::future::ready(swept))
+        Box::pin(std::future::ready(Ok(swept)))
     }
 
-    fn len(&self) -> usize {
-        self.lock().sessions.len()
+    fn live_sessions(&self) -> BoxFuture<'_, Result<usize, StoreError>> {
+        let len = self.lock().sessions.len();
+        Box::pin(std::future::ready(Ok(len)))
     }
 
     fn limits(&self) -> StoreLimits {
@@ -417,29 +423,84 @@ mod pin_tests {
                 unauthenticated_ms: 1,
                 absolute_ms: 1,
             },
+            hold_ms: 30_000,
         })
     }
 
     #[tokio::test]
     async fn the_first_pin_stays_until_the_operator_replaces_or_forgets_it() {
         let store = store();
-        assert_eq!(store.pin("ws1:60443").await, None);
-        assert_eq!(store.pin_if_absent("ws1:60443", [1; 32]).await, None);
+        assert_eq!(
+            store
+                .pin("ws1:60443")
+                .await
+                .expect("the memory store answers"),
+            None
+        );
+        assert_eq!(
+            store
+                .pin_if_absent("ws1:60443", [1; 32])
+                .await
+                .expect("the memory store answers"),
+            None
+        );
         // A second certificate does not replace the first: the first is answered.
         assert_eq!(
-            store.pin_if_absent("ws1:60443", [2; 32]).await,
+            store
+                .pin_if_absent("ws1:60443", [2; 32])
+                .await
+                .expect("the memory store answers"),
             Some([1; 32])
         );
-        assert_eq!(store.pin("ws1:60443").await, Some([1; 32]));
-        // Pins are per address.
-        assert_eq!(store.pin_if_absent("ws1:4172", [2; 32]).await, None);
         assert_eq!(
-            store.set_pin("ws1:60443", Some([3; 32])).await,
+            store
+                .pin("ws1:60443")
+                .await
+                .expect("the memory store answers"),
             Some([1; 32])
         );
-        assert_eq!(store.pin("ws1:60443").await, Some([3; 32]));
-        assert_eq!(store.set_pin("ws1:60443", None).await, Some([3; 32]));
-        assert_eq!(store.pin_if_absent("ws1:60443", [4; 32]).await, None);
-        assert_eq!(store.pin("ws1:60443").await, Some([4; 32]));
+        // Pins are per address.
+        assert_eq!(
+            store
+                .pin_if_absent("ws1:4172", [2; 32])
+                .await
+                .expect("the memory store answers"),
+            None
+        );
+        assert_eq!(
+            store
+                .set_pin("ws1:60443", Some([3; 32]))
+                .await
+                .expect("the memory store answers"),
+            Some([1; 32])
+        );
+        assert_eq!(
+            store
+                .pin("ws1:60443")
+                .await
+                .expect("the memory store answers"),
+            Some([3; 32])
+        );
+        assert_eq!(
+            store
+                .set_pin("ws1:60443", None)
+                .await
+                .expect("the memory store answers"),
+            Some([3; 32])
+        );
+        assert_eq!(
+            store
+                .pin_if_absent("ws1:60443", [4; 32])
+                .await
+                .expect("the memory store answers"),
+            None
+        );
+        assert_eq!(
+            store
+                .pin("ws1:60443")
+                .await
+                .expect("the memory store answers"),
+            Some([4; 32])
+        );
     }
 }

@@ -7,6 +7,11 @@
 //! client went away mid-request) leaves the store as the last commit left it.
 //!
 //! - [`memory`]: the embedded store (the default): a map in this process.
+//! - [`redis`]: the shared store: Redis (or Valkey, a Redis Cluster, a Sentinel-watched master)
+//!   that any number of broker nodes use as one. A checkout there takes a lease (a compare-and-set
+//!   in a Lua script), so a request racing another one of the same session on another node gets
+//!   [`StoreError::Busy`] at once, and a commit is a compare-and-set on the session's version.
+//! - [`seal`]: the AEAD under which the shared store keeps sessions and passwords.
 //! - [`pins`]: the agent certificate pins (trust on first use) a store also keeps, so that every
 //!   node sharing the store trusts the same agent certificates.
 
@@ -21,9 +26,13 @@ use tokio::sync::OwnedMutexGuard;
 
 pub mod memory;
 pub mod pins;
+pub mod redis;
+pub mod seal;
 
 pub use memory::MemoryStore;
 pub use pins::{PinStore, parse_agent, pin_key};
+pub use redis::{RedisStore, RedisStoreError};
+pub use seal::{KeyFileError, SealKeys};
 
 /// How a request names its session.
 #[derive(Clone, Copy, Debug)]
@@ -42,6 +51,16 @@ pub enum StoreError {
     /// The store holds its maximum of live sessions.
     #[error("the broker holds its maximum of {0} sessions")]
     Full(usize),
+    /// Another request of the session holds it (on another node: the client sent two requests
+    /// at once, or a node died holding it and its lease has not run out yet).
+    #[error("another request holds the session")]
+    Busy,
+    /// The session changed since this request took it (it lost a race, or its lease ran out).
+    #[error("the session changed under this request")]
+    Conflict,
+    /// The store cannot be reached or answered nonsense; the reason is for the log.
+    #[error("the session store is unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// What a store may hold and for how long; replaced on reload.
@@ -59,6 +78,9 @@ pub struct StoreLimits {
     pub max_unauthenticated_per_address: usize,
     /// When a session expires.
     pub lifetimes: Limits,
+    /// The longest a request may hold its session (its mapper and agent deadlines); a shared
+    /// store's lease on a session runs out after it, should the node holding it die.
+    pub hold_ms: u64,
 }
 
 /// One request's hold on its session; derefs to the session.
@@ -72,6 +94,57 @@ enum Slot {
     /// The session's own lock, held until the checkout is committed or dropped: changes are
     /// made in place.
     Locked(OwnedMutexGuard<Session>),
+    /// A copy, under a lease on the stored session.
+    Leased(Box<Session>, Lease),
+}
+
+/// A shared store's lease on a session: what the commit must match, and what gives the lease
+/// back when the checkout is dropped without a commit.
+pub struct Lease {
+    /// The session's version when it was taken.
+    pub version: u64,
+    /// The lease's token.
+    pub token: String,
+    /// Where the session was found by its log id, the log id (kept on commit).
+    pub log_id: Option<String>,
+    release: Option<Box<dyn FnOnce() + Send + Sync>>,
+}
+
+impl Lease {
+    /// A lease that `release` gives back if the checkout is dropped uncommitted.
+    pub fn new(
+        version: u64,
+        token: String,
+        release: impl FnOnce() + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            version,
+            token,
+            log_id: None,
+            release: Some(Box::new(release)),
+        }
+    }
+
+    /// The lease is being committed: dropping it gives nothing back.
+    pub fn disarm(&mut self) {
+        self.release = None;
+    }
+}
+
+impl fmt::Debug for Lease {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lease")
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(release) = self.release.take() {
+            release();
+        }
+    }
 }
 
 impl Checkout {
@@ -83,9 +156,25 @@ impl Checkout {
         }
     }
 
+    /// A checkout of a session read from a shared store, under `lease`.
+    pub fn leased(id: String, session: Session, lease: Lease) -> Self {
+        Self {
+            id,
+            slot: Slot::Leased(Box::new(session), lease),
+        }
+    }
+
     /// The session id (the cookie value).
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// The session and its lease, for a shared store's commit; `None` for a locked checkout.
+    pub fn into_leased(self) -> Result<(String, Session, Lease), Self> {
+        match self.slot {
+            Slot::Leased(session, lease) => Ok((self.id, *session, lease)),
+            slot @ Slot::Locked(_) => Err(Self { id: self.id, slot }),
+        }
     }
 }
 
@@ -101,6 +190,7 @@ impl Deref for Checkout {
     fn deref(&self) -> &Session {
         match &self.slot {
             Slot::Locked(guard) => guard,
+            Slot::Leased(session, _) => session,
         }
     }
 }
@@ -109,6 +199,7 @@ impl DerefMut for Checkout {
     fn deref_mut(&mut self) -> &mut Session {
         match &mut self.slot {
             Slot::Locked(guard) => guard,
+            Slot::Leased(session, _) => session,
         }
     }
 }
@@ -126,25 +217,31 @@ pub trait SessionStore: Send + Sync + fmt::Debug {
         now_ms: u64,
     ) -> BoxFuture<'a, Result<String, StoreError>>;
 
-    /// The session for one request, waiting while another request of the same session holds
-    /// it. `None` when there is no such session.
-    fn checkout<'a>(&'a self, key: SessionKey<'a>) -> BoxFuture<'a, Option<Checkout>>;
+    /// The session for one request. The memory store waits while another request of the same
+    /// session holds it; a shared store answers [`StoreError::Busy`]. `None` when there is no
+    /// such session.
+    fn checkout<'a>(
+        &'a self,
+        key: SessionKey<'a>,
+    ) -> BoxFuture<'a, Result<Option<Checkout>, StoreError>>;
 
     /// Ends a request: keeps the session's new state, or ends the session when `keep` is false.
-    fn commit(&self, checkout: Checkout, keep: bool) -> BoxFuture<'_, ()>;
+    /// [`StoreError::Conflict`] when the session changed since the checkout.
+    fn commit(&self, checkout: Checkout, keep: bool) -> BoxFuture<'_, Result<(), StoreError>>;
 
     /// Ends a session that no request holds (a new hello replacing the client's old session).
-    fn remove<'a>(&'a self, id: &'a str) -> BoxFuture<'a, ()>;
+    fn remove<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
 
-    /// Drops expired sessions that no request holds; returns how many.
-    fn sweep(&self, now_ms: u64) -> BoxFuture<'_, usize>;
+    /// Drops expired sessions that no request holds; returns how many. (A shared store's
+    /// sessions expire by themselves; its sweep trims its indexes.)
+    fn sweep(&self, now_ms: u64) -> BoxFuture<'_, Result<usize, StoreError>>;
 
-    /// Live sessions.
-    fn len(&self) -> usize;
+    /// Live sessions (of every node sharing the store).
+    fn live_sessions(&self) -> BoxFuture<'_, Result<usize, StoreError>>;
 
-    /// True when no session is live.
-    fn is_empty(&self) -> bool {
-        self.len() == 0
+    /// Whether the store can serve now (`/healthz` readiness).
+    fn ready(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(std::future::ready(Ok(())))
     }
 
     /// The limits in force.

@@ -3,8 +3,8 @@
 //!
 //! A pin is the SHA-256 of the leaf certificate an agent presented the first time the broker
 //! called it, keyed by the agent's address as `host:port` (see [`pin_key`]). Pins live in the
-//! session store so that every broker node sharing a store trusts the same certificates: a
-//! shared store (Redis, later) implements these methods on its shared state, with
+//! session store so that every broker node sharing a store trusts the same certificates: the
+//! shared store (Redis) implements these methods on its shared state, with
 //! [`PinStore::pin_if_absent`] as one atomic set-if-absent (`SET key value NX` and a `GET`), so
 //! that two nodes racing on the first call to an agent agree on one pin. Pins never expire;
 //! only an operator replaces or forgets one (`POST /agents/forget`, `POST /agents/trust`,
@@ -14,10 +14,16 @@ use std::fmt;
 
 use futures_util::future::BoxFuture;
 
+use super::StoreError;
+
+/// A pin, or why the store could not say: a caller never takes an error for "no pin", which
+/// would pin anew whatever answers.
+pub type PinResult = Result<Option<[u8; 32]>, StoreError>;
+
 /// The pin of each agent address.
 pub trait PinStore: Send + Sync + fmt::Debug {
     /// The pin of `agent`, if any.
-    fn pin<'a>(&'a self, agent: &'a str) -> BoxFuture<'a, Option<[u8; 32]>>;
+    fn pin<'a>(&'a self, agent: &'a str) -> BoxFuture<'a, PinResult>;
 
     /// Pins `fingerprint` for `agent` unless it already has a pin, atomically. Returns the pin
     /// that was already there (`None`: `fingerprint` is now the pin).
@@ -25,7 +31,7 @@ pub trait PinStore: Send + Sync + fmt::Debug {
         &'a self,
         agent: &'a str,
         fingerprint: [u8; 32],
-    ) -> BoxFuture<'a, Option<[u8; 32]>>;
+    ) -> BoxFuture<'a, PinResult>;
 
     /// The operator's word: replaces the pin of `agent` with `fingerprint`, or forgets it
     /// (`None`, so that the next call pins again). Returns the previous pin.
@@ -33,7 +39,7 @@ pub trait PinStore: Send + Sync + fmt::Debug {
         &'a self,
         agent: &'a str,
         fingerprint: Option<[u8; 32]>,
-    ) -> BoxFuture<'a, Option<[u8; 32]>>;
+    ) -> BoxFuture<'a, PinResult>;
 }
 
 /// The key of an agent's pin: its host, lowercased and without IPv6 brackets, and port, as

@@ -50,6 +50,13 @@ pub enum RecordError {
     PasswordMissing,
 }
 
+impl SessionRecord {
+    /// The client the session was made for.
+    pub fn client(&self) -> &ClientContext {
+        &self.client
+    }
+}
+
 impl Session {
     /// The session's record, and the password it leaves out (while the session keeps one).
     pub fn to_record(&self) -> (SessionRecord, Option<Secret>) {
