@@ -19,8 +19,15 @@
 //!      and the query; the mount prefix included), and `HEX` the lower-case hex SHA-256 of the
 //!      request body bytes (of the empty string for no body). Example:
 //!      `POST /feed/connect 44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a`.
-//! 5. The token was not used before: a replay cache remembers `(VALUE, TS)` of every accepted
-//!    token for `max_age + future_skew` seconds, which is as long as the token could verify.
+//! 5. The request was not seen before: a replay cache remembers every accepted
+//!    `(VALUE, TS, method, target, SHA-256 of the body)` for `max_age + future_skew` seconds,
+//!    which is as long as the token could verify. In strict mode VALUE already names the request,
+//!    so this is "each token once". In compat mode it cannot be: itsdangerous gives every call to
+//!    `/message` within one second the very same token, so refusing a token's second use would
+//!    break the apps compat mode exists for. There a token authorises each distinct request once;
+//!    replaying a captured request is refused, but a captured compat token can carry another body
+//!    to the same endpoint for up to `max_age`. That is the limit of endpoint-bound tokens, and
+//!    why the broker's own calls use strict mode.
 //!    The cache is bounded; when it is full of live entries the request is refused (fail closed)
 //!    rather than forgetting an entry that could then be replayed.
 //!
@@ -166,6 +173,11 @@ impl Authenticator {
         identity.update(unsigned.value.as_bytes());
         identity.update([0]);
         identity.update(unsigned.unix_secs.to_be_bytes());
+        identity.update(binding.method.as_bytes());
+        identity.update([0]);
+        identity.update(binding.target.as_bytes());
+        identity.update([0]);
+        identity.update(Sha256::digest(binding.body));
         let retain_until =
             now.plus_micros((self.max_age_secs + self.future_skew_secs + 1) * 1_000_000);
         let mut replay = self
@@ -348,6 +360,27 @@ mod tests {
                 NOW + 1
             ),
             Ok(())
+        );
+    }
+
+    #[test]
+    fn compat_tokens_cover_distinct_requests_once_each() {
+        let auth = authenticator(16);
+        let shared = token("/connect", NOW);
+        let at = Timestamp::from_secs(NOW);
+        let one = binding(b"{\"username\":\"a\"}");
+        let two = binding(b"{\"username\":\"b\"}");
+        assert_eq!(
+            auth.verify(Some(&shared), AuthMode::Compat, &one, at),
+            Ok(())
+        );
+        assert_eq!(
+            auth.verify(Some(&shared), AuthMode::Compat, &two, at),
+            Ok(())
+        );
+        assert_eq!(
+            auth.verify(Some(&shared), AuthMode::Compat, &one, at),
+            Err(AuthError::Replayed)
         );
     }
 
