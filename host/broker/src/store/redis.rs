@@ -503,6 +503,12 @@ impl RedisStore {
             .await
     }
 
+    /// Runs a pipeline with the store's deadline.
+    async fn pipeline<T: FromRedisValue>(&self, pipe: &redis::Pipeline) -> Result<T, StoreError> {
+        self.with_connection(|mut conn| async move { pipe.query_async(&mut conn).await })
+            .await
+    }
+
     async fn with_connection<T, F, Fut>(&self, call: F) -> Result<T, StoreError>
     where
         F: FnOnce(AnyConnection) -> Fut,
@@ -670,18 +676,32 @@ impl RedisStore {
             self.drop_session_keys(victim).await?;
         }
         let ttl = ttl_ms(deadline, now_ms);
-        let (blob, _) = self.seal_session(&id, 1, &session);
-        let mut write = redis::cmd("HSET");
+        let (blob, password) = self.seal_session(&id, 1, &session);
+        // One slot ({s:ID}), so one atomic pipeline on a cluster too.
+        let mut write = redis::pipe();
+        write.atomic();
         write
+            .cmd("HSET")
             .arg(self.session_key(&id))
             .arg("v")
             .arg(1)
             .arg("blob")
-            .arg(blob);
-        self.query::<i64>(&write).await?;
-        let mut expire = redis::cmd("PEXPIRE");
-        expire.arg(self.session_key(&id)).arg(ttl);
-        self.query::<i64>(&expire).await?;
+            .arg(blob)
+            .ignore()
+            .cmd("PEXPIRE")
+            .arg(self.session_key(&id))
+            .arg(ttl)
+            .ignore();
+        if !password.is_empty() {
+            write
+                .cmd("SET")
+                .arg(self.password_key(&id))
+                .arg(password)
+                .arg("PX")
+                .arg(ttl)
+                .ignore();
+        }
+        self.pipeline::<()>(&write).await?;
         if let Some((log_id, addr)) = fallback.filter(|(log_id, _)| usable_log_id(log_id)) {
             let mut claim = self.scripts.claim_log_id.prepare_invoke();
             claim
@@ -915,28 +935,8 @@ impl RedisStore {
             .arg("-inf")
             .arg(now_ms)
             .ignore();
-        let attempt = async {
-            match &self.backend {
-                Backend::Single(manager) => {
-                    pipe.query_async::<(usize,)>(&mut manager.clone()).await
-                }
-                Backend::Cluster(cluster) => {
-                    pipe.query_async::<(usize,)>(&mut cluster.clone()).await
-                }
-                Backend::Sentinel(sentinel) => {
-                    pipe.query_async::<(usize,)>(&mut sentinel.connection().await?)
-                        .await
-                }
-            }
-        };
-        match tokio::time::timeout(self.timeout, attempt).await {
-            Ok(Ok((trimmed,))) => Ok(trimmed),
-            Ok(Err(e)) => Err(StoreError::Unavailable(format!("{}: {e}", self.describe))),
-            Err(_) => Err(StoreError::Unavailable(format!(
-                "{}: no answer",
-                self.describe
-            ))),
-        }
+        let (trimmed,): (usize,) = self.pipeline(&pipe).await?;
+        Ok(trimmed)
     }
 }
 
