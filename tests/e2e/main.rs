@@ -14,6 +14,7 @@ mod hostile_mapper;
 mod ils_webservice;
 mod probe;
 mod ratelimit;
+mod redis_store;
 mod reload;
 mod reload_keys;
 mod security;

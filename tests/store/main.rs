@@ -605,7 +605,7 @@ async fn the_memory_store_keeps_the_contract() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_redis_store_keeps_the_contract() {
-    let server = RedisServer::start();
+    let server = RedisServer::start().await;
     let dir = tempfile::tempdir().unwrap();
     let subject = redis_subject("redis", RedisTopology::Single(server.url()), dir.path()).await;
     contract(&subject).await;
@@ -613,7 +613,7 @@ async fn the_redis_store_keeps_the_contract() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_redis_store_keeps_the_contract_on_a_cluster() {
-    let cluster = RedisCluster::start(3, 0);
+    let cluster = RedisCluster::start(3, 0).await;
     let dir = tempfile::tempdir().unwrap();
     let subject = redis_subject(
         "redis cluster",
@@ -628,7 +628,7 @@ async fn the_redis_store_keeps_the_contract_on_a_cluster() {
 /// the password has its own key with its own expiry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_redis_holds_is_sealed() {
-    let server = RedisServer::start();
+    let server = RedisServer::start().await;
     let dir = tempfile::tempdir().unwrap();
     let store = redis_store(RedisTopology::Single(server.url()), &[KEY_A], dir.path()).await;
     let now = now_ms();
@@ -684,7 +684,7 @@ async fn what_redis_holds_is_sealed() {
 /// ends instead of running on forged state.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sealed_blobs_cannot_be_moved_or_rolled_back() {
-    let server = RedisServer::start();
+    let server = RedisServer::start().await;
     let dir = tempfile::tempdir().unwrap();
     let store = redis_store(RedisTopology::Single(server.url()), &[KEY_A], dir.path()).await;
     let client = redis::Client::open(server.url()).unwrap();
@@ -753,7 +753,7 @@ async fn sealed_blobs_cannot_be_moved_or_rolled_back() {
 /// the new one; a node without the key cannot open the blob.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_rotate_without_a_flag_day() {
-    let server = RedisServer::start();
+    let server = RedisServer::start().await;
     let (old_dir, new_dir, gone_dir) = (
         tempfile::tempdir().unwrap(),
         tempfile::tempdir().unwrap(),
@@ -800,7 +800,7 @@ async fn keys_rotate_without_a_flag_day() {
 /// after it: its commit is refused, and what the winner wrote stays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_that_lost_the_race_is_refused() {
-    let server = RedisServer::start();
+    let server = RedisServer::start().await;
     let dir = tempfile::tempdir().unwrap();
     let store = redis_store(RedisTopology::Single(server.url()), &[KEY_A], dir.path()).await;
     store.set_limits(StoreLimits {

@@ -41,12 +41,12 @@ pub struct RedisServer {
 
 impl RedisServer {
     /// A server on a free port, with no persistence.
-    pub fn start() -> Self {
-        Self::start_with(&[])
+    pub async fn start() -> Self {
+        Self::start_with(&[]).await
     }
 
     /// A server with extra `redis-server` arguments (`--cluster-enabled yes`, ...).
-    pub fn start_with(extra: &[&str]) -> Self {
+    pub async fn start_with(extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut server = Self {
             child: None,
@@ -54,11 +54,11 @@ impl RedisServer {
             dir,
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
         };
-        server.spawn();
+        server.spawn().await;
         server
     }
 
-    fn spawn(&mut self) {
+    async fn spawn(&mut self) {
         let which = Command::new("redis-server").arg("--version").output();
         assert!(
             which.is_ok_and(|o| o.status.success()),
@@ -78,10 +78,10 @@ impl RedisServer {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         self.child = Some(command.spawn().unwrap());
-        self.wait_until_answering();
+        self.wait_until_answering().await;
     }
 
-    fn wait_until_answering(&self) {
+    async fn wait_until_answering(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if self.cli(&["PING"]).is_some_and(|out| out.trim() == "PONG") {
@@ -92,7 +92,7 @@ impl RedisServer {
                 "redis-server on port {} did not answer PING",
                 self.port
             );
-            std::thread::sleep(Duration::from_millis(20));
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
@@ -133,9 +133,9 @@ impl RedisServer {
     }
 
     /// Starts it again on the same port.
-    pub fn restart(&mut self) {
+    pub async fn restart(&mut self) {
         self.stop();
-        self.spawn();
+        self.spawn().await;
     }
 
     /// Every key and its raw value (strings and hash fields), as bytes: what someone who can
@@ -193,9 +193,10 @@ pub struct RedisCluster {
 
 impl RedisCluster {
     /// Starts and joins the servers.
-    pub fn start(masters: usize, replicas: usize) -> Self {
-        let nodes: Vec<RedisServer> = (0..masters * (1 + replicas))
-            .map(|_| {
+    pub async fn start(masters: usize, replicas: usize) -> Self {
+        let mut nodes = Vec::new();
+        for _ in 0..masters * (1 + replicas) {
+            nodes.push(
                 RedisServer::start_with(&[
                     "--cluster-enabled",
                     "yes",
@@ -204,8 +205,9 @@ impl RedisCluster {
                     "--cluster-node-timeout",
                     "1000",
                 ])
-            })
-            .collect();
+                .await,
+            );
+        }
         let addrs: Vec<String> = nodes.iter().map(|n| n.addr().to_string()).collect();
         let out = Command::new("redis-cli")
             .arg("--cluster")
@@ -222,12 +224,12 @@ impl RedisCluster {
             String::from_utf8_lossy(&out.stderr)
         );
         let cluster = Self { nodes };
-        cluster.wait_until_ok();
+        cluster.wait_until_ok().await;
         cluster
     }
 
     /// Waits until every node says `cluster_state:ok` (slots served, replicas attached).
-    pub fn wait_until_ok(&self) {
+    pub async fn wait_until_ok(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         for node in self.nodes.iter().filter(|n| n.child.is_some()) {
             loop {
@@ -239,7 +241,7 @@ impl RedisCluster {
                     Instant::now() < deadline,
                     "the cluster did not become ok: {info}"
                 );
-                std::thread::sleep(Duration::from_millis(100));
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
     }
