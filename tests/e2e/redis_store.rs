@@ -138,7 +138,11 @@ async fn two_nodes_racing_on_one_session_one_wins() {
         "refused at once, not after the first request"
     );
     let first = slow.await.unwrap();
-    assert!(result_id(&first).starts_with("ALLOC_FAILED"), "{}", first.text());
+    assert!(
+        result_id(&first).starts_with("ALLOC_FAILED"),
+        "{}",
+        first.text()
+    );
     assert_eq!(agent.received.lock().unwrap().len(), 1, "one agent call");
     // The winner committed; the session goes on from either node.
     let list = other.send(&msg::list()).await;

@@ -13,6 +13,7 @@ mod mapper;
 mod probe;
 mod reload;
 mod serve;
+mod session_key;
 mod settings;
 mod tool_args;
 
@@ -59,6 +60,9 @@ enum Command {
     Probe(probe::ProbeArgs),
     /// Load a broker with simulated clients; report throughput, latency and server usage.
     Bench(bench::BenchArgs),
+    /// Make or rotate the key file that seals what the Redis store keeps (`session.key_file`).
+    #[command(subcommand)]
+    SessionKey(session_key::SessionKeyCommand),
 }
 
 fn main() -> ExitCode {
@@ -83,6 +87,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Some(Command::Agent(command)) => agent::run(command),
         Some(Command::Probe(args)) => probe::run(args),
         Some(Command::Bench(args)) => bench::run(args),
+        Some(Command::SessionKey(command)) => session_key::run(command),
     }
 }
 
