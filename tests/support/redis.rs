@@ -228,13 +228,17 @@ impl RedisCluster {
         cluster
     }
 
-    /// Waits until every node says `cluster_state:ok` (slots served, replicas attached).
+    /// Waits until every live node says `cluster_state:ok` (every slot served) and every live
+    /// replica has synced with its master (a replica that never synced does not fail over).
     pub async fn wait_until_ok(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         for node in self.nodes.iter().filter(|n| n.child.is_some()) {
             loop {
                 let info = node.cli(&["CLUSTER", "INFO"]).unwrap_or_default();
-                if info.contains("cluster_state:ok") {
+                let replication = node.cli(&["INFO", "replication"]).unwrap_or_default();
+                let synced = !replication.contains("role:slave")
+                    || replication.contains("master_link_status:up");
+                if info.contains("cluster_state:ok") && synced {
                     break;
                 }
                 assert!(
@@ -246,21 +250,47 @@ impl RedisCluster {
         }
     }
 
+    /// Stops the master of `key` and waits until its replica serves the slot.
+    pub async fn fail_over(&mut self, key: &str) -> usize {
+        let victim = self.master_of(key);
+        self.nodes[victim].stop();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if self.try_master_of(key).is_some_and(|m| m != victim) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no replica took over from node {victim}"
+            );
+        }
+        self.wait_until_ok().await;
+        victim
+    }
+
     /// The seed URLs of every node.
     pub fn urls(&self) -> Vec<String> {
         self.nodes.iter().map(RedisServer::url).collect()
     }
 
-    /// The node that is master for `key` now.
+    /// The node that is master for `key` now, as the first live node sees it.
     pub fn master_of(&self, key: &str) -> usize {
-        let slot: String = self.nodes[0]
+        self.try_master_of(key)
+            .unwrap_or_else(|| panic!("no live master serves {key}"))
+    }
+
+    /// The node that is master for `key` now, if a live one is.
+    pub fn try_master_of(&self, key: &str) -> Option<usize> {
+        let asked = self.nodes.iter().find(|n| n.child.is_some()).unwrap();
+        let slot: String = asked
             .cli(&["CLUSTER", "KEYSLOT", key])
             .unwrap()
             .trim()
             .to_owned();
         let slot: u16 = slot.parse().unwrap();
         // `CLUSTER NODES`: id addr@bus flags master ping pong epoch state slot-ranges...
-        let nodes = self.nodes[0].cli(&["CLUSTER", "NODES"]).unwrap();
+        let nodes = asked.cli(&["CLUSTER", "NODES"]).unwrap();
         for line in nodes.lines() {
             let fields: Vec<&str> = line.split_whitespace().collect();
             if fields.len() < 9 || !fields[2].contains("master") || fields[2].contains("fail") {
@@ -277,10 +307,10 @@ impl RedisCluster {
                 if let (Ok(lo), Ok(hi)) = (lo.parse::<u16>(), hi.parse::<u16>())
                     && (lo..=hi).contains(&slot)
                 {
-                    return self.nodes.iter().position(|n| n.port == port).unwrap();
+                    return self.nodes.iter().position(|n| n.port == port);
                 }
             }
         }
-        panic!("no master serves slot {slot}: {nodes}");
+        None
     }
 }
