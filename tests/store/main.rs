@@ -843,3 +843,102 @@ async fn an_unreachable_store_is_a_start_error() {
     assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
     assert!(!err.contains("hunter2"), "{err}");
 }
+
+/// The master that a sentinel names: the whole contract, then a failover to the replica that
+/// the sentinel promotes, after which the store serves again by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redis_store_follows_a_sentinel_failover() {
+    let mut master = RedisServer::start().await;
+    let replica = RedisServer::start().await;
+    replica
+        .cli(&["REPLICAOF", "127.0.0.1", &master.port().to_string()])
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !replica
+        .cli(&["INFO", "replication"])
+        .unwrap_or_default()
+        .contains("master_link_status:up")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replica did not sync"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let sentinel = interstate_tests::redis::start_sentinel(&master, "studio").await;
+    let dir = tempfile::tempdir().unwrap();
+    let topology = RedisTopology::Sentinel {
+        urls: vec![sentinel.url()],
+        master_name: "studio".into(),
+    };
+    let subject = redis_subject("redis sentinel", topology, dir.path()).await;
+    contract(&subject).await;
+
+    let now = now_ms();
+    let before = subject
+        .store
+        .insert(fresh("192.0.2.90", now), None, now)
+        .await
+        .unwrap();
+    master.stop();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut errors = 0;
+    let after = loop {
+        let now = now_ms();
+        match subject
+            .store
+            .insert(fresh("192.0.2.91", now), None, now)
+            .await
+        {
+            Ok(id) => break id,
+            Err(StoreError::Unavailable(_)) => errors += 1,
+            Err(e) => panic!("{e}"),
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no new master after the failover"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    println!("sentinel failover: {errors} calls refused while no master served");
+    assert!(
+        replica
+            .cli(&["INFO", "replication"])
+            .unwrap()
+            .contains("role:master")
+    );
+    for id in [&before, &after] {
+        let checkout = subject.store.checkout(SessionKey::Id(id)).await.unwrap();
+        assert!(checkout.is_some(), "the replica had the session");
+    }
+}
+
+/// `rediss://`: the store talks TLS (rustls) to a server whose certificate a private CA
+/// signed (`session.redis.ca_file`), and refuses one it cannot verify.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redis_store_speaks_tls() {
+    let (server, ca_file) = interstate_tests::redis::start_tls().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = redis_config(
+        RedisTopology::Single(server.url()),
+        key_file(dir.path(), &[KEY_A]),
+    );
+    assert!(config.topology == RedisTopology::Single(server.url()));
+    let keys = || SealKeys::load(&config.key_file).unwrap();
+    let refused = RedisStore::connect(&config, keys(), limits()).await;
+    assert!(
+        refused.is_err(),
+        "a certificate no trusted CA signed is refused"
+    );
+    config.ca_file = Some(ca_file);
+    let store = RedisStore::connect(&config, keys(), limits())
+        .await
+        .unwrap();
+    let now = now_ms();
+    let id = store
+        .insert(fresh("192.0.2.95", now), None, now)
+        .await
+        .unwrap();
+    let checkout = store.checkout(SessionKey::Id(&id)).await.unwrap().unwrap();
+    store.commit(checkout, false).await.unwrap();
+}

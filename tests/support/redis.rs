@@ -37,6 +37,8 @@ pub struct RedisServer {
     port: u16,
     dir: tempfile::TempDir,
     extra: Vec<String>,
+    /// The CA file, for a TLS-only server.
+    tls: Option<std::path::PathBuf>,
 }
 
 impl RedisServer {
@@ -53,6 +55,7 @@ impl RedisServer {
             port: free_port(),
             dir,
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+            tls: None,
         };
         server.spawn().await;
         server
@@ -65,8 +68,12 @@ impl RedisServer {
             "redis-server is not installed: run `bash tests/setup-toolchains.sh` (Debian: apt-get install redis-server redis-tools)"
         );
         let mut command = Command::new("redis-server");
+        if self.extra.iter().any(|a| a == "--tls-port") {
+            // The port is among the extra arguments; plain TCP is off.
+        } else {
+            command.args(["--port", &self.port.to_string()]);
+        }
         command
-            .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1"])
             .args(["--save", ""])
             .args(["--appendonly", "no"])
@@ -96,14 +103,27 @@ impl RedisServer {
         }
     }
 
+    /// A sentinel: its config file comes first, then `--sentinel`; the port is in the file.
+    async fn spawn_sentinel(&mut self) {
+        let child = Command::new("redis-server")
+            .args(&self.extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        self.wait_until_answering().await;
+    }
+
     /// `redis-cli -p PORT args...`'s output, if it ran.
     pub fn cli(&self, args: &[&str]) -> Option<String> {
-        let out = Command::new("redis-cli")
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .ok()?;
+        let mut command = Command::new("redis-cli");
+        command.args(["-h", "127.0.0.1", "-p", &self.port.to_string()]);
+        if let Some(ca) = &self.tls {
+            command.arg("--tls").arg("--cacert").arg(ca);
+        }
+        let out = command.args(args).stdin(Stdio::null()).output().ok()?;
         out.status
             .success()
             .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
@@ -119,9 +139,14 @@ impl RedisServer {
         SocketAddr::from(([127, 0, 0, 1], self.port))
     }
 
-    /// `redis://127.0.0.1:PORT`.
+    /// `redis://127.0.0.1:PORT` (`rediss://` for a TLS-only server).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// Kills the server (an outage). Its data is gone: there is no persistence.
@@ -181,6 +206,81 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// A sentinel watching `master` under the name `name` (quorum 1, a master is down after one
+/// second without an answer).
+pub async fn start_sentinel(master: &RedisServer, name: &str) -> RedisServer {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let conf = dir.path().join("sentinel.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "port {port}\nbind 127.0.0.1\nsentinel monitor {name} 127.0.0.1 {} 1\n\
+             sentinel down-after-milliseconds {name} 1000\nsentinel failover-timeout {name} 5000\n",
+            master.port()
+        ),
+    )
+    .unwrap();
+    let mut server = RedisServer {
+        child: None,
+        port,
+        dir,
+        extra: vec![conf.display().to_string(), "--sentinel".into()],
+        tls: None,
+    };
+    server.spawn_sentinel().await;
+    server
+}
+
+/// A TLS-only server (`rediss://`) with a certificate for 127.0.0.1 signed by a fresh CA;
+/// returns it and the CA's PEM file.
+pub async fn start_tls() -> (RedisServer, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "interstate test redis CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    let write = |name: &str, text: String| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let ca_file = write("ca.pem", ca.pem());
+    let cert_file = write("redis.pem", cert.pem());
+    let key_file = write("redis.key", key.serialize_pem());
+    let port = free_port();
+    let mut server = RedisServer {
+        child: None,
+        port,
+        dir,
+        tls: None,
+        extra: vec![
+            "--tls-port".into(),
+            port.to_string(),
+            "--port".into(),
+            "0".into(),
+            "--tls-cert-file".into(),
+            cert_file,
+            "--tls-key-file".into(),
+            key_file,
+            "--tls-ca-cert-file".into(),
+            ca_file.clone(),
+            "--tls-auth-clients".into(),
+            "no".into(),
+        ],
+    };
+    server.tls = Some(ca_file.clone().into());
+    server.spawn().await;
+    (server, ca_file.into())
 }
 
 /// A Redis Cluster: `masters` masters, each with `replicas` replicas, made by
