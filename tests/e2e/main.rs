@@ -12,6 +12,7 @@ mod flow;
 mod hostile_client;
 mod hostile_mapper;
 mod ils_webservice;
+mod operator;
 mod probe;
 mod ratelimit;
 mod reload;
