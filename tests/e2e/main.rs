@@ -14,6 +14,7 @@ mod hostile_client;
 mod hostile_mapper;
 mod ils_webservice;
 mod operator;
+mod operator_load;
 mod probe;
 mod ratelimit;
 mod reload;

@@ -153,6 +153,11 @@ pub struct Subscriber {
 }
 
 impl Subscriber {
+    /// The websocket itself.
+    pub fn socket_mut(&mut self) -> &mut tokio_tungstenite::WebSocketStream<Box<dyn Io>> {
+        &mut self.socket
+    }
+
     /// Every event received until `done` holds for one of them or `within` passes, with the
     /// raw text of every frame.
     pub async fn until(
