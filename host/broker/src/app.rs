@@ -12,7 +12,9 @@ use tokio::sync::watch;
 use tracing::info;
 
 use crate::agent::{AgentClient, AgentSetupError};
+use crate::audit::Audit;
 use crate::clock::Clock;
+use crate::events::channel;
 use crate::ratelimit::{AttemptCounter, MemoryCounter, RedisCounter};
 use crate::server::{self, ConnectionCap};
 use crate::service::{Broker, Generation, store_limits};
@@ -43,6 +45,14 @@ pub enum StartError {
     /// The session store could not be opened (or its key file read).
     #[error("session store: {0}")]
     Store(String),
+    /// The audit log (`logging.audit_file`) could not be opened.
+    #[error("cannot open the audit log {path}: {source}")]
+    Audit {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The listener.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -165,6 +175,11 @@ pub struct Running {
 }
 
 impl Running {
+    /// The TLS configuration in use (the admin listener's beyond loopback); follows reloads.
+    pub fn tls_config(&self) -> server::TlsConfig {
+        self.tls.subscribe()
+    }
+
     /// Waits until the server has drained after its shutdown future resolved.
     pub async fn stopped(&self) {
         let mut stopped = self.stopped.clone();
@@ -186,7 +201,13 @@ impl Running {
         // Without configured files the generated certificate is kept: clients that pinned it on
         // first use would otherwise see it change.
         let tls = match (&settings.server.cert, &settings.server.key) {
-            (Some(_), Some(_)) => identity(&settings)?.server_config()?,
+            (Some(_), Some(_)) => {
+                let identity = identity(&settings)?;
+                if let Some(leaf) = identity.chain.first() {
+                    self.broker.metrics().set_certificate(leaf);
+                }
+                identity.server_config()?
+            }
             _ => self.generated.server_config()?,
         };
         let max_connections = settings.server.max_connections;
@@ -245,21 +266,64 @@ impl Reloader {
     /// Reads the settings again and swaps them in. On error the old configuration keeps serving
     /// and the reason is returned (and logged).
     pub async fn reload(&self, running: &Running) -> Result<ReloadReport, String> {
+        self.reload_by(running, "operator").await
+    }
+
+    /// [`Reloader::reload`], on behalf of `actor` (as the audit log and the feed name it: `SIGHUP`,
+    /// `token 127.0.0.1`, …).
+    pub async fn reload_by(&self, running: &Running, actor: &str) -> Result<ReloadReport, String> {
         let _one_at_a_time = self.lock.lock().await;
         let result = match (self.source)() {
             Ok(settings) => running.reload(settings).await.map_err(|e| e.to_string()),
             Err(e) => Err(e),
         };
+        let broker = &running.broker;
+        let reloads = &broker.metrics().reloads;
         match &result {
-            Ok(_) => {
-                running
-                    .broker
+            Ok(report) => {
+                broker
                     .stats()
                     .reloads
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                reloads
+                    .get_or_create(&crate::metrics::Outcome { outcome: "applied" })
+                    .inc();
+                broker.audit().config_reload(actor, Ok(()));
+                let plugin = format!("{:?}", broker.current().settings.mapper.plugin);
+                broker.events().emit(
+                    &[channel::SYSTEM],
+                    "broker.config_reloaded",
+                    None,
+                    serde_json::json!({"actor": actor, "restart_required": report.restart_required}),
+                );
+                broker.events().emit(
+                    &[channel::MAPPERS, channel::SYSTEM],
+                    "mapper.reloaded",
+                    None,
+                    serde_json::json!({"plugin": crate::audit::loggable(&plugin)}),
+                );
             }
             Err(reason) => {
-                tracing::error!(%reason, "reload refused; the previous configuration keeps serving")
+                tracing::error!(%reason, "reload refused; the previous configuration keeps serving");
+                reloads
+                    .get_or_create(&crate::metrics::Outcome { outcome: "refused" })
+                    .inc();
+                broker.audit().config_reload(actor, Err(reason));
+                let mapper_failed = reason.starts_with("mapper ");
+                broker.events().emit(
+                    &[channel::SYSTEM],
+                    "broker.config_refused",
+                    None,
+                    serde_json::json!({"actor": actor, "reason": crate::audit::loggable(reason)}),
+                );
+                if mapper_failed {
+                    broker.events().emit(
+                        &[channel::MAPPERS, channel::SYSTEM],
+                        "mapper.failed",
+                        None,
+                        serde_json::json!({"error": crate::audit::loggable(reason)}),
+                    );
+                }
             }
         }
         result
@@ -286,16 +350,29 @@ pub async fn start(
         })?,
     );
     let initial = settings.clone();
+    let audit = Arc::new(
+        Audit::open(&settings.node, settings.audit_file.as_deref()).map_err(|source| {
+            StartError::Audit {
+                path: settings
+                    .audit_file
+                    .as_deref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+                source,
+            }
+        })?,
+    );
     let opened = open_store(&settings).await?;
     let connections = Arc::new(ConnectionCap::new(settings.server.max_connections));
     let pins = opened.pins.clone();
     let generation = build_generation(&runtime, settings, pins.clone()).await?;
-    let broker = Arc::new(Broker::with_counter(
-        generation,
-        opened.sessions,
-        opened.counter,
-        Clock::new(),
-    ));
+    let broker = Arc::new(
+        Broker::with_counter(generation, opened.sessions, opened.counter, Clock::new())
+            .with_audit(audit),
+    );
+    if let Some(leaf) = identity.chain.first() {
+        broker.metrics().set_certificate(leaf);
+    }
     let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
         addr: "listener".into(),
         source,
@@ -313,12 +390,29 @@ pub async fn start(
                 };
                 match broker.store().sweep(broker.clock().now_ms()).await {
                     Ok(0) => {}
-                    Ok(swept) => tracing::debug!(swept, "expired sessions dropped"),
-                    Err(e) => tracing::warn!(error = %e, "session sweep failed"),
+                    Ok(swept) => {
+                        tracing::debug!(swept, "expired sessions dropped");
+                        broker
+                            .metrics()
+                            .sessions_ended
+                            .get_or_create(&crate::metrics::EndReason { reason: "timeout" })
+                            .inc_by(swept as u64);
+                        broker.events().emit(
+                            &[channel::SESSIONS, channel::SYSTEM],
+                            "sessions.expired",
+                            None,
+                            serde_json::json!({"count": swept}),
+                        );
+                    }
+                    Err(e) => {
+                        broker.metrics().store_error(&e);
+                        tracing::warn!(error = %e, "session sweep failed");
+                    }
                 }
             }
         })
     };
+    let reporter = tokio::spawn(report_periodically(Arc::downgrade(&broker)));
     let (done, stopped) = watch::channel(false);
     {
         let broker = broker.clone();
@@ -326,6 +420,7 @@ pub async fn start(
         tokio::spawn(async move {
             server::run(listener, tls_rx, broker, connections, shutdown).await;
             sweeper.abort();
+            reporter.abort();
             let _ = done.send(true);
         });
     }
@@ -343,6 +438,41 @@ pub async fn start(
         generated,
         initial,
     })
+}
+
+/// How often `broker.stats` is published and the audit log's refusal windows are closed.
+pub const STATS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Every [`STATS_INTERVAL`]: the `broker.stats` event (live only) and the audit log's summaries
+/// of refusal windows that are over.
+async fn report_periodically(broker: std::sync::Weak<Broker>) {
+    let mut tick = tokio::time::interval(STATS_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(broker) = broker.upgrade() else {
+            break;
+        };
+        broker.audit().flush(broker.clock().now_ms());
+        let Some(feed) = broker.events().feed() else {
+            continue;
+        };
+        let live = broker.store().live_sessions().await.ok();
+        let stats = broker.stats();
+        let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        let feed_connections = feed.stats().connections;
+        broker.events().emit_live(
+            &[channel::SYSTEM],
+            "broker.stats",
+            serde_json::json!({
+                "active_sessions": live,
+                "sessions_created": load(&stats.sessions_created),
+                "allocations": load(&stats.allocations),
+                "rate_limited": load(&stats.rate_limited),
+                "feed_connections": feed_connections,
+            }),
+        );
+    }
 }
 
 /// The stores a broker keeps its state in.

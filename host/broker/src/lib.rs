@@ -13,7 +13,11 @@
 //! - [`body`]: the chunked response body PCoIP clients need.
 //! - [`verify`]: certificate checks for self-signed peers (the `interstate-tls` crate).
 //! - [`app`]: assembling all of the above from settings; reload.
-//! - [`admin`]: the operator listener (health, metrics, reload).
+//! - [`admin`]: the operator listener (health, metrics, reload, the feed, the admin API, the
+//!   dashboard).
+//! - [`audit`]: the audit log (OWASP vocabulary, its own writer, aggregated refusals).
+//! - [`metrics`]: the Prometheus metrics.
+//! - [`events`]: the broker's own events on the operator feed.
 //!
 //! The protocol codec and the session state machine live in `interstate-protocol` (no IO); the
 //! wasm host lives in `interstate-mapper`; the client-side tools (probe, bench, the fake agent)
@@ -22,8 +26,11 @@
 pub mod admin;
 pub mod agent;
 pub mod app;
+pub mod audit;
 pub mod body;
 pub mod clock;
+pub mod events;
+pub mod metrics;
 pub mod ratelimit;
 pub mod server;
 pub mod service;

@@ -15,20 +15,25 @@
 //!   a reload applies them to new connections.
 //! - On shutdown the listener closes, connections finish their request in flight, and after the
 //!   grace period in force then, whatever is left is dropped.
+//!
+//! The admin listener runs the same loop ([`serve`]) with its own cap, its own service, and TLS
+//! only when it listens beyond loopback (see [`crate::admin`]).
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use std::net::SocketAddr;
+
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, error, info, warn};
 
 use crate::service::{Broker, handle};
+use crate::settings::ServerConfig;
 
 pub mod deadline;
 pub mod per_address;
@@ -88,7 +93,56 @@ pub async fn run(
     cap: Arc<ConnectionCap>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let graceful = GracefulShutdown::new();
+    let settings = {
+        let broker = broker.clone();
+        move || broker.current().settings.server.clone()
+    };
+    let make_service = move |peer: SocketAddr, request_timeout: Duration| {
+        let broker = broker.clone();
+        service_fn(move |request: http::Request<hyper::body::Incoming>| {
+            let request = request.map(|body| DeadlineBody::new(body, request_timeout));
+            handle(broker.clone(), peer, request)
+        })
+    };
+    serve(
+        listener,
+        Some(tls),
+        cap,
+        true,
+        settings,
+        make_service,
+        shutdown,
+    )
+    .await;
+}
+
+/// The accept loop shared by the client listener and the admin listener: `tls` (or plain
+/// HTTP), the connection `cap`, the per-address cap when `per_address_cap`, the deadlines of
+/// the [`ServerConfig`] `settings` returns when a connection is accepted, and the drain.
+///
+/// Connections are served with upgrades enabled (the admin listener's websockets). An upgraded
+/// connection leaves hyper, and this drain, when it switches protocols: its owner closes it on
+/// shutdown (the feed does).
+pub async fn serve<M, S, B>(
+    listener: TcpListener,
+    tls: Option<TlsConfig>,
+    cap: Arc<ConnectionCap>,
+    per_address_cap: bool,
+    settings: impl Fn() -> ServerConfig,
+    make_service: M,
+    shutdown: impl Future<Output = ()>,
+) where
+    M: Fn(SocketAddr, Duration) -> S,
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (stop, stopping) = watch::channel(false);
+    // Each connection task holds a clone; when all are gone, the drain is over.
+    let (open, mut drained) = mpsc::channel::<()>(1);
     let per_address = Arc::new(PerAddress::default());
     tokio::pin!(shutdown);
     let mut backoff = Duration::from_millis(5);
@@ -117,12 +171,13 @@ pub async fn run(
                 }
             },
         };
-        let server = broker.current().settings.server.clone();
+        let server = settings();
         let peer_ip = peer.ip().to_canonical();
-        let address_slot = if server
-            .trusted_proxies
-            .iter()
-            .any(|proxy| proxy.to_canonical() == peer_ip)
+        let address_slot = if !per_address_cap
+            || server
+                .trusted_proxies
+                .iter()
+                .any(|proxy| proxy.to_canonical() == peer_ip)
         {
             None
         } else {
@@ -135,7 +190,9 @@ pub async fn run(
             }
         };
         let _ = tcp.set_nodelay(true);
-        let acceptor = TlsAcceptor::from(tls.borrow().clone());
+        let acceptor = tls
+            .as_ref()
+            .map(|tls| TlsAcceptor::from(tls.borrow().clone()));
         let (handshake_timeout, request_timeout) =
             (server.handshake_timeout, server.header_timeout);
         let mut http = hyper::server::conn::http1::Builder::new();
@@ -144,11 +201,17 @@ pub async fn run(
             .timer(TokioTimer::new())
             .header_read_timeout(request_timeout)
             .max_buf_size(64 * 1024);
-        let broker = broker.clone();
-        let watcher = graceful.watcher();
+        let service = make_service(peer, request_timeout);
+        let stopping = stopping.clone();
+        let open = open.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let _address_slot = address_slot;
+            let _open = open;
+            let Some(acceptor) = acceptor else {
+                serve_connection(&http, TokioIo::new(tcp), service, stopping, peer).await;
+                return;
+            };
             let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(e)) => {
@@ -160,24 +223,53 @@ pub async fn run(
                     return;
                 }
             };
-            let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
-                let request = request.map(|body| DeadlineBody::new(body, request_timeout));
-                handle(broker.clone(), peer, request)
-            });
-            let connection = http.serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = watcher.watch(connection).await {
-                debug!(%peer, error = %e, "connection ended with an error");
-            }
+            serve_connection(&http, TokioIo::new(stream), service, stopping, peer).await;
         });
     }
 
-    let shutdown_grace = broker.current().settings.server.shutdown_grace;
+    let shutdown_grace = settings().shutdown_grace;
     drop(listener);
+    let _ = stop.send(true);
+    drop(open);
     info!("no longer accepting connections; draining");
     tokio::select! {
-        () = graceful.shutdown() => info!("all connections closed"),
+        _ = drained.recv() => info!("all connections closed"),
         () = tokio::time::sleep(shutdown_grace) => {
             error!(grace_ms = shutdown_grace.as_millis() as u64, "grace period over; dropping the remaining connections");
         }
+    }
+}
+
+/// Serves one connection until it closes; once `stopping` turns true, it finishes the request
+/// in flight and closes (hyper's graceful shutdown).
+async fn serve_connection<I, S, B>(
+    http: &hyper::server::conn::http1::Builder,
+    io: I,
+    service: S,
+    mut stopping: watch::Receiver<bool>,
+    peer: SocketAddr,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let connection = http.serve_connection(io, service).with_upgrades();
+    tokio::pin!(connection);
+    let stop = async move {
+        let _ = stopping.wait_for(|stop| *stop).await;
+    };
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        () = stop => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(e) = result {
+        debug!(%peer, error = %e, "connection ended with an error");
     }
 }

@@ -121,6 +121,10 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
             )),
             None => None,
         };
+        let admin_scheme = match settings.admin_listen {
+            Some(addr) if settings.admin_tls || !addr.ip().is_loopback() => "https",
+            _ => "http",
+        };
         let (stop_admin, admin_stopped) = tokio::sync::watch::channel(false);
         let running =
             Arc::new(interstate::app::start(settings, listener, shutdown_signal()).await?);
@@ -156,7 +160,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
                 .map(|a| a.to_string())
                 .unwrap_or_default();
             println!(
-                "interstate: admin listener on http://{addr} (/healthz, /metrics, POST /reload, /agents/…)"
+                "interstate: admin listener on {admin_scheme}://{addr} (/dashboard, /feed, /admin/api, /healthz, /metrics, POST /reload, /agents/…)"
             );
             let mut stopped = admin_stopped.clone();
             tokio::spawn(interstate::admin::run(
@@ -189,7 +193,7 @@ async fn reload_on_sighup(
 ) {
     while hup.recv().await.is_some() {
         tracing::info!("SIGHUP: reloading");
-        let _ = reloader.reload(&running).await;
+        let _ = reloader.reload_by(&running, "SIGHUP").await;
     }
 }
 

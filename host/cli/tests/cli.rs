@@ -459,9 +459,12 @@ async fn ils_flags_sighup_and_admin_reload() {
 
     // Metrics count what happened.
     let metrics = reqwest_like_get(&format!("127.0.0.1:{admin_port}"), "/metrics", "s3cret").await;
-    assert!(metrics.contains("interstate_reloads_total 2"), "{metrics}");
     assert!(
-        metrics.contains("interstate_mapper_logins_total 1"),
+        metrics.contains("interstate_reloads_total{outcome=\"applied\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("interstate_mapper_calls_total{export=\"authenticate\",outcome=\"ok\"} 1"),
         "{metrics}"
     );
     assert!(

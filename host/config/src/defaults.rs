@@ -213,3 +213,23 @@ fn url_origin(url: &str) -> Option<String> {
     }
     Some(format!("{scheme}://{}:{port}", host.to_ascii_lowercase()))
 }
+
+/// `admin.max_connections`: room for an operations team's dashboards and a thousand feed
+/// subscribers, with a margin for scripts.
+pub const ADMIN_MAX_CONNECTIONS: usize = 2_048;
+
+/// `admin.node`: the machine's host name (the kernel's), else `interstate`. Names that would not
+/// pass `admin.node`'s check fall back too, so the default is always valid.
+pub fn node_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| {
+            !name.is_empty()
+                && name.len() <= 64
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        })
+        .unwrap_or_else(|| "interstate".to_owned())
+}

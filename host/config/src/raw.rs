@@ -62,6 +62,8 @@ pub struct RawLogging {
     pub level: LogLevel,
     /// `text` (default) or `json`.
     pub format: LogFormat,
+    /// Where the audit records go (JSON lines, appended); standard error when unset.
+    pub audit_file: Option<String>,
 }
 
 impl Default for RawLogging {
@@ -69,6 +71,7 @@ impl Default for RawLogging {
         Self {
             level: d::LOG_LEVEL,
             format: d::LOG_FORMAT,
+            audit_file: None,
         }
     }
 }
@@ -339,7 +342,14 @@ pub struct RawAdmin {
     /// `host:port` of the admin listener, such as `127.0.0.1:9443`.
     pub listen: Option<String>,
     /// Bearer token required on the admin listener; required unless it listens on loopback.
+    /// Without one, a loopback listener serves only reads (health, metrics).
     pub token: Option<String>,
+    /// Open admin connections at most (feed subscribers included).
+    pub max_connections: Option<usize>,
+    /// TLS (the broker's certificate) on a loopback listener too; always on beyond loopback.
+    pub tls: bool,
+    /// This node's name in feed events and session lists; the machine's host name when unset.
+    pub node: Option<String>,
 }
 
 /// `security`: authentication failure limits.

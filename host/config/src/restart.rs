@@ -16,6 +16,9 @@ pub const RESTART_ONLY: &[&str] = &[
     "logging.format",
     "admin.listen",
     "admin.token",
+    "admin.node",
+    "admin.tls",
+    "logging.audit_file",
     "mapper.cache_dir",
     "mapper.limits.max_concurrent_calls",
     "server.generated_cert_dir",
@@ -27,13 +30,16 @@ pub const RESTART_ONLY: &[&str] = &[
 type Differs = fn(&Settings, &Settings) -> bool;
 
 /// How to tell, for each key of [`RESTART_ONLY`] (same order), whether two settings differ.
-const DIFFERS: [(&str, Differs); 11] = [
+const DIFFERS: [(&str, Differs); 14] = [
     ("server.host", |a, b| a.server.host != b.server.host),
     ("server.port", |a, b| a.server.port != b.server.port),
     ("logging.level", |a, b| a.log_level != b.log_level),
     ("logging.format", |a, b| a.log_json != b.log_json),
     ("admin.listen", |a, b| a.admin_listen != b.admin_listen),
     ("admin.token", |a, b| a.admin_token != b.admin_token),
+    ("admin.node", |a, b| a.node != b.node),
+    ("admin.tls", |a, b| a.admin_tls != b.admin_tls),
+    ("logging.audit_file", |a, b| a.audit_file != b.audit_file),
     ("mapper.cache_dir", |a, b| {
         a.mapper.cache_dir != b.mapper.cache_dir
     }),
@@ -88,6 +94,16 @@ mod tests {
     fn every_restart_only_key_is_compared() {
         let keys: Vec<&str> = DIFFERS.iter().map(|(key, _)| *key).collect();
         assert_eq!(keys, RESTART_ONLY);
+    }
+
+    #[test]
+    fn audit_file_and_node() {
+        assert_eq!(
+            changed(
+                r#"{"logging": {"audit_file": "/var/log/interstate-audit.jsonl"}, "admin": {"node": "b2"}}"#
+            ),
+            ["admin.node", "logging.audit_file"]
+        );
     }
 
     #[test]

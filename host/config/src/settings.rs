@@ -34,6 +34,14 @@ pub struct Settings {
     pub admin_listen: Option<SocketAddr>,
     /// The admin bearer token.
     pub admin_token: Option<String>,
+    /// Open admin connections at most (`admin.max_connections`).
+    pub admin_max_connections: usize,
+    /// TLS on a loopback admin listener too (`admin.tls`, restart only); always on beyond it.
+    pub admin_tls: bool,
+    /// This node's name in feed events and session lists (`admin.node`, restart only).
+    pub node: String,
+    /// Where audit records go (`logging.audit_file`, restart only); standard error when unset.
+    pub audit_file: Option<PathBuf>,
     /// Authentication failure limits.
     pub rate_limits: RateLimits,
 }
@@ -71,6 +79,10 @@ impl Settings {
             server: ServerConfig::default(),
             admin_listen: None,
             admin_token: None,
+            admin_max_connections: d::ADMIN_MAX_CONNECTIONS,
+            admin_tls: false,
+            node: d::node_name(),
+            audit_file: None,
             rate_limits: RateLimits::default(),
         }
     }

@@ -30,6 +30,33 @@ pub(crate) fn settings(raw: RawSettings, path: &Path) -> Result<Settings, Settin
     let server = server(&raw.server, &origin)?;
     let rate_limits = security(&raw.security, &origin)?;
     let (admin_listen, admin_token) = admin(&raw.admin, &origin)?;
+    let admin_max_connections = raw
+        .admin
+        .max_connections
+        .unwrap_or(defaults::ADMIN_MAX_CONNECTIONS);
+    origin.within(
+        "admin.max_connections",
+        admin_max_connections,
+        1..=100_000,
+        "expected 1 to 100000",
+    )?;
+    let node = match raw.admin.node.as_deref().map(str::trim) {
+        None | Some("") => defaults::node_name(),
+        Some(name)
+            if name.len() <= 64
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) =>
+        {
+            name.to_owned()
+        }
+        Some(_) => {
+            return Err(origin.bad(
+                "admin.node",
+                "expected up to 64 letters, digits, '-', '_' or '.'",
+            ));
+        }
+    };
     Ok(Settings {
         origin: path.to_owned(),
         log_level: raw.logging.level,
@@ -40,6 +67,15 @@ pub(crate) fn settings(raw: RawSettings, path: &Path) -> Result<Settings, Settin
         server,
         admin_listen,
         admin_token,
+        admin_max_connections,
+        admin_tls: raw.admin.tls,
+        node,
+        audit_file: raw
+            .logging
+            .audit_file
+            .as_deref()
+            .filter(|path| !path.is_empty())
+            .map(|path| origin.resolve(path)),
         rate_limits,
     })
 }

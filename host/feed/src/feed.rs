@@ -193,6 +193,37 @@ impl Feed {
         self.auth.sign(value, self.now())
     }
 
+    /// Checks a strict-mode token for a request that is not a feed route (the broker's admin
+    /// API signs its calls the way the feed's strict mounts do): `token` must sign
+    /// `METHOD TARGET sha256hex(BODY)` with one of the feed's keys, be fresh, and be unused.
+    /// Returns false for every refusal; the reason is not told.
+    pub fn verify_strict(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        target: &str,
+        body: &[u8],
+    ) -> bool {
+        let path = target.split('?').next().unwrap_or(target);
+        let binding = crate::auth::RequestBinding {
+            method,
+            target,
+            path,
+            endpoint: path,
+            body,
+        };
+        match self
+            .auth
+            .verify(token, AuthMode::Strict, &binding, self.now())
+        {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!(reason = ?e, "admin request signature refused");
+                false
+            }
+        }
+    }
+
     /// Current counters.
     pub fn stats(&self) -> FeedStats {
         let state = self.lock();

@@ -15,9 +15,12 @@ use interstate_protocol::{
 };
 use tracing::{debug, error, info, warn};
 
+use super::report::{EndReason, Ended};
 use super::response::{error_reply, xml_error, xml_response};
 use super::{Broker, Generation};
+use crate::audit::loggable;
 use crate::body::ChunkedBody;
+use crate::events::session_ref;
 use crate::ratelimit::Limit;
 use crate::store::{Checkout, SessionKey, StoreError};
 
@@ -87,18 +90,21 @@ impl Exchange<'_> {
             .fallback_sessions
             .then_some((self.log_id, self.client_ip));
         let session = Session::new(hello, client, self.now);
+        let created = self.created_message(&session);
         match store.insert(session, fallback, self.now).await {
             Ok(id) => {
                 self.broker
                     .stats
                     .sessions_created
                     .fetch_add(1, Ordering::Relaxed);
+                self.report_created(&id, created);
                 (
                     hello_reply(&self.generation.info, self.generation.domains.clone()),
                     Some(id),
                 )
             }
             Err(e @ StoreError::Full(_)) => {
+                self.broker.metrics().store_error(&e);
                 warn!(full = %e, "refusing a new session");
                 (
                     error_reply(
@@ -109,14 +115,14 @@ impl Exchange<'_> {
                     None,
                 )
             }
-            Err(e) => (store_failed(&e), None),
+            Err(e) => (self.store_failed(&e), None),
         }
     }
 
     /// Finds the request's session: the cookie first, then (with fallback sessions) the log id.
     async fn find_session(&self) -> Result<Checkout, Box<BrokerReply>> {
         let store = self.broker.store();
-        let failed = |e: StoreError| Box::new(store_failed(&e));
+        let failed = |e: StoreError| Box::new(self.store_failed(&e));
         if let Some(id) = &self.cookie
             && let Some(checkout) = store.checkout(SessionKey::Id(id)).await.map_err(failed)?
         {
@@ -148,56 +154,82 @@ impl Exchange<'_> {
         };
         let store = self.broker.store();
         if session.is_expired(self.now, &store.limits().lifetimes) {
+            let ended = Ended::of(&session);
             if let Err(e) = store.commit(session, false).await {
                 debug!(error = %e, "an expired session could not be ended; it expires by itself");
             }
+            ended.report(self.broker, EndReason::Timeout, self.now);
             return (expired(), None);
         }
         let now = self.now;
+        let session_ref = session_ref(session.id());
+        let bye = matches!(message, ClientRequest::Bye);
         let reply = match session.on_request(message, now) {
             Step::Reply(reply) => reply,
             Step::End(reply) => {
+                let ended = Ended::of(&session);
                 if let Err(e) = store.commit(session, false).await {
-                    return (store_failed(&e), None);
+                    return (self.store_failed(&e), None);
+                }
+                // Reported once the store no longer holds it: a list made after the event
+                // never shows it.
+                if bye {
+                    ended.report(self.broker, EndReason::Bye, now);
                 }
                 return (reply, None);
             }
             Step::Authenticate(pending) => {
-                let outcome = match self.authenticate(pending.login()).await {
+                let outcome = match self.authenticate(pending.login(), &session_ref).await {
                     Ok(outcome) => outcome,
                     // Nothing is kept: the checkout goes back as the last commit left it.
-                    Err(e) => return (store_failed(&e), None),
+                    Err(e) => return (self.store_failed(&e), None),
                 };
                 pending.finish(&mut session, outcome, now)
             }
             Step::ContinueAuthentication(pending) => {
+                let user = session
+                    .identity()
+                    .map(|i| i.username.clone())
+                    .unwrap_or_default();
                 let outcome = match self
-                    .continue_authentication(&pending, session.client())
+                    .continue_authentication(&pending, session.client(), &session_ref, &user)
                     .await
                 {
                     Ok(outcome) => outcome,
-                    Err(e) => return (store_failed(&e), None),
+                    Err(e) => return (self.store_failed(&e), None),
                 };
                 pending.finish(&mut session, outcome, now)
             }
             Step::ListDesktops(pending) => {
+                let started = Instant::now();
                 let desktops = self
                     .generation
                     .mapper
                     .list_desktops(pending.user(), session.client())
                     .await;
-                log_mapper_failure("list-desktops", &desktops);
+                self.mapper_done("list-desktops", &desktops, started);
+                self.report_listed(
+                    &session_ref,
+                    &pending.user().username,
+                    desktops.as_ref().ok().map(Vec::len),
+                );
                 pending.finish(&mut session, desktops, now)
             }
             Step::Allocate(pending) => {
+                let started = Instant::now();
+                let user = pending.user().username.clone();
+                let desktop = pending.desktop_id().to_owned();
                 let allocation = self
                     .generation
                     .mapper
                     .allocate(pending.user(), pending.desktop_id(), session.client())
                     .await;
-                log_mapper_failure("allocate", &allocation);
+                self.mapper_done("allocate", &allocation, started);
                 match pending.finish(&mut session, allocation, now) {
-                    AllocStep::Reply(reply) => reply,
+                    AllocStep::Reply(reply) => {
+                        self.report_allocation(&session_ref, &user, &desktop, false, None);
+                        reply
+                    }
                     AllocStep::Launch(mut launch) => {
                         let request = launch.request_mut();
                         if request.launch.license_path.is_none() {
@@ -206,7 +238,9 @@ impl Exchange<'_> {
                                 .license_path
                                 .clone_from(&self.generation.settings.agent.license_path);
                         }
+                        let called = Instant::now();
                         let launched = self.generation.agent.launch(launch.request()).await;
+                        let latency = called.elapsed();
                         let agent = &launch.request().agent_host;
                         match &launched {
                             Ok(resp) => {
@@ -219,8 +253,24 @@ impl Exchange<'_> {
                                 .stats
                                 .agent_certificate_refused
                                 .fetch_add(1, Ordering::Relaxed);
+                            self.broker.metrics().agent_certificate_refused.inc();
                         }
-                        launch.finish(&mut session, launched, now)
+                        let host = agent.clone();
+                        let agent_result = match &launched {
+                            Ok(_) => Ok(()),
+                            Err(e) => Err(format!("{e:?}")),
+                        };
+                        let reply = launch.finish(&mut session, launched, now);
+                        let allocated =
+                            matches!(&reply, BrokerReply::Allocate(r) if r.target.is_some());
+                        self.report_allocation(
+                            &session_ref,
+                            &user,
+                            &desktop,
+                            allocated,
+                            Some((&host, latency, agent_result)),
+                        );
+                        reply
                     }
                 }
             }
@@ -235,7 +285,7 @@ impl Exchange<'_> {
         if let Err(e) = store.commit(session, true).await {
             // The session changed under this request (another node won a race) or the store
             // is gone: what this request did is not kept, and the client is told so.
-            return (store_failed(&e), None);
+            return (self.store_failed(&e), None);
         }
         (reply, Some(id))
     }
@@ -246,11 +296,14 @@ impl Exchange<'_> {
     async fn authenticate(
         &self,
         login: &PasswordLogin,
+        session: &str,
     ) -> Result<Result<AuthOutcome, MapperError>, StoreError> {
         let limiter = &self.broker.limiter;
         let username = Some(login.username.as_str());
         if let Err(which) = limiter.reserve(username, self.client_ip, self.now).await? {
-            info!(user = %loggable(&login.username), limited = ?which, "authentication refused: too many failures");
+            // Per refusal at debug only: the audit log sums a locked-out address's refusals.
+            debug!(user = %loggable(&login.username), limited = ?which, "authentication refused: too many failures");
+            self.report_rate_limited(session, username, which);
             self.broker
                 .stats
                 .rate_limited
@@ -263,8 +316,10 @@ impl Exchange<'_> {
             .stats
             .mapper_logins
             .fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
         let outcome = self.generation.mapper.authenticate(login).await;
-        log_mapper_failure("authenticate", &outcome);
+        self.mapper_done("authenticate", &outcome, started);
+        self.report_login(session, &login.username, &outcome, started.elapsed());
         match &outcome {
             Ok(AuthOutcome::Rejected(r)) => {
                 info!(user = %loggable(&login.username), kind = ?r.kind, reason = %loggable(&r.reason), "authentication refused");
@@ -282,36 +337,27 @@ impl Exchange<'_> {
         &self,
         pending: &PendingDialog,
         client: &ClientContext,
+        session: &str,
+        user: &str,
     ) -> Result<Result<AuthOutcome, MapperError>, StoreError> {
         let limiter = &self.broker.limiter;
         if let Err(which) = limiter.reserve(None, self.client_ip, self.now).await? {
+            self.report_rate_limited(session, None, which);
             return Ok(Ok(rate_limited(which)));
         }
+        let started = Instant::now();
         let outcome = self
             .generation
             .mapper
             .continue_authentication(pending.state(), pending.answers(), client)
             .await;
-        log_mapper_failure("continue-authentication", &outcome);
+        self.mapper_done("continue-authentication", &outcome, started);
+        self.report_login(session, user, &outcome, started.elapsed());
         if !matches!(&outcome, Ok(AuthOutcome::Rejected(_))) {
             limiter.undecided(None, self.client_ip).await?;
         }
         Ok(outcome)
     }
-}
-
-/// A name or reason from the network or a mapper, as a log field: control characters escaped
-/// and cut to 256 characters, so it cannot forge a log line or flood the log.
-fn loggable(text: &str) -> String {
-    let mut out: String = text
-        .chars()
-        .take(256)
-        .flat_map(char::escape_default)
-        .collect();
-    if text.chars().count() > 256 {
-        out.push('…');
-    }
-    out
 }
 
 /// The answer for a session that is unknown or has expired.
@@ -321,6 +367,14 @@ fn expired() -> BrokerReply {
         "Your session has expired. Please log in again.",
         None,
     )
+}
+
+impl Exchange<'_> {
+    /// [`store_failed`], counted in the metrics.
+    fn store_failed(&self, e: &StoreError) -> BrokerReply {
+        self.broker.metrics().store_error(e);
+        store_failed(e)
+    }
 }
 
 /// The answer when the store could not do what a request needed; the reason goes to the log.
@@ -351,10 +405,4 @@ fn rate_limited(which: Limit) -> AuthOutcome {
         kind: RejectionKind::BadCredentials,
         reason: format!("too many failed logins ({which:?})"),
     })
-}
-
-fn log_mapper_failure<T>(call: &str, result: &Result<T, MapperError>) {
-    if let Err(e) = result {
-        warn!(call, error = %e, "mapper call failed");
-    }
 }

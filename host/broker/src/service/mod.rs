@@ -29,14 +29,18 @@ use tracing::{Instrument, debug, info_span};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::agent::Agent;
+use crate::audit::Audit;
 use crate::body::ChunkedBody;
 use crate::clock::Clock;
+use crate::events::Events;
+use crate::metrics::Metrics;
 use crate::ratelimit::AuthLimiter;
 use crate::settings::Settings;
 use crate::store::{SessionStore, StoreLimits};
 
 mod exchange;
 mod headers;
+pub(crate) mod report;
 mod response;
 
 use exchange::Exchange;
@@ -133,6 +137,9 @@ pub struct Broker {
     limiter: AuthLimiter,
     clock: Clock,
     stats: Stats,
+    audit: Arc<Audit>,
+    metrics: Metrics,
+    events: Events,
 }
 
 /// Counters for operators (and tests): what the broker did since it started.
@@ -173,6 +180,11 @@ impl Broker {
         clock: Clock,
     ) -> Self {
         let limiter = AuthLimiter::with_counter(generation.settings.rate_limits, counter);
+        // Standard error until `app::start` hands over the writer `logging.audit_file` names.
+        let audit = Arc::new(Audit::to_writer(
+            &generation.settings.node,
+            Box::new(std::io::stderr()),
+        ));
         store.set_limits(generation.store_limits());
         Self {
             current: RwLock::new(Arc::new(generation)),
@@ -180,7 +192,32 @@ impl Broker {
             limiter,
             clock,
             stats: Stats::default(),
+            audit,
+            metrics: Metrics::new(),
+            events: Events::default(),
         }
+    }
+
+    /// The same broker writing its audit records to `audit` (`logging.audit_file`).
+    #[must_use]
+    pub fn with_audit(mut self, audit: Arc<Audit>) -> Self {
+        self.audit = audit;
+        self
+    }
+
+    /// The audit log.
+    pub fn audit(&self) -> &Audit {
+        &self.audit
+    }
+
+    /// The Prometheus metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The operator feed events.
+    pub fn events(&self) -> &Events {
+        &self.events
     }
 
     /// The counters.

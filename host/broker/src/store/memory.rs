@@ -409,6 +409,34 @@ impl SessionStore for MemoryStore {
     }
 }
 
+impl super::ListSessions for MemoryStore {
+    fn list(&self, limit: usize) -> BoxFuture<'_, Result<Vec<super::SessionSummary>, StoreError>> {
+        let handles: Vec<(String, SessionHandle)> = self
+            .lock()
+            .sessions
+            .iter()
+            .take(limit)
+            .map(|(id, entry)| (id.clone(), entry.session.clone()))
+            .collect();
+        // A session a request holds is listed without waiting for it: its phase is unknown.
+        let list = handles
+            .into_iter()
+            .map(|(id, handle)| match handle.try_lock() {
+                Ok(session) => super::SessionSummary::of(&id, &session),
+                Err(_) => super::SessionSummary {
+                    id,
+                    user: None,
+                    client_address: String::new(),
+                    phase: None,
+                    created_at_ms: 0,
+                    last_seen_ms: 0,
+                },
+            })
+            .collect();
+        Box::pin(std::future::ready(Ok(list)))
+    }
+}
+
 #[cfg(test)]
 mod pin_tests {
     use super::*;

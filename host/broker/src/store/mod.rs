@@ -204,8 +204,47 @@ impl DerefMut for Checkout {
     }
 }
 
+/// A live session as operators see it (the admin API's list). `id` is the raw session id, a
+/// credential: the admin API shows only its hash and uses the id to end the session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionSummary {
+    /// The session id (never shown).
+    pub id: String,
+    /// The authenticated user, if any.
+    pub user: Option<String>,
+    /// The client's address as the session recorded it.
+    pub client_address: String,
+    /// Where the session is; `None` while a request holds it (the memory store does not wait).
+    pub phase: Option<interstate_protocol::Phase>,
+    /// When it was created (unix ms).
+    pub created_at_ms: u64,
+    /// When it was last used (unix ms).
+    pub last_seen_ms: u64,
+}
+
+impl SessionSummary {
+    /// The summary of session `id`.
+    pub fn of(id: &str, session: &Session) -> Self {
+        Self {
+            id: id.to_owned(),
+            user: session.identity().map(|i| i.username.clone()),
+            client_address: session.client().address.clone(),
+            phase: Some(session.phase()),
+            created_at_ms: session.created_at(),
+            last_seen_ms: session.last_seen(),
+        }
+    }
+}
+
+/// Listing live sessions, for operators. A trait of its own (a supertrait of
+/// [`SessionStore`]) so that each store implements it in an impl block of its own.
+pub trait ListSessions {
+    /// Up to `limit` live sessions (of every node sharing the store), in no particular order.
+    fn list(&self, limit: usize) -> BoxFuture<'_, Result<Vec<SessionSummary>, StoreError>>;
+}
+
 /// Live sessions, keyed by id (and by log id for fallback sessions).
-pub trait SessionStore: Send + Sync + fmt::Debug {
+pub trait SessionStore: ListSessions + Send + Sync + fmt::Debug {
     /// Adds a session and returns its new id. With `fallback`, it is also found by the client's
     /// log id from the same address ([`SessionKey::LogId`]); a newer session with the same log
     /// id from the same address replaces it, one from another address neither replaces nor

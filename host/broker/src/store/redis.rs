@@ -1101,3 +1101,40 @@ pub fn hash_id(id: &str) -> String {
 fn decode_pin(text: &str) -> Option<[u8; 32]> {
     hex::decode(text).ok()?.try_into().ok()
 }
+
+impl super::ListSessions for RedisStore {
+    /// Reads the live index (`{idx}:live`, sessions whose deadline has not passed), then each
+    /// session's sealed state, opened with the current keys. A session that expired or ended
+    /// between the two reads, or whose blob does not open (sealed under a retired key), is left
+    /// out.
+    fn list(&self, limit: usize) -> BoxFuture<'_, Result<Vec<super::SessionSummary>, StoreError>> {
+        Box::pin(async move {
+            let [live, _, _] = self.index_keys("");
+            let mut range = redis::cmd("ZRANGEBYSCORE");
+            range
+                .arg(&live)
+                .arg(format!("({}", unix_now_ms()))
+                .arg("+inf")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(limit);
+            let ids: Vec<String> = self.query(&range).await?;
+            let mut list = Vec::with_capacity(ids.len());
+            for id in ids {
+                let mut read = redis::cmd("HMGET");
+                read.arg(self.session_key(&id)).arg("v").arg("blob");
+                let (version, blob): (Option<u64>, Option<Vec<u8>>) = self.query(&read).await?;
+                let (Some(version), Some(blob)) = (version, blob) else {
+                    continue;
+                };
+                match self.open_session(&id, version, &blob, &[]) {
+                    Ok(session) => list.push(super::SessionSummary::of(&id, &session)),
+                    Err(e) => {
+                        debug!(session = %hash_id(&id), error = %e, "a listed session did not open")
+                    }
+                }
+            }
+            Ok(list)
+        })
+    }
+}
