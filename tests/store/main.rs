@@ -10,7 +10,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use interstate::ratelimit::{AttemptCounter, AuthLimiter, MemoryCounter, RateLimits, RedisCounter};
+use interstate::ratelimit::{
+    AttemptCounter, AuthLimiter, MemoryCounter, Outcome, RateLimits, RedisCounter,
+};
 use interstate::settings::{RedisConfig, RedisTopology};
 use interstate::store::{
     MemoryStore, PinStore, RedisStore, SealKeys, SessionKey, SessionStore, StoreError, StoreLimits,
@@ -489,8 +491,10 @@ async fn pins(s: &Subject) {
     assert_eq!(pins.pin(agent).await.unwrap(), None);
 }
 
-/// 60 concurrent attempts for one user with a limit of 3: exactly 3 reserved. 40 addresses of
-/// one IPv6 /64 with a per-address limit of 30: exactly 30.
+/// 60 concurrent wrong passwords for one user with a limit of 3: exactly 3 reserved (the rest
+/// wait for those in flight, then are refused). 40 wrong passwords from addresses of one IPv6
+/// /64 with a per-address limit of 30: exactly 30. Eight concurrent right passwords for one
+/// user with a limit of 3: all eight get through (they wait their turn, and a success clears).
 async fn concurrent_attempts(s: &Subject) {
     let limiter = Arc::new(AuthLimiter::with_counter(
         RateLimits {
@@ -501,18 +505,26 @@ async fn concurrent_attempts(s: &Subject) {
         },
         s.counter.clone(),
     ));
-    let now = now_ms();
+    let run = |user: String, addr: IpAddr, outcome: Outcome| {
+        let limiter = limiter.clone();
+        tokio::spawn(async move {
+            match limiter.reserve(Some(&user), addr).await.unwrap() {
+                Ok(ticket) => {
+                    tokio::time::sleep(Duration::from_millis(30)).await;
+                    ticket.settle(outcome).await.unwrap();
+                    true
+                }
+                Err(_) => false,
+            }
+        })
+    };
     let tasks: Vec<_> = (0..60u8)
         .map(|i| {
-            let limiter = limiter.clone();
-            tokio::spawn(async move {
-                let addr = IpAddr::from([10, 50, 0, i]);
-                limiter
-                    .reserve(Some("Victim"), addr, now)
-                    .await
-                    .unwrap()
-                    .is_ok()
-            })
+            run(
+                "Victim".into(),
+                IpAddr::from([10, 50, 0, i]),
+                Outcome::Failed,
+            )
         })
         .collect();
     let mut reserved = 0;
@@ -522,15 +534,8 @@ async fn concurrent_attempts(s: &Subject) {
     assert_eq!(reserved, 3, "{}: per-user limit under concurrency", s.name);
     let tasks: Vec<_> = (0..40u16)
         .map(|i| {
-            let limiter = limiter.clone();
-            tokio::spawn(async move {
-                let addr: IpAddr = format!("2001:db8:77:1:{i:x}::9").parse().unwrap();
-                limiter
-                    .reserve(Some(&format!("user{i}")), addr, now)
-                    .await
-                    .unwrap()
-                    .is_ok()
-            })
+            let addr: IpAddr = format!("2001:db8:77:1:{i:x}::9").parse().unwrap();
+            run(format!("user{i}"), addr, Outcome::Failed)
         })
         .collect();
     let mut reserved = 0;
@@ -538,15 +543,23 @@ async fn concurrent_attempts(s: &Subject) {
         reserved += usize::from(task.await.unwrap());
     }
     assert_eq!(reserved, 30, "{}: one /64 is one address", s.name);
-    // A success gives the address one back and clears the user.
-    let addr: IpAddr = "2001:db8:77:1::1".parse().unwrap();
-    limiter.succeeded(Some("user0"), addr).await.unwrap();
-    assert!(
-        limiter
-            .reserve(Some("user0"), addr, now)
-            .await
-            .unwrap()
-            .is_ok()
+    let tasks: Vec<_> = (0..8u8)
+        .map(|i| {
+            run(
+                "Studio-Render".into(),
+                IpAddr::from([10, 60, 0, i]),
+                Outcome::Succeeded,
+            )
+        })
+        .collect();
+    let mut reserved = 0;
+    for task in tasks {
+        reserved += usize::from(task.await.unwrap());
+    }
+    assert_eq!(
+        reserved, 8,
+        "{}: concurrent good logins all get through",
+        s.name
     );
 }
 

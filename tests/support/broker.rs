@@ -74,6 +74,19 @@ pub fn with_test_dirs(settings: &mut Value) {
         settings["mapper"]["cache_dir"] =
             Value::String(crate::component_cache_dir().display().to_string());
     }
+    // The audit log (stderr when unset) goes to a file of the tests' own, so that test output
+    // stays readable; tests that read the audit log name their own file.
+    if settings["logging"]["audit_file"].is_null() {
+        settings["logging"]["audit_file"] = Value::String(
+            std::env::temp_dir()
+                .join(format!(
+                    "interstate-test-audit-{}.jsonl",
+                    std::process::id()
+                ))
+                .display()
+                .to_string(),
+        );
+    }
     if settings["server"]["generated_cert_dir"].is_null() {
         settings["server"]["generated_cert_dir"] = Value::String(
             std::env::temp_dir()

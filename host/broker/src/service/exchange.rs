@@ -21,7 +21,7 @@ use super::{Broker, Generation};
 use crate::audit::loggable;
 use crate::body::ChunkedBody;
 use crate::events::session_ref;
-use crate::ratelimit::Limit;
+use crate::ratelimit::{Limit, Outcome};
 use crate::store::{Checkout, SessionKey, StoreError};
 
 /// One protocol exchange: the request's context. `now` is read once, when the request arrived.
@@ -300,18 +300,21 @@ impl Exchange<'_> {
     ) -> Result<Result<AuthOutcome, MapperError>, StoreError> {
         let limiter = &self.broker.limiter;
         let username = Some(login.username.as_str());
-        if let Err(which) = limiter.reserve(username, self.client_ip, self.now).await? {
-            // Per refusal at debug only: the audit log sums a locked-out address's refusals.
-            debug!(user = %loggable(&login.username), limited = ?which, "authentication refused: too many failures");
-            self.report_rate_limited(session, username, which);
-            self.broker
-                .stats
-                .rate_limited
-                .fetch_add(1, Ordering::Relaxed);
-            // Cost what a wrong password costs, so that timing does not reveal the lock-out.
-            self.generation.mapper.spend_like_a_password_check().await;
-            return Ok(Ok(rate_limited(which)));
-        }
+        let ticket = match limiter.reserve(username, self.client_ip).await? {
+            Ok(ticket) => ticket,
+            Err(which) => {
+                // Per refusal at debug only: the audit log sums a locked-out address's refusals.
+                debug!(user = %loggable(&login.username), limited = ?which, "authentication refused: too many failures");
+                self.report_rate_limited(session, username, which);
+                self.broker
+                    .stats
+                    .rate_limited
+                    .fetch_add(1, Ordering::Relaxed);
+                // Cost what a wrong password costs, so that timing does not reveal the lock-out.
+                self.generation.mapper.spend_like_a_password_check().await;
+                return Ok(Ok(rate_limited(which)));
+            }
+        };
         self.broker
             .stats
             .mapper_logins
@@ -320,15 +323,15 @@ impl Exchange<'_> {
         let outcome = self.generation.mapper.authenticate(login).await;
         self.mapper_done("authenticate", &outcome, started);
         self.report_login(session, &login.username, &outcome, started.elapsed());
-        match &outcome {
+        let settled = match &outcome {
             Ok(AuthOutcome::Rejected(r)) => {
                 info!(user = %loggable(&login.username), kind = ?r.kind, reason = %loggable(&r.reason), "authentication refused");
+                Outcome::Failed
             }
-            Ok(AuthOutcome::Accepted(_)) => limiter.succeeded(username, self.client_ip).await?,
-            Ok(AuthOutcome::Challenge(_)) | Err(_) => {
-                limiter.undecided(username, self.client_ip).await?;
-            }
-        }
+            Ok(AuthOutcome::Accepted(_)) => Outcome::Succeeded,
+            Ok(AuthOutcome::Challenge(_)) | Err(_) => Outcome::Undecided,
+        };
+        ticket.settle(settled).await?;
         Ok(outcome)
     }
 
@@ -341,10 +344,13 @@ impl Exchange<'_> {
         user: &str,
     ) -> Result<Result<AuthOutcome, MapperError>, StoreError> {
         let limiter = &self.broker.limiter;
-        if let Err(which) = limiter.reserve(None, self.client_ip, self.now).await? {
-            self.report_rate_limited(session, None, which);
-            return Ok(Ok(rate_limited(which)));
-        }
+        let ticket = match limiter.reserve(None, self.client_ip).await? {
+            Ok(ticket) => ticket,
+            Err(which) => {
+                self.report_rate_limited(session, None, which);
+                return Ok(Ok(rate_limited(which)));
+            }
+        };
         let started = Instant::now();
         let outcome = self
             .generation
@@ -353,9 +359,12 @@ impl Exchange<'_> {
             .await;
         self.mapper_done("continue-authentication", &outcome, started);
         self.report_login(session, user, &outcome, started.elapsed());
-        if !matches!(&outcome, Ok(AuthOutcome::Rejected(_))) {
-            limiter.undecided(None, self.client_ip).await?;
-        }
+        let settled = if matches!(&outcome, Ok(AuthOutcome::Rejected(_))) {
+            Outcome::Failed
+        } else {
+            Outcome::Undecided
+        };
+        ticket.settle(settled).await?;
         Ok(outcome)
     }
 }
