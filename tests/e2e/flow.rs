@@ -125,14 +125,7 @@ async fn full_flow_with_cookies_under_both_roots() {
     }
     assert_eq!(agent.received.lock().unwrap().len(), 2);
     assert!(
-        broker
-            .running
-            .broker
-            .store()
-            .live_sessions()
-            .await
-            .expect("the memory store answers")
-            == 0,
+        broker.live_sessions().await == 0,
         "bye removed both sessions"
     );
     broker.stop().await;

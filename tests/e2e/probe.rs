@@ -73,17 +73,7 @@ async fn probe_passes_every_check_against_the_broker() {
     );
     assert!(report.steps.iter().all(|s| s.elapsed_ms > 0.0));
     assert_eq!(agent.received.lock().unwrap().len(), 1, "one allocation");
-    assert!(
-        broker
-            .running
-            .broker
-            .store()
-            .live_sessions()
-            .await
-            .expect("the memory store answers")
-            == 0,
-        "bye ended the session"
-    );
+    assert!(broker.live_sessions().await == 0, "bye ended the session");
 
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["passed"], true);
@@ -110,16 +100,7 @@ async fn probe_passes_every_check_against_the_broker() {
     let report = run(&opts).await.unwrap();
     assert!(report.passed, "{}", report.to_text());
     assert!(!steps(&report).contains(&"allocate-resource"));
-    assert!(
-        fallback
-            .running
-            .broker
-            .store()
-            .live_sessions()
-            .await
-            .expect("the memory store answers")
-            == 0
-    );
+    assert!(fallback.live_sessions().await == 0);
     assert_eq!(
         agent.received.lock().unwrap().len(),
         1,
@@ -164,16 +145,7 @@ async fn probe_names_a_refused_login_a_missing_resource_and_a_wrong_pin() {
         failure.starts_with("connect: tls:") && failure.contains("--pin"),
         "{failure}"
     );
-    assert!(
-        broker
-            .running
-            .broker
-            .store()
-            .live_sessions()
-            .await
-            .expect("the memory store answers")
-            == 0
-    );
+    assert!(broker.live_sessions().await == 0);
     broker.stop().await;
 }
 
@@ -404,17 +376,7 @@ async fn a_short_bench_of_whole_flows_has_no_errors_and_sane_figures() {
         report.flows_ok,
         "one launch per flow"
     );
-    assert!(
-        broker
-            .running
-            .broker
-            .store()
-            .live_sessions()
-            .await
-            .expect("the memory store answers")
-            == 0,
-        "every flow said bye"
-    );
+    assert!(broker.live_sessions().await == 0, "every flow said bye");
     let line = serde_json::to_string(&report).unwrap();
     assert!(line.contains("\"p99_ms\"") && !line.contains('\n'));
 
@@ -431,13 +393,7 @@ async fn a_short_bench_of_whole_flows_has_no_errors_and_sane_figures() {
         report.to_text()
     );
     assert_eq!(
-        broker
-            .running
-            .broker
-            .store()
-            .live_sessions()
-            .await
-            .expect("the memory store answers"),
+        broker.live_sessions().await,
         2,
         "one live session per client"
     );
@@ -450,16 +406,7 @@ async fn a_short_bench_of_whole_flows_has_no_errors_and_sane_figures() {
     sessions.duration = Duration::from_secs(5);
     let report = interstate_tools::bench::run(&sessions).await.unwrap();
     assert_eq!(report.flows_ok, 300, "{}", report.to_text());
-    assert_eq!(
-        broker
-            .running
-            .broker
-            .store()
-            .live_sessions()
-            .await
-            .expect("the memory store answers"),
-        302
-    );
+    assert_eq!(broker.live_sessions().await, 302);
 
     // Load goes to loopback only, unless asked.
     let remote = BenchOptions::new(Target::parse("https://192.0.2.1:60443").unwrap());

@@ -152,19 +152,12 @@ async fn two_nodes_racing_on_one_session_one_wins() {
     }
 }
 
-/// 60 concurrent wrong passwords for one user, spread over three nodes, with a per-user limit
-/// of 3: the mapper sees exactly 3 (checked-then-counted limits let 21 through on one node).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failure_limits_hold_across_nodes_under_concurrency() {
-    let agent = FakeAgent::start(AgentBehaviour::Succeed).await;
-    let server = RedisServer::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut settings = on_redis(agent.addr, &server, dir.path());
-    settings["security"] = json!({"auth_failures_per_user": 3, "auth_failures_per_address": 1000, "auth_window_s": 300});
-    let nodes = nodes(&settings, 3).await;
+/// Sends 60 concurrent hello + wrong password for one user, spread over `nodes`; every answer
+/// must be a wrong password's. Returns (mapper calls, rate-limited) summed over the nodes.
+async fn sixty_wrong_passwords(nodes: &[TestBroker]) -> (u64, u64) {
     let mut tasks = Vec::new();
     for i in 0..60 {
-        let addr = nodes[i % 3].addr;
+        let addr = nodes[i % nodes.len()].addr;
         tasks.push(tokio::spawn(async move {
             let mut client = TestClient::connect(addr).await;
             client.send(&msg::hello()).await;
@@ -180,27 +173,30 @@ async fn failure_limits_hold_across_nodes_under_concurrency() {
             "AUTH_FAILED_UNKNOWN_USERNAME_OR_PASSWORD"
         );
     }
-    let mapper_calls: u64 = nodes
-        .iter()
-        .map(|n| {
-            n.running
-                .broker
-                .stats()
-                .mapper_logins
-                .load(Ordering::Relaxed)
-        })
-        .sum();
-    let limited: u64 = nodes
-        .iter()
-        .map(|n| {
-            n.running
-                .broker
-                .stats()
-                .rate_limited
-                .load(Ordering::Relaxed)
-        })
-        .sum();
-    assert_eq!((mapper_calls, limited), (3, 57));
+    let sum = |count: fn(&interstate::service::Stats) -> u64| {
+        nodes.iter().map(|n| count(n.running.broker.stats())).sum()
+    };
+    (
+        sum(|s| s.mapper_logins.load(Ordering::Relaxed)),
+        sum(|s| s.rate_limited.load(Ordering::Relaxed)),
+    )
+}
+
+fn three_failures_per_user(mut settings: Value) -> Value {
+    settings["security"] = json!({"auth_failures_per_user": 3, "auth_failures_per_address": 1000, "auth_window_s": 300});
+    settings
+}
+
+/// 60 concurrent wrong passwords for one user, spread over three nodes, with a per-user limit
+/// of 3: the mapper sees exactly 3 (checked-then-counted limits let 21 through on one node).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failure_limits_hold_across_nodes_under_concurrency() {
+    let agent = FakeAgent::start(AgentBehaviour::Succeed).await;
+    let server = RedisServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let settings = three_failures_per_user(on_redis(agent.addr, &server, dir.path()));
+    let nodes = nodes(&settings, 3).await;
+    assert_eq!(sixty_wrong_passwords(&nodes).await, (3, 57));
     for node in nodes {
         node.stop().await;
     }
@@ -210,28 +206,9 @@ async fn failure_limits_hold_across_nodes_under_concurrency() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failure_limits_hold_under_concurrency_in_memory() {
     let agent = FakeAgent::start(AgentBehaviour::Succeed).await;
-    let mut settings = simple_settings(agent.addr);
-    settings["security"] = json!({"auth_failures_per_user": 3, "auth_failures_per_address": 1000, "auth_window_s": 300});
-    let broker = TestBroker::start(settings).await;
-    let mut tasks = Vec::new();
-    for _ in 0..60 {
-        let addr = broker.addr;
-        tasks.push(tokio::spawn(async move {
-            let mut client = TestClient::connect(addr).await;
-            client.send(&msg::hello()).await;
-            let auth = client
-                .send(&msg::authenticate("kolmogorov", "wrong", Some("EXAMPLE")))
-                .await;
-            result_id(&auth)
-        }));
-    }
-    for task in tasks {
-        assert_eq!(
-            task.await.unwrap(),
-            "AUTH_FAILED_UNKNOWN_USERNAME_OR_PASSWORD"
-        );
-    }
-    let stats = broker.running.broker.stats();
-    assert_eq!(stats.mapper_logins.load(Ordering::Relaxed), 3);
+    let broker = TestBroker::start(three_failures_per_user(simple_settings(agent.addr))).await;
+    let nodes = [broker];
+    assert_eq!(sixty_wrong_passwords(&nodes).await, (3, 57));
+    let [broker] = nodes;
     broker.stop().await;
 }

@@ -527,10 +527,7 @@ async fn concurrent_attempts(s: &Subject) {
             )
         })
         .collect();
-    let mut reserved = 0;
-    for task in tasks {
-        reserved += usize::from(task.await.unwrap());
-    }
+    let reserved = count_true(tasks).await;
     assert_eq!(reserved, 3, "{}: per-user limit under concurrency", s.name);
     let tasks: Vec<_> = (0..40u16)
         .map(|i| {
@@ -538,10 +535,7 @@ async fn concurrent_attempts(s: &Subject) {
             run(format!("user{i}"), addr, Outcome::Failed)
         })
         .collect();
-    let mut reserved = 0;
-    for task in tasks {
-        reserved += usize::from(task.await.unwrap());
-    }
+    let reserved = count_true(tasks).await;
     assert_eq!(reserved, 30, "{}: one /64 is one address", s.name);
     let tasks: Vec<_> = (0..8u8)
         .map(|i| {
@@ -552,15 +546,21 @@ async fn concurrent_attempts(s: &Subject) {
             )
         })
         .collect();
-    let mut reserved = 0;
-    for task in tasks {
-        reserved += usize::from(task.await.unwrap());
-    }
+    let reserved = count_true(tasks).await;
     assert_eq!(
         reserved, 8,
         "{}: concurrent good logins all get through",
         s.name
     );
+}
+
+/// How many of `tasks` answered true.
+async fn count_true(tasks: Vec<tokio::task::JoinHandle<bool>>) -> usize {
+    let mut count = 0;
+    for task in tasks {
+        count += usize::from(task.await.unwrap());
+    }
+    count
 }
 
 /// A session past its lifetime is gone after a sweep (memory) or by itself (Redis TTL).

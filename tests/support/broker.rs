@@ -49,6 +49,16 @@ impl TestBroker {
         })
     }
 
+    /// Live sessions in the broker's store.
+    pub async fn live_sessions(&self) -> usize {
+        self.running
+            .broker
+            .store()
+            .live_sessions()
+            .await
+            .expect("the session store answers")
+    }
+
     /// Stops accepting, drains, and waits until the server is done.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {

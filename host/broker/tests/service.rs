@@ -56,6 +56,14 @@ struct Harness {
 }
 
 impl Harness {
+    async fn live_sessions(&self) -> usize {
+        self.broker
+            .store()
+            .live_sessions()
+            .await
+            .expect("the memory store answers")
+    }
+
     async fn new(session: Value) -> Self {
         Self::with(settings(session)).await
     }
@@ -143,13 +151,7 @@ async fn an_idle_session_expires_at_its_idle_timeout() {
     advance(Duration::from_secs(600)).await;
     assert_eq!(harness.list(&cookie).await, "ERR_INVALID_SESSION");
     assert!(
-        harness
-            .broker
-            .store()
-            .live_sessions()
-            .await
-            .expect("the memory store answers")
-            == 0,
+        harness.live_sessions().await == 0,
         "the expired session is gone"
     );
 }
@@ -233,22 +235,9 @@ async fn a_flood_of_hellos_cannot_fill_the_session_table() {
         "flood: {} cookie-less hellos in {:?}; {} sessions live",
         4 * TABLE,
         started.elapsed(),
-        harness
-            .broker
-            .store()
-            .live_sessions()
-            .await
-            .expect("the memory store answers")
+        harness.live_sessions().await
     );
-    assert!(
-        harness
-            .broker
-            .store()
-            .live_sessions()
-            .await
-            .expect("the memory store answers")
-            <= TABLE
-    );
+    assert!(harness.live_sessions().await <= TABLE);
 
     let (body, _) = harness.post_from(peer(1), LIST, Some(&before), None).await;
     assert!(
@@ -272,15 +261,7 @@ async fn one_address_holds_a_bounded_number_of_unauthenticated_sessions() {
         let (_, cookie) = harness.post_from(peer(66), HELLO, None, None).await;
         cookies.push(cookie.expect("a session"));
     }
-    assert_eq!(
-        harness
-            .broker
-            .store()
-            .live_sessions()
-            .await
-            .expect("the memory store answers"),
-        10
-    );
+    assert_eq!(harness.live_sessions().await, 10);
     // The newest ten live; the oldest gave way.
     assert_eq!(harness.list(&cookies[24]).await, "LIST_FAILED_NO_USER");
     assert_eq!(harness.list(&cookies[0]).await, "ERR_INVALID_SESSION");

@@ -265,6 +265,35 @@ async fn many_flows(
     (failures, started.elapsed())
 }
 
+/// Flows of bob, one after another, until `stop` (at most 5,000 flows or 90 s): a flow may
+/// only fail with a clean protocol error. Returns the flows that succeeded and failed.
+fn background_load(
+    nodes: &Arc<Vec<Node>>,
+    stop: &Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<(usize, usize)> {
+    let (nodes, stop) = (nodes.clone(), stop.clone());
+    tokio::spawn(async move {
+        let (mut ok, mut failed) = (0, 0);
+        let deadline = Instant::now() + Duration::from_secs(90);
+        for i in 0..5_000 {
+            if stop.load(Ordering::Relaxed) || Instant::now() > deadline {
+                break;
+            }
+            match hop_flow(&nodes, i, "bob", false, i).await {
+                Ok(()) => ok += 1,
+                Err(e) => {
+                    assert!(
+                        e.contains("ERR_BROKER_SYS_FAILED") || e.contains("ERR_INVALID_SESSION"),
+                        "{e}"
+                    );
+                    failed += 1;
+                }
+            }
+        }
+        (ok, failed)
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flows_hop_three_broker_processes() {
     let agent = FakeAgent::start(AgentBehaviour::Succeed).await;
@@ -316,30 +345,7 @@ async fn a_redis_outage_is_a_clean_error_and_the_broker_heals_by_itself() {
 
     // A load runs; Redis dies under it.
     let stop = Arc::new(AtomicBool::new(false));
-    let load = {
-        let (nodes, stop) = (nodes.clone(), stop.clone());
-        tokio::spawn(async move {
-            let (mut ok, mut failed) = (0, 0);
-            let deadline = Instant::now() + Duration::from_secs(60);
-            for i in 0..2_000 {
-                if stop.load(Ordering::Relaxed) || Instant::now() > deadline {
-                    break;
-                }
-                match hop_flow(&nodes, i, "bob", false, i).await {
-                    Ok(()) => ok += 1,
-                    Err(e) => {
-                        assert!(
-                            e.contains("ERR_BROKER_SYS_FAILED")
-                                || e.contains("ERR_INVALID_SESSION"),
-                            "{e}"
-                        );
-                        failed += 1;
-                    }
-                }
-            }
-            (ok, failed)
-        })
-    };
+    let load = background_load(&nodes, &stop);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     server.stop();
     let mut client = TestClient::connect(nodes[1].addr).await;
@@ -387,30 +393,7 @@ async fn flows_run_across_a_redis_cluster_failover() {
     hop_flow(&nodes, 0, "alice", false, 1).await.unwrap();
 
     let stop = Arc::new(AtomicBool::new(false));
-    let load = {
-        let (nodes, stop) = (nodes.clone(), stop.clone());
-        tokio::spawn(async move {
-            let (mut ok, mut failed) = (0, 0);
-            let deadline = Instant::now() + Duration::from_secs(90);
-            for i in 0..5_000 {
-                if stop.load(Ordering::Relaxed) || Instant::now() > deadline {
-                    break;
-                }
-                match hop_flow(&nodes, i, "bob", false, i).await {
-                    Ok(()) => ok += 1,
-                    Err(e) => {
-                        assert!(
-                            e.contains("ERR_BROKER_SYS_FAILED")
-                                || e.contains("ERR_INVALID_SESSION"),
-                            "{e}"
-                        );
-                        failed += 1;
-                    }
-                }
-            }
-            (ok, failed)
-        })
-    };
+    let load = background_load(&nodes, &stop);
     tokio::time::sleep(Duration::from_secs(2)).await;
     // The master of the indexes' slot (every hello writes there) goes away; its replica takes
     // over after the cluster's node timeout.

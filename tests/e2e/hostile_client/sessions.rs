@@ -30,15 +30,6 @@ fn flip_last(id: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_forged_expired_and_reused_cookies() {
     let (_agent, broker) = broker_with(json!({})).await;
-    let store = || async {
-        broker
-            .running
-            .broker
-            .store()
-            .live_sessions()
-            .await
-            .expect("the memory store answers")
-    };
     let (mut owner, resource) = logged_in(&broker).await;
     let real = owner.cookie.clone().unwrap();
 
@@ -66,7 +57,7 @@ async fn hostile_forged_expired_and_reused_cookies() {
         ("empty", String::new(), "ERR_INVALID_SESSION"),
         ("1 KiB long", "a".repeat(1024), "ERR_MISSING_SESSION"),
     ];
-    let before = store().await;
+    let before = broker.live_sessions().await;
     for (name, cookie, expected) in forgeries {
         let mut forger = TestClient::connect(broker.addr).await;
         forger.cookie = Some(cookie);
@@ -82,7 +73,7 @@ async fn hostile_forged_expired_and_reused_cookies() {
         }
     }
     assert_eq!(
-        store().await,
+        broker.live_sessions().await,
         before,
         "forged cookies neither create nor end sessions"
     );

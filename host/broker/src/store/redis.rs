@@ -646,12 +646,7 @@ impl RedisStore {
     ) -> Result<String, StoreError> {
         let limits = self.limits_now();
         let id = new_session_id();
-        let address = session
-            .client()
-            .address
-            .parse::<IpAddr>()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
+        let address = index_address(&session.client().address);
         let deadline = session.expires_at(&limits.lifetimes);
         let unauthenticated = session.is_unauthenticated();
         let [live, unauth, per_address] = self.index_keys(&address);
@@ -737,12 +732,7 @@ impl RedisStore {
             if let Ok(plain) = keys.open(&self.aad(id, "state", version), &blob)
                 && let Ok(record) = serde_json::from_slice::<SessionRecord>(&plain)
             {
-                address = record
-                    .client()
-                    .address
-                    .parse::<IpAddr>()
-                    .map(|a| a.to_string())
-                    .unwrap_or_default();
+                address = index_address(&record.client().address);
                 session_log_id.get_or_insert_with(|| record.client().log_id.clone());
             }
         }
@@ -860,12 +850,7 @@ impl RedisStore {
             }
         };
         lease.disarm();
-        let address = session
-            .client()
-            .address
-            .parse::<IpAddr>()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
+        let address = index_address(&session.client().address);
         if !keep {
             let mut end = self.scripts.end.prepare_invoke();
             end.key(self.session_key(&id))
@@ -1090,6 +1075,14 @@ impl PinStore for RedisStore {
             Ok(old.as_deref().and_then(decode_pin))
         })
     }
+}
+
+/// A client address as the indexes key it: canonical, or empty when it does not parse.
+fn index_address(address: &str) -> String {
+    address
+        .parse::<IpAddr>()
+        .map(|a| a.to_string())
+        .unwrap_or_default()
 }
 
 /// A session id as logs name it: a hash, since the id is the client's credential.
