@@ -254,3 +254,48 @@ async fn catch_up(
     }
     (events, raw)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feed_bus_reconnects_after_a_redis_restart() {
+    let agent = FakeAgent::start(AgentBehaviour::Succeed).await;
+    let mut server = RedisServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let a = TestBroker::start(node_settings(agent.addr, &server, dir.path(), "node-a")).await;
+    let b = TestBroker::start(node_settings(agent.addr, &server, dir.path(), "node-b")).await;
+    let admin_b = Admin::start(&b, Some(TOKEN)).await;
+    let mut on_b = admin_b.subscribe("watcher", &["sessions"]).await;
+
+    // Redis goes away and comes back on the same port (its data with it or not).
+    server.stop();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.restart().await;
+
+    // The store's connection and the bus's reader both come back: a flow on node A reaches
+    // node B's subscriber within the reader's backoff.
+    let started = Instant::now();
+    let mut tag = Err(String::new());
+    for _ in 0..20 {
+        tag = flow(a.addr, "kolmogorov", PASSWORD).await;
+        if tag.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    tag.unwrap();
+    let (events, raw) = on_b
+        .until(Duration::from_secs(20), |e| {
+            e["type"] == "session.ended" && of_node(e, "node-a")
+        })
+        .await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e["type"] == "session.ended" && of_node(e, "node-a")),
+        "{raw}"
+    );
+    assert_numbered_once(&events, &raw);
+    println!(
+        "after a redis restart: node A's flow reached node B in {} ms",
+        started.elapsed().as_millis()
+    );
+}
