@@ -15,6 +15,7 @@ mod hostile_mapper;
 mod ils_webservice;
 mod operator;
 mod operator_load;
+mod operator_nodes;
 mod probe;
 mod ratelimit;
 mod redis_store;

@@ -180,6 +180,16 @@ impl Running {
         self.tls.subscribe()
     }
 
+    /// The bus that carries the operator feed's events between the nodes sharing the Redis
+    /// store (not started yet), or `None` with the memory store (the feed stays local).
+    pub fn feed_bus(&self) -> Option<Arc<crate::feedbus::RedisBus>> {
+        let store = self.redis.as_ref()?;
+        let StoreConfig::Redis(config) = &self.initial.session.store else {
+            return None;
+        };
+        Some(crate::feedbus::RedisBus::new(store.clone(), config.clone()))
+    }
+
     /// Waits until the server has drained after its shutdown future resolved.
     pub async fn stopped(&self) {
         let mut stopped = self.stopped.clone();
@@ -424,7 +434,7 @@ pub async fn start(
             let _ = done.send(true);
         });
     }
-    Ok(Running {
+    let running = Running {
         local_addr,
         fingerprint: identity.fingerprint,
         self_signed: identity.self_signed,
@@ -437,7 +447,14 @@ pub async fn start(
         stopped,
         generated,
         initial,
-    })
+    };
+    // On a shared store every node publishes its events, admin listener or not, so that the
+    // subscribers of any node see them all (the admin listener serves this same feed).
+    if running.redis.is_some() {
+        let feed = crate::admin::feed_for(&running, running.initial.admin_token.as_deref());
+        running.broker.events().attach(feed);
+    }
+    Ok(running)
 }
 
 /// How often `broker.stats` is published and the audit log's refusal windows are closed.

@@ -18,6 +18,7 @@
 //! - [`audit`]: the audit log (OWASP vocabulary, its own writer, aggregated refusals).
 //! - [`metrics`]: the Prometheus metrics.
 //! - [`events`]: the broker's own events on the operator feed.
+//! - [`feedbus`]: the feed across nodes, over a Redis Stream, when sessions live in Redis.
 //!
 //! The protocol codec and the session state machine live in `interstate-protocol` (no IO); the
 //! wasm host lives in `interstate-mapper`; the client-side tools (probe, bench, the fake agent)
@@ -30,6 +31,7 @@ pub mod audit;
 pub mod body;
 pub mod clock;
 pub mod events;
+pub mod feedbus;
 pub mod metrics;
 pub mod ratelimit;
 pub mod server;

@@ -128,7 +128,9 @@ impl Caller {
 }
 
 /// The feed an admin listener serves, for `running`: signed with the admin token (or, without
-/// one, with a random key nobody holds, so only the broker itself can sign).
+/// one, with a random key nobody holds, so only the broker itself can sign). On the Redis store
+/// its events travel to and from the other nodes over a [`crate::feedbus::RedisBus`], and the
+/// operator channels exist from the start, so the history replayed from Redis lands in them.
 pub fn feed_for(running: &Running, token: Option<&str>) -> Arc<Feed> {
     let secret = match token {
         Some(token) => token.as_bytes().to_vec(),
@@ -150,7 +152,15 @@ pub fn feed_for(running: &Running, token: Option<&str>) -> Arc<Feed> {
         .settings
         .admin_max_connections
         .max(16);
-    Feed::new(config)
+    let Some(bus) = running.feed_bus() else {
+        return Feed::new(config);
+    };
+    let feed = Feed::with_bus(config, bus.clone());
+    for name in OPERATOR_CHANNELS {
+        feed.configure_channel(name, feed.default_channel());
+    }
+    bus.start();
+    feed
 }
 
 /// Serves the admin endpoints on `listener` until `shutdown` resolves, then drains.

@@ -1120,7 +1120,16 @@ impl super::ListSessions for RedisStore {
                 let (Some(version), Some(blob)) = (version, blob) else {
                     continue;
                 };
-                match self.open_session(&id, version, &blob, &[]) {
+                // A session between login and allocation keeps its password apart; without it
+                // the session does not open, and would be missing from the list.
+                let mut password = redis::cmd("GET");
+                password.arg(self.password_key(&id));
+                let password: Option<Zeroizing<Vec<u8>>> = self
+                    .query::<Option<Vec<u8>>>(&password)
+                    .await?
+                    .map(Zeroizing::new);
+                let password = password.as_ref().map_or(&[][..], |p| p.as_slice());
+                match self.open_session(&id, version, &blob, password) {
                     Ok(session) => list.push(super::SessionSummary::of(&id, &session)),
                     Err(e) => {
                         debug!(session = %hash_id(&id), error = %e, "a listed session did not open")
