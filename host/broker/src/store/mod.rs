@@ -234,6 +234,18 @@ impl SessionSummary {
             last_seen_ms: session.last_seen(),
         }
     }
+
+    /// The summary of session `id` from its stored record (no password needed).
+    pub fn of_record(id: &str, record: &interstate_protocol::SessionRecord) -> Self {
+        Self {
+            id: id.to_owned(),
+            user: record.identity().map(|i| i.username.clone()),
+            client_address: record.client().address.clone(),
+            phase: Some(record.phase()),
+            created_at_ms: record.created_at(),
+            last_seen_ms: record.last_seen(),
+        }
+    }
 }
 
 /// Listing live sessions, for operators. A trait of its own (a supertrait of

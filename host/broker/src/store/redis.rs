@@ -1120,17 +1120,16 @@ impl super::ListSessions for RedisStore {
                 let (Some(version), Some(blob)) = (version, blob) else {
                     continue;
                 };
-                // A session between login and allocation keeps its password apart; without it
-                // the session does not open, and would be missing from the list.
-                let mut password = redis::cmd("GET");
-                password.arg(self.password_key(&id));
-                let password: Option<Zeroizing<Vec<u8>>> = self
-                    .query::<Option<Vec<u8>>>(&password)
-                    .await?
-                    .map(Zeroizing::new);
-                let password = password.as_ref().map_or(&[][..], |p| p.as_slice());
-                match self.open_session(&id, version, &blob, password) {
-                    Ok(session) => list.push(super::SessionSummary::of(&id, &session)),
+                // Only the state: a listing never opens a password.
+                let record = self
+                    .seal_keys()
+                    .open(&self.aad(&id, "state", version), &blob)
+                    .map_err(|e| e.to_string())
+                    .and_then(|plain| {
+                        serde_json::from_slice::<SessionRecord>(&plain).map_err(|e| e.to_string())
+                    });
+                match record {
+                    Ok(record) => list.push(super::SessionSummary::of_record(&id, &record)),
                     Err(e) => {
                         debug!(session = %hash_id(&id), error = %e, "a listed session did not open")
                     }

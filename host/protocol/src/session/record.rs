@@ -55,6 +55,34 @@ impl SessionRecord {
     pub fn client(&self) -> &ClientContext {
         &self.client
     }
+
+    /// Where the session is.
+    pub fn phase(&self) -> super::Phase {
+        match self.state {
+            StateRecord::Anonymous | StateRecord::Challenged { .. } => super::Phase::Created,
+            StateRecord::Authenticated { .. } => super::Phase::Authenticated,
+            StateRecord::Allocated { .. } => super::Phase::Allocated,
+        }
+    }
+
+    /// The authenticated user, if any.
+    pub fn identity(&self) -> Option<&Identity> {
+        match &self.state {
+            StateRecord::Authenticated { identity, .. }
+            | StateRecord::Allocated { identity, .. } => Some(identity),
+            StateRecord::Anonymous | StateRecord::Challenged { .. } => None,
+        }
+    }
+
+    /// When the session was created (unix ms).
+    pub fn created_at(&self) -> u64 {
+        self.created_at
+    }
+
+    /// When the session was last used (unix ms).
+    pub fn last_seen(&self) -> u64 {
+        self.last_seen
+    }
 }
 
 impl Session {
