@@ -85,10 +85,12 @@ impl Ended {
 }
 
 impl Exchange<'_> {
-    /// The `session.created` payload, taken before the session goes into the store.
-    pub(super) fn created_message(&self, session: &Session) -> Value {
+    /// The `session.created` payload, taken before the session goes into the store; `None`
+    /// when no feed listens (a hello then builds no event).
+    pub(super) fn created_message(&self, session: &Session) -> Option<Value> {
+        self.broker.events().feed()?;
         let client = session.client();
-        json!({
+        Some(json!({
             "client": {
                 "hostname": crate::audit::loggable(&client.hostname),
                 "product_name": crate::audit::loggable(&client.product_name),
@@ -96,12 +98,13 @@ impl Exchange<'_> {
                 "platform": crate::audit::loggable(&client.platform),
                 "ip": self.client_ip.to_string(),
             },
-        })
+        }))
     }
 
     /// A session was created.
-    pub(super) fn report_created(&self, id: &str, mut message: Value) {
+    pub(super) fn report_created(&self, id: &str, message: Option<Value>) {
         self.broker.metrics().sessions_created.inc();
+        let Some(mut message) = message else { return };
         message["session_id"] = Value::String(session_ref(id));
         self.broker
             .events()
