@@ -16,7 +16,7 @@ use interstate_protocol::{
 use tracing::{debug, error, info, warn};
 
 use super::report::{EndReason, Ended};
-use super::response::{error_reply, xml_error, xml_response};
+use super::response::{error_reply, xml_body_response, xml_error, xml_response};
 use super::{Broker, Generation};
 use crate::audit::loggable;
 use crate::body::ChunkedBody;
@@ -62,6 +62,9 @@ impl Exchange<'_> {
             message => self.in_session(message).await,
         };
         info!(message = %kind, result = reply.result_id().unwrap_or(reply.name()), elapsed_us = started.elapsed().as_micros() as u64, "handled");
+        if matches!(reply, BrokerReply::Hello(_)) {
+            return xml_body_response(self.generation.hello_body(root), cookie.as_deref(), false);
+        }
         xml_response(root, &reply, cookie.as_deref(), false)
     }
 

@@ -64,6 +64,9 @@ pub struct Generation {
     pub info: BrokerInfo,
     /// The mapper's domains, fetched once.
     pub domains: Vec<String>,
+    /// `hello-resp` encoded once per root (it is the same for every client until a reload):
+    /// probes and hellos, most of a broker's traffic, are answered without encoding.
+    hello_bodies: [Bytes; 2],
 }
 
 impl std::fmt::Debug for Generation {
@@ -95,12 +98,24 @@ impl Generation {
             hostname,
         };
         let domains = mapper.domains();
+        let hello = interstate_protocol::hello_reply(&info, domains.clone());
+        let hello_bodies = [Root::PcoipClient, Root::PcoipBroker]
+            .map(|root| Bytes::from(interstate_protocol::encode_reply(root, &hello)));
         Self {
             settings,
             mapper,
             agent,
             info,
             domains,
+            hello_bodies,
+        }
+    }
+
+    /// The encoded `hello-resp` in `root`.
+    pub fn hello_body(&self, root: Root) -> Bytes {
+        match root {
+            Root::PcoipClient => self.hello_bodies[0].clone(),
+            Root::PcoipBroker => self.hello_bodies[1].clone(),
         }
     }
 

@@ -49,7 +49,16 @@ pub(super) fn xml_response(
     cookie: Option<&str>,
     close: bool,
 ) -> Response<ChunkedBody> {
-    let mut response = Response::new(ChunkedBody::new(encode_reply(root, reply)));
+    xml_body_response(encode_reply(root, reply).into(), cookie, close)
+}
+
+/// An encoded PCoIP XML answer, as [`xml_response`] sends it.
+pub(super) fn xml_body_response(
+    body: bytes::Bytes,
+    cookie: Option<&str>,
+    close: bool,
+) -> Response<ChunkedBody> {
+    let mut response = Response::new(ChunkedBody::new(body));
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
