@@ -11,6 +11,9 @@
 # all) are simple, rust, go, js, python. Everything listens on loopback: the broker on
 # 127.0.0.1, the fake agents (`interstate bench --fake-agent`) on 127.0.0.2 and 127.0.0.3:60443.
 #
+# With STORE=redis every broker keeps its sessions in a redis-server of the script's own (on a
+# free loopback port), sealed under a fresh key file: the same flows through the shared store.
+#
 # Per mapper: the example program's password flow ("Connected Successfully."), then login.exe
 # for a password user; for the example mappers also alice's MFA login with the right TOTP code,
 # and with a wrong code then the right one. Closes with "N passed, N failed".
@@ -97,9 +100,28 @@ wrong_code() {
     echo "$candidate"
 }
 
+if [[ ${STORE:-memory} == redis ]]; then
+    command -v redis-server >/dev/null || { echo "error: STORE=redis needs redis-server" >&2; exit 1; }
+    redis_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
+        >"$work/redis.log" 2>&1 &
+    pids+=($!)
+    "$interstate" session-key new "$work/session.key" >/dev/null
+fi
+
 port=60600
 serve() { # NAME SETTINGS.json -> starts a broker on 127.0.0.1:$port
     port=$((port + 1))
+    if [[ ${STORE:-memory} == redis ]]; then
+        python3 - "$2" "$redis_port" "$work/session.key" "$1" <<'EOF'
+import json, sys
+path, port, key, name = sys.argv[1:5]
+settings = json.load(open(path))
+settings["session"] = {"store": "redis", "key_file": key,
+                       "redis": {"url": f"redis://127.0.0.1:{port}", "key_prefix": f"{name}:"}}
+json.dump(settings, open(path, "w"))
+EOF
+    fi
     "$interstate" serve --config "$2" --host 127.0.0.1 -p "$port" >"$work/$1-broker.log" 2>&1 &
     pids+=($!)
     for _ in $(seq 150); do
