@@ -128,6 +128,10 @@ async fn the_admin_api_and_the_feed_span_the_nodes_of_one_redis_store() {
     assert_eq!(sessions.len(), 1, "the staying client's session: {list}");
     assert_eq!(sessions[0]["user"], "kolmogorov");
     assert_eq!(sessions[0]["state"], "authenticated");
+    assert_eq!(
+        sessions[0]["node"], "node-a",
+        "the node that created it: {list}"
+    );
     let target = sessions[0]["session_id"].as_str().unwrap().to_owned();
     assert_eq!(target, staying_ref);
 

@@ -519,6 +519,7 @@ async fn open_store(settings: &Settings) -> Result<OpenedStore, StartError> {
             let store = RedisStore::connect(config, keys, store_limits(settings))
                 .await
                 .map_err(|e| StartError::Store(e.to_string()))?;
+            store.set_node(&settings.node);
             info!(servers = %store.describe(), prefix = %store.prefix(), "sessions live in redis");
             Ok(OpenedStore {
                 sessions: store.clone(),

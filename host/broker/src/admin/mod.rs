@@ -407,10 +407,13 @@ impl Admin {
         let now = broker.clock().now_ms();
         match broker.store().list(MAX_LISTED).await {
             Ok(list) => {
+                let this_node = broker.current().settings.node.clone();
                 let sessions: Vec<Value> = list
                     .iter()
                     .map(|s| {
                         json!({
+                            "node": s.node.as_deref().unwrap_or(&this_node),
+                            "desktop": s.desktop.as_deref().map(crate::audit::loggable),
                             "session_id": session_ref(&s.id),
                             "user": s.user.as_deref().map(crate::audit::loggable),
                             "client_address": s.client_address,

@@ -430,6 +430,8 @@ impl super::ListSessions for MemoryStore {
                     phase: None,
                     created_at_ms: 0,
                     last_seen_ms: 0,
+                    desktop: None,
+                    node: None,
                 },
             })
             .collect();

@@ -220,6 +220,11 @@ pub struct SessionSummary {
     pub created_at_ms: u64,
     /// When it was last used (unix ms).
     pub last_seen_ms: u64,
+    /// The desktop allocated last, once one was.
+    pub desktop: Option<String>,
+    /// The node that created it, when the store records it (the shared store does; in the
+    /// memory store every session is this node's).
+    pub node: Option<String>,
 }
 
 impl SessionSummary {
@@ -232,6 +237,8 @@ impl SessionSummary {
             phase: Some(session.phase()),
             created_at_ms: session.created_at(),
             last_seen_ms: session.last_seen(),
+            desktop: session.desktop().map(str::to_owned),
+            node: None,
         }
     }
 
@@ -244,6 +251,8 @@ impl SessionSummary {
             phase: Some(record.phase()),
             created_at_ms: record.created_at(),
             last_seen_ms: record.last_seen(),
+            desktop: record.desktop().map(str::to_owned),
+            node: None,
         }
     }
 }

@@ -299,6 +299,9 @@ pub struct RedisStore {
     limits: Mutex<StoreLimits>,
     /// Where the servers are, for messages (no password).
     describe: String,
+    /// This node's name (`admin.node`), kept in clear beside each session it creates so that
+    /// an operator's listing says where a session started.
+    node: RwLock<String>,
     /// A handle to this store for the lease releases that checkouts dropped without a commit
     /// run in the background.
     this: std::sync::Weak<RedisStore>,
@@ -420,6 +423,7 @@ impl RedisStore {
             keys: RwLock::new(Arc::new(keys)),
             limits: Mutex::new(limits),
             describe: describe.clone(),
+            node: RwLock::new(String::new()),
             this: this.clone(),
         });
         store
@@ -427,6 +431,11 @@ impl RedisStore {
             .await
             .map_err(|e| RedisStoreError::Connect(describe, e.to_string()))?;
         Ok(store)
+    }
+
+    /// Names this node in the sessions it creates.
+    pub fn set_node(&self, node: &str) {
+        *self.node.write().unwrap_or_else(PoisonError::into_inner) = node.to_owned();
     }
 
     /// Replaces the sealing keys (a reload read the key file again: rotation).
@@ -682,6 +691,13 @@ impl RedisStore {
             .arg(1)
             .arg("blob")
             .arg(blob)
+            .arg("n")
+            .arg(
+                self.node
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .as_str(),
+            )
             .ignore()
             .cmd("PEXPIRE")
             .arg(self.session_key(&id))
@@ -1115,8 +1131,12 @@ impl super::ListSessions for RedisStore {
             let mut list = Vec::with_capacity(ids.len());
             for id in ids {
                 let mut read = redis::cmd("HMGET");
-                read.arg(self.session_key(&id)).arg("v").arg("blob");
-                let (version, blob): (Option<u64>, Option<Vec<u8>>) = self.query(&read).await?;
+                read.arg(self.session_key(&id))
+                    .arg("v")
+                    .arg("blob")
+                    .arg("n");
+                let (version, blob, node): (Option<u64>, Option<Vec<u8>>, Option<String>) =
+                    self.query(&read).await?;
                 let (Some(version), Some(blob)) = (version, blob) else {
                     continue;
                 };
@@ -1129,7 +1149,11 @@ impl super::ListSessions for RedisStore {
                         serde_json::from_slice::<SessionRecord>(&plain).map_err(|e| e.to_string())
                     });
                 match record {
-                    Ok(record) => list.push(super::SessionSummary::of_record(&id, &record)),
+                    Ok(record) => {
+                        let mut summary = super::SessionSummary::of_record(&id, &record);
+                        summary.node = node.filter(|n| !n.is_empty());
+                        list.push(summary);
+                    }
                     Err(e) => {
                         debug!(session = %hash_id(&id), error = %e, "a listed session did not open")
                     }

@@ -103,6 +103,7 @@ impl Taken {
             State::Allocated {
                 identity: self.identity,
                 listing: self.listing,
+                desktop: self.desktop.name,
             },
             now,
         );

@@ -182,6 +182,8 @@ pub(crate) enum State {
         identity: Identity,
         /// The last listing.
         listing: Vec<Desktop>,
+        /// The name of the desktop allocated last (for operators).
+        desktop: String,
     },
 }
 
@@ -278,6 +280,14 @@ impl Session {
                 Some(identity)
             }
             State::Anonymous | State::Challenged { .. } => None,
+        }
+    }
+
+    /// The name of the desktop allocated last, once one was.
+    pub fn desktop(&self) -> Option<&str> {
+        match &self.state {
+            State::Allocated { desktop, .. } => Some(desktop),
+            _ => None,
         }
     }
 

@@ -38,6 +38,8 @@ enum StateRecord {
     Allocated {
         identity: Identity,
         listing: Vec<Desktop>,
+        #[serde(default)]
+        desktop: String,
     },
 }
 
@@ -71,6 +73,14 @@ impl SessionRecord {
             StateRecord::Authenticated { identity, .. }
             | StateRecord::Allocated { identity, .. } => Some(identity),
             StateRecord::Anonymous | StateRecord::Challenged { .. } => None,
+        }
+    }
+
+    /// The name of the desktop allocated last, once one was.
+    pub fn desktop(&self) -> Option<&str> {
+        match &self.state {
+            StateRecord::Allocated { desktop, .. } => Some(desktop),
+            _ => None,
         }
     }
 
@@ -109,10 +119,15 @@ impl Session {
                 },
                 Some(login.password.clone()),
             ),
-            State::Allocated { identity, listing } => (
+            State::Allocated {
+                identity,
+                listing,
+                desktop,
+            } => (
                 StateRecord::Allocated {
                     identity: identity.clone(),
                     listing: listing.clone(),
+                    desktop: desktop.clone(),
                 },
                 None,
             ),
@@ -151,7 +166,15 @@ impl Session {
                 identity,
                 listing,
             },
-            StateRecord::Allocated { identity, listing } => State::Allocated { identity, listing },
+            StateRecord::Allocated {
+                identity,
+                listing,
+                desktop,
+            } => State::Allocated {
+                identity,
+                listing,
+                desktop,
+            },
         };
         Ok(Session {
             created_at: record.created_at,
@@ -206,6 +229,24 @@ mod tests {
         assert_eq!(again.last_seen(), 9);
         assert_eq!(again.identity().map(|i| i.username.as_str()), Some("ada"));
         assert!(again.holds_password());
+    }
+
+    #[test]
+    fn an_allocated_record_keeps_the_desktop_and_no_password() {
+        let session = Session {
+            state: State::Allocated {
+                identity: Identity::default(),
+                listing: Vec::new(),
+                desktop: "Render 7".into(),
+            },
+            ..authenticated()
+        };
+        let (record, password) = session.to_record();
+        assert!(password.is_none());
+        assert_eq!(record.desktop(), Some("Render 7"));
+        assert_eq!(record.phase(), Phase::Allocated);
+        let again = Session::from_record(record, None).expect("no password needed");
+        assert_eq!(again.desktop(), Some("Render 7"));
     }
 
     #[test]

@@ -48,6 +48,7 @@ function renderSessions() {
     cell(row, s.user);
     cell(row, s.client_address);
     cell(row, s.state);
+    cell(row, s.desktop);
     cell(row, s.age_s);
     cell(row, s.node);
     const actions = cell(row, "");
@@ -119,7 +120,7 @@ function onEvent(event) {
     case "session.allocated": {
       count("allocated");
       const s = state.sessions.get(m.session_id);
-      if (s) { s.state = "allocated"; renderSessions(); }
+      if (s) { s.state = "allocated"; s.desktop = m.resource_id; renderSessions(); }
       break;
     }
     case "session.ended":
