@@ -258,89 +258,77 @@ async fn ending(s: &Subject) {
     assert_eq!(store.live_sessions().await.unwrap(), before, "{}", s.name);
 }
 
+/// The id of the session `key` finds, if any (checked out and put back unchanged).
+async fn peek(store: &Arc<dyn SessionStore>, key: SessionKey<'_>) -> Option<String> {
+    let checkout = store.checkout(key).await.unwrap()?;
+    let id = checkout.id().to_owned();
+    store.commit(checkout, true).await.unwrap();
+    Some(id)
+}
+
 async fn fallback_log_ids(s: &Subject) {
     let store = &s.store;
     let now = now_ms();
     let log = "aabbccdd-0000-1111-2222-333344445555";
     let home: IpAddr = "192.0.2.20".parse().unwrap();
     let thief: IpAddr = "198.51.100.66".parse().unwrap();
+    let from = |address: &str| fresh(address, now);
     let first = store
-        .insert(fresh("192.0.2.20", now), Some((log, home)), now)
+        .insert(from("192.0.2.20"), Some((log, home)), now)
         .await
         .unwrap();
-    let found = store
-        .checkout(SessionKey::LogId(log, home))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(found.id(), first, "{}", s.name);
-    store.commit(found, true).await.unwrap();
-    assert!(
-        store
-            .checkout(SessionKey::LogId(log, thief))
-            .await
-            .unwrap()
-            .is_none(),
+    assert_eq!(
+        peek(store, SessionKey::LogId(log, home)).await,
+        Some(first.clone()),
+        "{}",
+        s.name
+    );
+    assert_eq!(
+        peek(store, SessionKey::LogId(log, thief)).await,
+        None,
         "{}: another address does not reach the session",
         s.name
     );
     let stolen = store
-        .insert(fresh("198.51.100.66", now), Some((log, thief)), now)
+        .insert(from("198.51.100.66"), Some((log, thief)), now)
         .await
-        .unwrap();
-    let still = store
-        .checkout(SessionKey::LogId(log, home))
-        .await
-        .unwrap()
         .unwrap();
     assert_eq!(
-        still.id(),
-        first,
+        peek(store, SessionKey::LogId(log, home)).await,
+        Some(first.clone()),
         "{}: a hello from another address replaces nothing",
         s.name
     );
-    store.commit(still, true).await.unwrap();
-    assert!(
-        store
-            .checkout(SessionKey::LogId(log, thief))
-            .await
-            .unwrap()
-            .is_none()
+    assert_eq!(
+        peek(store, SessionKey::LogId(log, thief)).await,
+        None,
+        "{}",
+        s.name
     );
     let renewed = store
-        .insert(fresh("192.0.2.20", now), Some((log, home)), now)
+        .insert(from("192.0.2.20"), Some((log, home)), now)
         .await
-        .unwrap();
-    let found = store
-        .checkout(SessionKey::LogId(log, home))
-        .await
-        .unwrap()
         .unwrap();
     assert_eq!(
-        found.id(),
-        renewed,
+        peek(store, SessionKey::LogId(log, home)).await,
+        Some(renewed.clone()),
         "{}: a new hello from home replaces",
         s.name
     );
-    store.commit(found, true).await.unwrap();
-    assert!(
-        store
-            .checkout(SessionKey::Id(&first))
-            .await
-            .unwrap()
-            .is_none(),
+    assert_eq!(
+        peek(store, SessionKey::Id(&first)).await,
+        None,
         "{}: the replaced session ended",
         s.name
     );
     for id in [stolen, renewed] {
         store.remove(&id).await.unwrap();
     }
-    assert!(
-        store
-            .checkout(SessionKey::LogId(log, home))
-            .await
-            .unwrap()
-            .is_none()
+    assert_eq!(
+        peek(store, SessionKey::LogId(log, home)).await,
+        None,
+        "{}",
+        s.name
     );
 }
 
