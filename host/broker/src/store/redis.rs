@@ -117,6 +117,14 @@ redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 return 1
 ";
 
+/// Ends a session nobody holds: returns the index address and claimed log id kept beside it,
+/// and deletes its keys.
+const REMOVE: &str = r"
+local f = redis.call('HMGET', KEYS[1], 'a', 'l')
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+return {f[1] or '', f[2] or ''}
+";
+
 /// Gives a lease back (a checkout dropped without a commit).
 const RELEASE: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -227,6 +235,7 @@ struct Scripts {
     commit: Script,
     end: Script,
     release: Script,
+    remove: Script,
     admit: Script,
     reindex: Script,
     unindex: Script,
@@ -243,6 +252,7 @@ impl Scripts {
             commit: Script::new(COMMIT),
             end: Script::new(END),
             release: Script::new(RELEASE),
+            remove: Script::new(REMOVE),
             admit: Script::new(ADMIT),
             reindex: Script::new(REINDEX),
             unindex: Script::new(UNINDEX),
@@ -680,8 +690,36 @@ impl RedisStore {
             self.drop_session_keys(victim).await?;
         }
         let ttl = ttl_ms(deadline, now_ms);
+        // The log id first, so that the session records whether it holds one.
+        let mut claimed = "";
+        if let Some((log_id, addr)) = fallback.filter(|(log_id, _)| usable_log_id(log_id)) {
+            let mut claim = self.scripts.claim_log_id.prepare_invoke();
+            claim
+                .key(self.log_key(log_id))
+                .arg(&id)
+                .arg(addr.to_string())
+                .arg(limits.lifetimes.absolute_ms.max(1));
+            let old: Option<String> = self.invoke(&claim).await?;
+            match old.as_deref() {
+                None => {
+                    debug!("a hello from another address reused a live fallback log id; not keyed")
+                }
+                Some("") => claimed = log_id,
+                Some(old) => {
+                    claimed = log_id;
+                    self.remove_session(old).await?;
+                }
+            }
+        }
         let (blob, password) = self.seal_session(&id, 1, &session);
-        // One slot ({s:ID}), so one atomic pipeline on a cluster too.
+        let node = self
+            .node
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        // One slot ({s:ID}), so one atomic pipeline on a cluster too. Beside the sealed blob, in
+        // clear: the node, the index address and the claimed log id (what removal needs; the
+        // address is in the index keys anyway, the log id in its own key's name).
         let mut write = redis::pipe();
         write.atomic();
         write
@@ -692,12 +730,11 @@ impl RedisStore {
             .arg("blob")
             .arg(blob)
             .arg("n")
-            .arg(
-                self.node
-                    .read()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .as_str(),
-            )
+            .arg(node)
+            .arg("a")
+            .arg(&address)
+            .arg("l")
+            .arg(claimed)
             .ignore()
             .cmd("PEXPIRE")
             .arg(self.session_key(&id))
@@ -713,48 +750,24 @@ impl RedisStore {
                 .ignore();
         }
         self.pipeline::<()>(&write).await?;
-        if let Some((log_id, addr)) = fallback.filter(|(log_id, _)| usable_log_id(log_id)) {
-            let mut claim = self.scripts.claim_log_id.prepare_invoke();
-            claim
-                .key(self.log_key(log_id))
-                .arg(&id)
-                .arg(addr.to_string())
-                .arg(limits.lifetimes.absolute_ms.max(1));
-            let old: Option<String> = self.invoke(&claim).await?;
-            match old.as_deref() {
-                None => {
-                    debug!("a hello from another address reused a live fallback log id; not keyed")
-                }
-                Some("") => {}
-                Some(old) => self.remove_session(old, None).await?,
-            }
-        }
         Ok(id)
     }
 
-    /// Ends a session no request holds: its keys, its index entries and its log id.
-    async fn remove_session(&self, id: &str, log_id: Option<&str>) -> Result<(), StoreError> {
+    /// Ends a session no request holds: its keys, its index entries and its log id, in one
+    /// script on the session's slot (which returns the address and log id kept beside the blob)
+    /// and one on the indexes.
+    async fn remove_session(&self, id: &str) -> Result<(), StoreError> {
         if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Ok(());
         }
-        // The address and log id are in the sealed state; read it to unindex precisely.
-        let mut read = redis::cmd("HMGET");
-        read.arg(self.session_key(id)).arg("v").arg("blob");
-        let (version, blob): (Option<u64>, Option<Vec<u8>>) = self.query(&read).await?;
-        let mut address = String::new();
-        let mut session_log_id = log_id.map(str::to_owned);
-        if let (Some(version), Some(blob)) = (version, blob) {
-            let keys = self.seal_keys();
-            if let Ok(plain) = keys.open(&self.aad(id, "state", version), &blob)
-                && let Ok(record) = serde_json::from_slice::<SessionRecord>(&plain)
-            {
-                address = index_address(&record.client().address);
-                session_log_id.get_or_insert_with(|| record.client().log_id.clone());
-            }
-        }
-        self.drop_session_keys(id).await?;
+        let mut remove = self.scripts.remove.prepare_invoke();
+        remove
+            .key(self.session_key(id))
+            .key(self.lease_key(id))
+            .key(self.password_key(id));
+        let (address, log_id): (String, String) = self.invoke(&remove).await?;
         self.unindex(id, &address).await?;
-        if let Some(log_id) = session_log_id.filter(|l| usable_log_id(l)) {
+        if usable_log_id(&log_id) {
             self.forget_log_id(&log_id, id).await?;
         }
         Ok(())
@@ -830,7 +843,7 @@ impl RedisStore {
                 // lacks, or its password expired: the session cannot go on.
                 warn!(session = %hash_id(&id), %reason, "a stored session does not open; ending it");
                 drop(release);
-                self.remove_session(&id, log_id.as_deref()).await?;
+                self.remove_session(&id).await?;
                 Ok(None)
             }
         }
@@ -1001,7 +1014,7 @@ impl SessionStore for RedisStore {
     }
 
     fn remove<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(self.remove_session(id, None))
+        Box::pin(self.remove_session(id))
     }
 
     fn sweep(&self, now_ms: u64) -> BoxFuture<'_, Result<usize, StoreError>> {
