@@ -43,6 +43,9 @@ use crate::state::{BindError, Bound, CloseReason};
 
 type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
+/// Most live frames written before one flush.
+const BATCH: usize = 64;
+
 /// Checks the handshake, binds the connection and answers 101; the socket runs on its own task.
 pub(crate) fn upgrade<B>(feed: &Arc<Feed>, mut request: Request<B>) -> Response<FeedBody> {
     let query = request.uri().query();
@@ -229,10 +232,32 @@ async fn write_frames(
                 Message::Text(Utf8Bytes::from_static("[]"))
             }
         };
-        if let Err(ended) = send(sink, close, message).await {
-            return ended;
+        let written = tokio::select! {
+            biased;
+            reason = &mut *close => return Ended::Server(reason.unwrap_or(CloseReason::Disconnected)),
+            written = write_batch(sink, frames, message) => written,
+        };
+        if written.is_err() {
+            return Ended::Broken;
         }
     }
+}
+
+/// Writes `first` and every live frame already queued behind it (at most [`BATCH`]), then
+/// flushes once: a subscriber that fell behind costs one write per batch, not one per frame.
+async fn write_batch(
+    sink: &mut SplitSink<Socket, Message>,
+    frames: &mut tokio::sync::mpsc::Receiver<Utf8Bytes>,
+    first: Message,
+) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+    sink.feed(first).await?;
+    for _ in 1..BATCH {
+        match frames.try_recv() {
+            Ok(frame) => sink.feed(Message::Text(frame)).await?,
+            Err(_) => break,
+        }
+    }
+    sink.flush().await
 }
 
 /// Sends a close frame for `reason` and waits (bounded) for the client's answer.
