@@ -116,20 +116,40 @@ fn live_timestamp(text: &str) -> Option<Timestamp> {
     Timestamp::parse_iso(&rest[..rest.find('"')?])
 }
 
-/// Runs [`FLOWS`] flows on [`WORKERS`] workers of `clients`; returns the wall time and the CPU
-/// time used.
+/// Flows started per second, from `OPERATOR_LOAD_FLOWS_PER_SEC`; 0 (the default) runs them
+/// back to back on every worker, which saturates the cores and so measures backlog.
+fn flow_rate() -> f64 {
+    std::env::var("OPERATOR_LOAD_FLOWS_PER_SEC")
+        .ok()
+        .and_then(|rate| rate.parse::<f64>().ok())
+        .filter(|rate| rate.is_finite() && *rate >= 0.0)
+        .unwrap_or(0.0)
+}
+
+/// Runs [`FLOWS`] flows on [`WORKERS`] workers of `clients` (paced at `rate` per second unless
+/// 0); returns the wall time.
 async fn run_flows(
     clients: &tokio::runtime::Handle,
     addr: std::net::SocketAddr,
-) -> (Duration, Cpu) {
-    let cpu = Cpu::now();
-    let started = Instant::now();
+    rate: f64,
+) -> Duration {
+    let started = tokio::time::Instant::now();
     let claimed = Arc::new(AtomicU64::new(0));
     let mut workers = Vec::new();
     for _ in 0..WORKERS {
         let claimed = claimed.clone();
         workers.push(clients.spawn(async move {
-            while claimed.fetch_add(1, Ordering::Relaxed) < FLOWS as u64 {
+            loop {
+                let index = claimed.fetch_add(1, Ordering::Relaxed);
+                if index >= FLOWS as u64 {
+                    break;
+                }
+                if rate > 0.0 {
+                    tokio::time::sleep_until(
+                        started + Duration::from_secs_f64(index as f64 / rate),
+                    )
+                    .await;
+                }
                 flow(addr, "kolmogorov", PASSWORD).await.unwrap();
             }
         }));
@@ -140,7 +160,7 @@ async fn run_flows(
             .expect("flows finish")
             .unwrap();
     }
-    (started.elapsed(), Cpu::now().since(cpu))
+    started.elapsed()
 }
 
 fn percentile(sorted: &[i64], p: f64) -> i64 {
@@ -166,8 +186,11 @@ async fn a_thousand_subscribers_while_flows_run() {
     let subscribers = client_runtime(CLIENT_THREAD);
 
     // Warm up, then the baseline without subscribers.
-    run_flows(flows.handle(), broker.addr).await;
-    let (wall_0, cpu_0) = run_flows(flows.handle(), broker.addr).await;
+    let rate = flow_rate();
+    run_flows(flows.handle(), broker.addr, rate).await;
+    let cpu = Cpu::now();
+    let wall_0 = run_flows(flows.handle(), broker.addr, rate).await;
+    let cpu_0 = Cpu::now().since(cpu);
 
     // 1,000 subscribers on the sessions channel, on their own thread, each recording latencies.
     let latencies = Arc::new(Mutex::new(Vec::<i64>::with_capacity(
@@ -212,13 +235,19 @@ async fn a_thousand_subscribers_while_flows_run() {
     // A subscriber that never reads.
     let slow = admin.subscribe("slow", &["sessions"]).await;
 
-    let (wall_1, cpu_1) = run_flows(flows.handle(), broker.addr).await;
+    // CPU until the last subscriber has its last event, so delivery lagging behind the flows
+    // is counted too.
+    let cpu = Cpu::now();
+    let phase = Instant::now();
+    let wall_1 = run_flows(flows.handle(), broker.addr, rate).await;
     for reader in readers {
         tokio::time::timeout(Duration::from_secs(60), reader)
             .await
             .expect("every subscriber got its events")
             .unwrap();
     }
+    let delivered = phase.elapsed();
+    let cpu_1 = Cpu::now().since(cpu);
     let mut all = latencies.lock().unwrap().clone();
     all.sort_unstable();
     let (p50, p99, max) = (
@@ -229,12 +258,17 @@ async fn a_thousand_subscribers_while_flows_run() {
     let stats = broker.running.broker.events().feed().unwrap().stats();
     let per_flow = |cpu: Duration| cpu.as_secs_f64() * 1000.0 / FLOWS as f64;
     println!(
-        "operator_load: {SUBSCRIBERS} subscribers, {FLOWS} flows/phase on {WORKERS} workers\n\
+        "operator_load: {SUBSCRIBERS} subscribers, {FLOWS} flows/phase on {WORKERS} workers, {}\n\
          operator_load: events received {} (each flow: created + ended on `sessions`)\n\
          operator_load: delivery latency publish→receipt p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms\n\
          operator_load: without subscribers: {:?} wall; broker CPU {:?} ({:.2} ms/flow), PCoIP clients {:?}\n\
-         operator_load: with subscribers:    {:?} wall; broker CPU {:?} ({:.2} ms/flow), PCoIP clients {:?}, websocket clients {:?}\n\
+         operator_load: with subscribers:    {:?} wall, last event at {:?}; broker CPU {:?} ({:.2} ms/flow), PCoIP clients {:?}, websocket clients {:?}\n\
          operator_load: feed frames delivered {}, slow consumers closed {}",
+        if rate > 0.0 {
+            format!("{rate} flows/s")
+        } else {
+            "back to back".to_owned()
+        },
         received.load(Ordering::Relaxed),
         p50 as f64 / 1000.0,
         p99 as f64 / 1000.0,
@@ -244,6 +278,7 @@ async fn a_thousand_subscribers_while_flows_run() {
         per_flow(cpu_0.broker()),
         cpu_0.flows,
         wall_1,
+        delivered,
         cpu_1.broker(),
         per_flow(cpu_1.broker()),
         cpu_1.flows,
