@@ -16,6 +16,7 @@ mod ils_webservice;
 mod operator;
 mod operator_load;
 mod operator_nodes;
+mod operator_slow;
 mod probe;
 mod ratelimit;
 mod redis_store;
