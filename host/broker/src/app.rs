@@ -451,8 +451,18 @@ pub async fn start(
     // On a shared store every node publishes its events, admin listener or not, so that the
     // subscribers of any node see them all (the admin listener serves this same feed).
     if running.redis.is_some() {
-        let feed = crate::admin::feed_for(&running, running.initial.admin_token.as_deref());
+        let (feed, bus) =
+            crate::admin::feed_and_bus(&running, running.initial.admin_token.as_deref());
         running.broker.events().attach(feed);
+        // The shared history is in the feed before anyone can subscribe (bounded: a Redis that
+        // does not answer delays the start by at most this, and the history follows later).
+        if let Some(bus) = bus
+            && !bus.replayed(std::time::Duration::from_secs(3)).await
+        {
+            tracing::warn!(
+                "the feed history was not replayed within 3 s; it follows as it is read"
+            );
+        }
     }
     Ok(running)
 }

@@ -89,6 +89,8 @@ struct Shared {
     stream: String,
     sink: RwLock<Option<Weak<dyn BusSink>>>,
     stats: BusStats,
+    /// True once the history has been replayed into the feed.
+    replayed: watch::Sender<bool>,
 }
 
 impl Shared {
@@ -141,6 +143,7 @@ impl RedisBus {
                 stream: stream_key(store.prefix()),
                 sink: RwLock::new(None),
                 stats: BusStats::default(),
+                replayed: watch::Sender::new(false),
             }),
             outbox,
             pending: std::sync::Mutex::new(Some(Tasks {
@@ -176,6 +179,16 @@ impl RedisBus {
             tasks.stop.clone(),
         ));
         runtime.spawn(read(self.shared.clone(), tasks.config, tasks.stop));
+    }
+
+    /// Waits (at most `within`) until the shared history has been replayed into this node's
+    /// feed, so that a subscriber arriving after it gets that history as catch-up. False when
+    /// Redis did not answer in time (the history then arrives as it is read).
+    pub async fn replayed(&self, within: Duration) -> bool {
+        let mut done = self.shared.replayed.subscribe();
+        tokio::time::timeout(within, done.wait_for(|replayed| *replayed))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// The stream's key.
@@ -427,6 +440,7 @@ async fn follow(
             if replayed > 0 {
                 info!(replayed, stream = %shared.stream, "feed history replayed from redis");
             }
+            shared.replayed.send_replace(true);
             *last_id = Some(newest.clone());
             newest
         }

@@ -132,6 +132,14 @@ impl Caller {
 /// its events travel to and from the other nodes over a [`crate::feedbus::RedisBus`], and the
 /// operator channels exist from the start, so the history replayed from Redis lands in them.
 pub fn feed_for(running: &Running, token: Option<&str>) -> Arc<Feed> {
+    feed_and_bus(running, token).0
+}
+
+/// [`feed_for`], and the bus it started when the store is shared.
+pub fn feed_and_bus(
+    running: &Running,
+    token: Option<&str>,
+) -> (Arc<Feed>, Option<Arc<crate::feedbus::RedisBus>>) {
     let secret = match token {
         Some(token) => token.as_bytes().to_vec(),
         None => {
@@ -153,14 +161,14 @@ pub fn feed_for(running: &Running, token: Option<&str>) -> Arc<Feed> {
         .admin_max_connections
         .max(16);
     let Some(bus) = running.feed_bus() else {
-        return Feed::new(config);
+        return (Feed::new(config), None);
     };
     let feed = Feed::with_bus(config, bus.clone());
     for name in OPERATOR_CHANNELS {
         feed.configure_channel(name, feed.default_channel());
     }
     bus.start();
-    feed
+    (feed, Some(bus))
 }
 
 /// Serves the admin endpoints on `listener` until `shutdown` resolves, then drains.
