@@ -45,6 +45,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
 use crate::store::RedisStore;
+use crate::store::redis::{client_for, cluster_builder, tls_certificates};
 
 /// Entries the stream keeps (approximately: `MAXLEN ~`): the shared history.
 pub const HISTORY_LEN: usize = 10_000;
@@ -327,24 +328,12 @@ impl ReadConnection {
 
 /// Opens a dedicated connection for the reader, as `config` describes the servers.
 async fn connect(config: &RedisConfig) -> Result<ReadConnection, String> {
-    let root_cert = match &config.ca_file {
-        Some(path) => Some(std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?),
-        None => None,
-    };
-    let certs = || {
-        root_cert.clone().map(|root| redis::TlsCertificates {
-            client_tls: None,
-            root_cert: Some(root),
-        })
-    };
+    let certs = tls_certificates(config).map_err(|e| e.to_string())?;
     let response = BLOCK + config.timeout;
     let attempt = async {
         match &config.topology {
             RedisTopology::Single(url) => {
-                let client = match certs() {
-                    Some(certs) => redis::Client::build_with_tls(url.as_str(), certs)?,
-                    None => redis::Client::open(url.as_str())?,
-                };
+                let client = client_for(url, certs.as_ref())?;
                 let options = redis::AsyncConnectionConfig::new()
                     .set_connection_timeout(Some(config.timeout))
                     .set_response_timeout(Some(response));
@@ -355,13 +344,8 @@ async fn connect(config: &RedisConfig) -> Result<ReadConnection, String> {
                 ))
             }
             RedisTopology::Cluster(urls) => {
-                let mut builder = redis::cluster::ClusterClient::builder(urls.clone())
-                    .connection_timeout(config.timeout)
-                    .response_timeout(response)
-                    .retries(1);
-                if let Some(certs) = certs() {
-                    builder = builder.certs(certs);
-                }
+                let builder =
+                    cluster_builder(urls, certs.as_ref(), config.timeout, response).retries(1);
                 Ok(ReadConnection::Cluster(
                     builder.build()?.get_async_connection().await?,
                 ))

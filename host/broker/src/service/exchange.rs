@@ -11,7 +11,7 @@ use interstate_protocol::policy::{
 };
 use interstate_protocol::{
     AgentFailure, AllocStep, BrokerReply, ClientRequest, ErrorId, Hello, PendingDialog, Root,
-    Session, Step, decode_request, hello_reply,
+    Session, Step, decode_request,
 };
 use tracing::{debug, error, info, warn};
 
@@ -54,22 +54,30 @@ impl Exchange<'_> {
         let root = request.root;
         let kind = request.message.name().to_owned();
         let (reply, cookie) = match request.message {
-            ClientRequest::Hello(hello) if hello.is_probe() => (
-                hello_reply(&self.generation.info, self.generation.domains.clone()),
-                None,
-            ),
+            ClientRequest::Hello(hello) if hello.is_probe() => (None, None),
             ClientRequest::Hello(hello) => self.hello(&hello).await,
-            message => self.in_session(message).await,
+            message => {
+                let (reply, cookie) = self.in_session(message).await;
+                (Some(reply), cookie)
+            }
         };
-        info!(message = %kind, result = reply.result_id().unwrap_or(reply.name()), elapsed_us = started.elapsed().as_micros() as u64, "handled");
-        if matches!(reply, BrokerReply::Hello(_)) {
-            return xml_body_response(self.generation.hello_body(root), cookie.as_deref(), false);
+        let elapsed_us = started.elapsed().as_micros() as u64;
+        match reply {
+            // The generation's hello-resp, encoded once.
+            None => {
+                info!(message = %kind, result = "hello-resp", elapsed_us, "handled");
+                xml_body_response(self.generation.hello_body(root), cookie.as_deref(), false)
+            }
+            Some(reply) => {
+                info!(message = %kind, result = reply.result_id().unwrap_or(reply.name()), elapsed_us, "handled");
+                xml_response(root, &reply, cookie.as_deref(), false)
+            }
         }
-        xml_response(root, &reply, cookie.as_deref(), false)
     }
 
-    /// A real hello: a new session (replacing the one the cookie names).
-    async fn hello(&self, hello: &Hello) -> (BrokerReply, Option<String>) {
+    /// A real hello: a new session (replacing the one the cookie names). `None` answers with
+    /// the generation's `hello-resp`.
+    async fn hello(&self, hello: &Hello) -> (Option<BrokerReply>, Option<String>) {
         let info = &hello.client_info;
         let client = ClientContext {
             address: self.client_ip.to_string(),
@@ -101,24 +109,21 @@ impl Exchange<'_> {
                     .sessions_created
                     .fetch_add(1, Ordering::Relaxed);
                 self.report_created(&id, created);
-                (
-                    hello_reply(&self.generation.info, self.generation.domains.clone()),
-                    Some(id),
-                )
+                (None, Some(id))
             }
             Err(e @ StoreError::Full(_)) => {
                 self.broker.metrics().store_error(&e);
                 warn!(full = %e, "refusing a new session");
                 (
-                    error_reply(
+                    Some(error_reply(
                         ErrorId::BrokerSysFailed,
                         "The broker is busy; try again in a minute",
                         None,
-                    ),
+                    )),
                     None,
                 )
             }
-            Err(e) => (self.store_failed(&e), None),
+            Err(e) => (Some(self.store_failed(&e)), None),
         }
     }
 

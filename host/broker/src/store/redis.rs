@@ -326,6 +326,50 @@ impl fmt::Debug for RedisStore {
     }
 }
 
+/// The CA of `session.redis.ca_file` as the client takes it; `None`: the system's roots.
+pub(crate) fn tls_certificates(
+    config: &RedisConfig,
+) -> Result<Option<redis::TlsCertificates>, RedisStoreError> {
+    let Some(path) = &config.ca_file else {
+        return Ok(None);
+    };
+    let root = std::fs::read(path).map_err(|source| RedisStoreError::CaFile {
+        path: path.display().to_string(),
+        source,
+    })?;
+    Ok(Some(redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(root),
+    }))
+}
+
+/// A client for one server (`redis://` or `rediss://`), trusting `certs` when given.
+pub(crate) fn client_for(
+    url: &str,
+    certs: Option<&redis::TlsCertificates>,
+) -> Result<redis::Client, RedisError> {
+    match certs {
+        Some(certs) => redis::Client::build_with_tls(url, certs.clone()),
+        None => redis::Client::open(url),
+    }
+}
+
+/// A cluster client for the seed nodes `urls`, with its deadlines, trusting `certs` when given.
+pub(crate) fn cluster_builder(
+    urls: &[String],
+    certs: Option<&redis::TlsCertificates>,
+    connection_timeout: Duration,
+    response_timeout: Duration,
+) -> redis::cluster::ClusterClientBuilder {
+    let builder = redis::cluster::ClusterClient::builder(urls.to_vec())
+        .connection_timeout(connection_timeout)
+        .response_timeout(response_timeout);
+    match certs {
+        Some(certs) => builder.certs(certs.clone()),
+        None => builder,
+    }
+}
+
 /// Milliseconds from `now` to `deadline`, at least 1 (Redis refuses a zero expiry).
 fn ttl_ms(deadline: u64, now: u64) -> u64 {
     deadline.saturating_sub(now).max(1)
@@ -340,28 +384,8 @@ impl RedisStore {
         limits: StoreLimits,
     ) -> Result<Arc<Self>, RedisStoreError> {
         let bad = |e: RedisError| RedisStoreError::Config(e.to_string());
-        let root_cert = match &config.ca_file {
-            Some(path) => Some(
-                std::fs::read(path).map_err(|source| RedisStoreError::CaFile {
-                    path: path.display().to_string(),
-                    source,
-                })?,
-            ),
-            None => None,
-        };
-        let client = |url: &str| -> Result<redis::Client, RedisStoreError> {
-            match &root_cert {
-                Some(root) => redis::Client::build_with_tls(
-                    url,
-                    redis::TlsCertificates {
-                        client_tls: None,
-                        root_cert: Some(root.clone()),
-                    },
-                )
-                .map_err(bad),
-                None => redis::Client::open(url).map_err(bad),
-            }
-        };
+        let certs = tls_certificates(config)?;
+        let client = |url: &str| client_for(url, certs.as_ref()).map_err(bad);
         let (backend, describe) = match &config.topology {
             RedisTopology::Single(url) => {
                 let manager_config = ConnectionManagerConfig::new()
@@ -379,16 +403,8 @@ impl RedisStore {
                 (Backend::Single(manager), redact_url(url))
             }
             RedisTopology::Cluster(urls) => {
-                let mut builder = redis::cluster::ClusterClient::builder(urls.clone())
-                    .connection_timeout(config.timeout)
-                    .response_timeout(config.timeout)
+                let builder = cluster_builder(urls, certs.as_ref(), config.timeout, config.timeout)
                     .retries(2);
-                if let Some(root) = &root_cert {
-                    builder = builder.certs(redis::TlsCertificates {
-                        client_tls: None,
-                        root_cert: Some(root.clone()),
-                    });
-                }
                 let describe = urls
                     .iter()
                     .map(|u| redact_url(u))
@@ -544,17 +560,16 @@ impl RedisStore {
         match tokio::time::timeout(self.timeout, attempt).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => {
-                if let Backend::Sentinel(sentinel) = &self.backend
-                    && (e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal())
-                {
-                    sentinel.forget();
-                }
-                if matches!(
-                    e.kind(),
-                    redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
-                ) && let Backend::Sentinel(sentinel) = &self.backend
-                {
-                    // The master we knew was demoted: ask the sentinels again.
+                // A lost connection, or a master that was demoted (READONLY): ask the sentinels
+                // again on the next call.
+                let stale = e.is_io_error()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal()
+                    || matches!(
+                        e.kind(),
+                        redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
+                    );
+                if stale && let Backend::Sentinel(sentinel) = &self.backend {
                     sentinel.forget();
                 }
                 Err(StoreError::Unavailable(format!("{}: {e}", self.describe)))
