@@ -19,10 +19,12 @@
 //! - [`agent`]: the broker → agent `launch-session` codec.
 //! - [`session`]: the per-client session state machine.
 //! - [`policy`]: the seam to site policy (the `Mapper` trait and its types).
+//! - [`capability`]: what the host offers mappers (the `KeyValue` and `Directory` seams).
 //! - `xml` (private): the bounded, DTD-free reader and the writer.
 #![deny(missing_docs)]
 
 pub mod agent;
+pub mod capability;
 pub mod client;
 pub mod message;
 pub mod policy;

@@ -162,6 +162,31 @@ pub struct DialogField {
     pub kind: FieldKind,
 }
 
+/// The id of the one `OK` button a dialog shows when its mapper names none.
+pub const DEFAULT_BUTTON_ID: &str = "ok";
+
+/// One dialog button (WIT `dialog-button`): `<button is-default=".."><id/><label/></button>`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DialogButton {
+    /// The id the client answers with in `button-id`.
+    pub id: String,
+    /// The label.
+    pub label: String,
+    /// The button Enter presses.
+    pub is_default: bool,
+}
+
+impl DialogButton {
+    /// The `OK` button a dialog shows when its mapper names none.
+    pub fn ok() -> Self {
+        Self {
+            id: DEFAULT_BUTTON_ID.to_owned(),
+            label: "OK".to_owned(),
+            is_default: true,
+        }
+    }
+}
+
 /// A further authentication step (WIT `dialog`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Dialog {
@@ -171,8 +196,20 @@ pub struct Dialog {
     pub error_text: String,
     /// The fields in display order.
     pub fields: Vec<DialogField>,
+    /// The buttons in display order; empty for one default `OK` ([`DialogButton::ok`]).
+    pub buttons: Vec<DialogButton>,
     /// Opaque mapper state kept by the host and passed back to `continue_authentication`. It
     /// may hold secrets, so it is never sent to the client nor logged.
+    pub state: Secret,
+}
+
+/// A notice the user must accept first (WIT `disclaimer`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Disclaimer {
+    /// The text shown.
+    pub text: String,
+    /// Opaque mapper state passed back to `continue_authentication` on acceptance; never sent
+    /// to the client nor logged.
     pub state: Secret,
 }
 
@@ -185,6 +222,8 @@ pub enum AuthOutcome {
     Rejected(Rejection),
     /// Another step first.
     Challenge(Dialog),
+    /// A disclaimer to accept first (0.2 mappers only).
+    Disclaimer(Disclaimer),
 }
 
 /// The value given for one dialog field (WIT `field-answer`).
@@ -194,6 +233,20 @@ pub struct FieldAnswer {
     pub id: String,
     /// The value; may be a one-time code.
     pub value: Secret,
+}
+
+/// What the user did with the step a mapper asked for (WIT `step-answer`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StepAnswer {
+    /// Answered a dialog.
+    Dialog {
+        /// The field values (only ids the dialog showed).
+        fields: Vec<FieldAnswer>,
+        /// The button pressed ([`DEFAULT_BUTTON_ID`] when the dialog listed none).
+        button_id: String,
+    },
+    /// Accepted a disclaimer.
+    DisclaimerAccepted,
 }
 
 /// How a desktop is delivered (WIT `session-kind`).
@@ -231,7 +284,7 @@ pub enum HealthState {
 }
 
 /// An operation the client may offer (WIT `operation`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Operation {
     /// `CMD_OS_RESTART`.
     Restart,
@@ -239,6 +292,78 @@ pub enum Operation {
     PowerDown,
     /// `CMD_PWR_UP`.
     PowerUp,
+}
+
+/// The outcome of `operate` (WIT `operation-outcome`). Texts are for the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OperationOutcome {
+    /// Done or accepted (`OP_SUCCESSFUL`).
+    Done(String),
+    /// Started, not finished: the user retries.
+    TryAgain(String),
+    /// Refused or failed (`OP_FAILED_TO_EXECUTE`).
+    Refused(String),
+    /// Not possible for this mapper or desktop (`OP_FAILED_OPERATION_NOT_SUPPORTED`).
+    Unsupported,
+}
+
+/// A password change (WIT `password-change`; the client's `update-password`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PasswordChange {
+    /// The user name as sent.
+    pub username: String,
+    /// The domain as sent; empty when none.
+    pub domain: String,
+    /// The current password.
+    pub old_password: Secret,
+    /// The new password.
+    pub new_password: Secret,
+    /// The client.
+    pub client: ClientContext,
+}
+
+/// Why a password change was refused (WIT `password-rejection-kind`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PasswordRejectionKind {
+    /// Unknown user or wrong current password.
+    WrongPassword,
+    /// The new password breaks the policy.
+    WeakPassword,
+    /// Too many attempts.
+    TooManyAttempts,
+    /// The directory failed.
+    DirectoryError,
+}
+
+/// A refused password change (WIT `password-rejection`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PasswordRejection {
+    /// The kind, which picks the result id.
+    pub kind: PasswordRejectionKind,
+    /// Why, for the log only.
+    pub reason: String,
+}
+
+/// The outcome of `change_password` (WIT `password-change-outcome`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PasswordChangeOutcome {
+    /// Changed; the login goes on as the outcome says.
+    Changed(AuthOutcome),
+    /// Not changed.
+    Rejected(PasswordRejection),
+    /// The mapper cannot change passwords.
+    Unsupported,
+}
+
+/// What a loaded mapper can do beyond the 0.1 contract.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// It exports `operate`: listings keep their operations. Without it the broker sends no
+    /// `supported-operations` and answers `OP_FAILED_OPERATION_NOT_SUPPORTED`.
+    pub operate: bool,
+    /// It exports `change-password`. Without it `update-password` is answered
+    /// `PSWD_UPDATE_FAILED_NOT_SUPPORTED`.
+    pub change_password: bool,
 }
 
 /// A desktop a user may connect to (WIT `desktop`).
@@ -355,11 +480,15 @@ pub trait Mapper: Send + Sync + 'static {
         login: &'a PasswordLogin,
     ) -> BoxFuture<'a, Result<AuthOutcome, MapperError>>;
 
-    /// Continues a challenged authentication with the dialog's `state` and the user's answers.
+    /// What the mapper can do beyond the 0.1 contract. Cheap: known at load.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Continues a challenged authentication (a dialog or a disclaimer) with the step's
+    /// `state` and what the user did.
     fn continue_authentication<'a>(
         &'a self,
         state: &'a Secret,
-        answers: &'a [FieldAnswer],
+        answer: &'a StepAnswer,
         client: &'a ClientContext,
     ) -> BoxFuture<'a, Result<AuthOutcome, MapperError>>;
 
@@ -377,6 +506,22 @@ pub trait Mapper: Send + Sync + 'static {
         desktop_id: &'a str,
         client: &'a ClientContext,
     ) -> BoxFuture<'a, Result<Allocation, MapperError>>;
+
+    /// Performs `op` on `desktop_id`, one the user listed with `op` among its operations.
+    /// Only called when [`Capabilities::operate`].
+    fn operate<'a>(
+        &'a self,
+        user: &'a Identity,
+        desktop_id: &'a str,
+        op: Operation,
+        client: &'a ClientContext,
+    ) -> BoxFuture<'a, Result<OperationOutcome, MapperError>>;
+
+    /// Changes a password. Only called when [`Capabilities::change_password`].
+    fn change_password<'a>(
+        &'a self,
+        change: &'a PasswordChange,
+    ) -> BoxFuture<'a, Result<PasswordChangeOutcome, MapperError>>;
 
     /// Spends what checking one wrong password costs, without checking anything: the broker
     /// refuses a rate-limited login without a mapper call, and this makes that refusal take

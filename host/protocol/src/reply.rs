@@ -18,6 +18,7 @@
 //! - A resource may carry `health-state` and `supported-operations`, after `protocols`.
 
 use crate::message::DecodeError;
+pub use crate::policy::{DEFAULT_BUTTON_ID, DialogButton};
 use crate::policy::{
     Desktop, DesktopState, DialogField, FieldKind, HealthState, LaunchTarget, Operation,
     SessionKind,
@@ -35,8 +36,6 @@ pub const AUTHENTICATE_VIA_DIALOG: &str = "AUTHENTICATE_VIA_DIALOG";
 /// The method token of a disclaimer step.
 pub const AUTHENTICATE_VIA_DISCLAIMER: &str = "AUTHENTICATE_VIA_DISCLAIMER";
 
-/// The id of the button a dialog shows when its mapper names none.
-pub const DEFAULT_BUTTON_ID: &str = "ok";
 
 /// A reply to the client.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -128,28 +127,6 @@ pub struct DialogParameters {
     pub fields: Vec<DialogField>,
     /// `buttons/button`; when empty, one default `OK` button ([`DEFAULT_BUTTON_ID`]) is sent.
     pub buttons: Vec<DialogButton>,
-}
-
-/// One dialog button: `<button is-default=".."><id/><label/></button>`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DialogButton {
-    /// The id the client answers with in `button-id`.
-    pub id: String,
-    /// The label.
-    pub label: String,
-    /// The button Enter presses.
-    pub is_default: bool,
-}
-
-impl DialogButton {
-    /// The `OK` button a dialog shows when its mapper names none.
-    pub fn ok() -> Self {
-        Self {
-            id: DEFAULT_BUTTON_ID.to_owned(),
-            label: "OK".to_owned(),
-            is_default: true,
-        }
-    }
 }
 
 /// What an `authenticate-resp` asks for next, in `next-authentication`.
