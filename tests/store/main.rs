@@ -98,6 +98,7 @@ fn challenge() -> AuthOutcome {
             label: "Code".into(),
             kind: FieldKind::Text,
         }],
+        buttons: Vec::new(),
         state: Secret::new(DIALOG_STATE),
     })
 }

@@ -19,7 +19,7 @@ mod bindings {
     )]
 
     wit_bindgen::generate!({
-        path: "../../wit",
+        path: "../../wit/0.1",
         world: "mapper",
     });
 

@@ -124,7 +124,7 @@ pub mod bindings {
 
     wit_bindgen::generate!({
         world: "mapper",
-        path: "../../wit",
+        path: "../../wit/0.1",
         // The export macro runs in the mapper crate, which names these bindings by path.
         pub_export_macro: true,
         export_macro_name: "export_world",

@@ -7,7 +7,7 @@
 )]
 
 wasmtime::component::bindgen!({
-    path: "../../wit",
+    path: "../../wit/0.1",
     world: "mapper",
     imports: { default: async | trappable },
     exports: { default: async },

@@ -137,6 +137,11 @@ impl fmt::Display for CheckReport {
                     dialog.prompt,
                     dialog.fields.len()
                 )?,
+                Ok(AuthOutcome::Disclaimer(disclaimer)) => writeln!(
+                    f,
+                    "login       {username:?}: disclaimer of {} bytes to accept",
+                    disclaimer.text.len()
+                )?,
                 Err(err) => writeln!(f, "login       {username:?}: failed: {err}")?,
             }
         }

@@ -174,6 +174,7 @@ fn dialog(dialog: wit::Dialog) -> Checked<Dialog> {
                 })
             })
             .collect::<Checked<_>>()?,
+        buttons: Vec::new(),
         state: Secret::new(bounded(
             "the dialog state",
             dialog.state,

@@ -4,8 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use interstate_protocol::policy::{
-    Allocation, AuthOutcome, BoxFuture, ClientContext, Desktop, FieldAnswer, Identity, Mapper,
-    MapperError, PasswordLogin, Secret,
+    Allocation, AuthOutcome, BoxFuture, Capabilities, ClientContext, Desktop, FieldAnswer,
+    Identity, Mapper, MapperError, Operation, OperationOutcome, PasswordChange,
+    PasswordChangeOutcome, PasswordLogin, Secret, StepAnswer,
 };
 use zeroize::Zeroize;
 
@@ -119,13 +120,22 @@ impl Mapper for WasmMapper {
         })
     }
 
+    fn capabilities(&self) -> Capabilities {
+        // 0.1.x: nothing beyond the 0.1 contract (until the 0.2 bindings land).
+        Capabilities::default()
+    }
+
     fn continue_authentication<'a>(
         &'a self,
         state: &'a Secret,
-        answers: &'a [FieldAnswer],
+        answer: &'a StepAnswer,
         client: &'a ClientContext,
     ) -> BoxFuture<'a, Result<AuthOutcome, MapperError>> {
         Box::pin(async move {
+            let answers: &[FieldAnswer] = match answer {
+                StepAnswer::Dialog { fields, .. } => fields,
+                StepAnswer::DisclaimerAccepted => &[],
+            };
             let mut request = Request::Continue {
                 state: state.expose().to_owned(),
                 answers: convert::answers_to_wit(answers),
@@ -178,5 +188,22 @@ impl Mapper for WasmMapper {
                 other => Err(mismatch(&other)),
             }
         })
+    }
+
+    fn operate<'a>(
+        &'a self,
+        _user: &'a Identity,
+        _desktop_id: &'a str,
+        _op: Operation,
+        _client: &'a ClientContext,
+    ) -> BoxFuture<'a, Result<OperationOutcome, MapperError>> {
+        Box::pin(async { Ok(OperationOutcome::Unsupported) })
+    }
+
+    fn change_password<'a>(
+        &'a self,
+        _change: &'a PasswordChange,
+    ) -> BoxFuture<'a, Result<PasswordChangeOutcome, MapperError>> {
+        Box::pin(async { Ok(PasswordChangeOutcome::Unsupported) })
     }
 }

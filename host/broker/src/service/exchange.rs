@@ -337,7 +337,7 @@ impl Exchange<'_> {
                 Outcome::Failed
             }
             Ok(AuthOutcome::Accepted(_)) => Outcome::Succeeded,
-            Ok(AuthOutcome::Challenge(_)) | Err(_) => Outcome::Undecided,
+            Ok(AuthOutcome::Challenge(_) | AuthOutcome::Disclaimer(_)) | Err(_) => Outcome::Undecided,
         };
         ticket.settle(settled).await?;
         Ok(outcome)
@@ -363,7 +363,7 @@ impl Exchange<'_> {
         let outcome = self
             .generation
             .mapper
-            .continue_authentication(pending.state(), pending.answers(), client)
+            .continue_authentication(pending.state(), pending.answer(), client)
             .await;
         self.mapper_done("continue-authentication", &outcome, started);
         self.report_login(session, user, &outcome, started.elapsed());

@@ -178,7 +178,7 @@ impl Exchange<'_> {
                     }),
                 );
             }
-            Ok(AuthOutcome::Challenge(_)) => {
+            Ok(AuthOutcome::Challenge(_) | AuthOutcome::Disclaimer(_)) => {
                 self.broker.metrics().login("challenge");
                 events.emit(
                     &channels,

@@ -2,7 +2,7 @@
 
 use super::reply::auth_reply;
 use super::{Login, Session, State};
-use crate::policy::{AuthOutcome, FieldAnswer, MapperError, PasswordLogin, RejectionKind, Secret};
+use crate::policy::{AuthOutcome, MapperError, PasswordLogin, RejectionKind, Secret, StepAnswer};
 use crate::reply::{AuthenticateResp, BrokerReply, DialogParameters, NextAuthentication};
 use crate::result_id::{AuthResult, ErrorId};
 
@@ -45,15 +45,15 @@ impl PendingLogin {
 pub struct PendingDialog {
     kept: Login,
     state: Secret,
-    answers: Vec<FieldAnswer>,
+    answer: StepAnswer,
 }
 
 impl PendingDialog {
-    pub(super) fn new(kept: Login, state: Secret, answers: Vec<FieldAnswer>) -> Self {
+    pub(super) fn new(kept: Login, state: Secret, answer: StepAnswer) -> Self {
         Self {
             kept,
             state,
-            answers,
+            answer,
         }
     }
 
@@ -62,9 +62,9 @@ impl PendingDialog {
         &self.state
     }
 
-    /// The user's answers.
-    pub fn answers(&self) -> &[FieldAnswer] {
-        &self.answers
+    /// What the user did.
+    pub fn answer(&self) -> &StepAnswer {
+        &self.answer
     }
 
     /// The mapper's answer: the session moves on and this is the reply (which carries no
@@ -129,6 +129,11 @@ fn outcome_reply(
             };
             auth_reply(method, id)
         }
+        AuthOutcome::Disclaimer(_) => {
+            // Placeholder until the disclaimer step lands: refuse cleanly.
+            session.enter(State::Anonymous, now);
+            auth_reply(method, AuthResult::FailedAccessDenied)
+        }
         AuthOutcome::Challenge(dialog) => {
             if !session.can_show_dialogs() {
                 session.enter(State::Anonymous, now);
@@ -156,7 +161,7 @@ fn outcome_reply(
                     prompt: dialog.prompt,
                     error_text: dialog.error_text,
                     fields: dialog.fields,
-                    buttons: Vec::new(),
+                    buttons: dialog.buttons,
                 })),
             })
         }

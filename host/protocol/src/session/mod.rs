@@ -27,7 +27,9 @@
 //! - `reply` (private): the replies the steps send.
 
 use crate::client::{AllocateResource, Authenticate, ClientRequest, Hello};
-use crate::policy::{ClientContext, Desktop, Identity, PasswordLogin, Secret};
+use crate::policy::{
+    ClientContext, DEFAULT_BUTTON_ID, Desktop, Identity, PasswordLogin, Secret, StepAnswer,
+};
 use crate::reply::{BrokerInfo, BrokerReply, HelloResp};
 use crate::result_id::{AllocResult, AuthResult, ErrorId, ListResult};
 
@@ -337,10 +339,14 @@ impl Session {
                     Login { password, domain },
                 ))
             }
-            ClientRequest::Authenticate(Authenticate::Dialog { answers, .. }) => {
+            ClientRequest::Authenticate(Authenticate::Dialog { answers, button_id }) => {
                 match std::mem::take(&mut self.state) {
                     State::Challenged { login, challenge } => {
-                        Step::ContinueAuthentication(PendingDialog::new(login, challenge, answers))
+                        let answer = StepAnswer::Dialog {
+                            fields: answers,
+                            button_id: button_id.unwrap_or_else(|| DEFAULT_BUTTON_ID.to_owned()),
+                        };
+                        Step::ContinueAuthentication(PendingDialog::new(login, challenge, answer))
                     }
                     other => {
                         self.state = other;
