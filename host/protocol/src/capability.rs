@@ -68,8 +68,11 @@ pub trait KeyValue: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<(), KvError>>;
 
     /// Deletes `key`; true when it existed.
-    fn delete<'a>(&'a self, namespace: &'a str, key: &'a str)
-    -> BoxFuture<'a, Result<bool, KvError>>;
+    fn delete<'a>(
+        &'a self,
+        namespace: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<bool, KvError>>;
 
     /// Replaces the value of `key` with `new` (`None` deletes) if it is `expected` (`None`:
     /// absent); true when swapped. Atomic across nodes.

@@ -36,7 +36,6 @@ pub const AUTHENTICATE_VIA_DIALOG: &str = "AUTHENTICATE_VIA_DIALOG";
 /// The method token of a disclaimer step.
 pub const AUTHENTICATE_VIA_DISCLAIMER: &str = "AUTHENTICATE_VIA_DISCLAIMER";
 
-
 /// A reply to the client.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BrokerReply {

@@ -337,7 +337,9 @@ impl Exchange<'_> {
                 Outcome::Failed
             }
             Ok(AuthOutcome::Accepted(_)) => Outcome::Succeeded,
-            Ok(AuthOutcome::Challenge(_) | AuthOutcome::Disclaimer(_)) | Err(_) => Outcome::Undecided,
+            Ok(AuthOutcome::Challenge(_) | AuthOutcome::Disclaimer(_)) | Err(_) => {
+                Outcome::Undecided
+            }
         };
         ticket.settle(settled).await?;
         Ok(outcome)

@@ -3,7 +3,7 @@
 use interstate_mapper::{CheckLogin, MapperSource, check};
 use interstate_protocol::policy::{
     Allocation, AuthOutcome, ClientContext, DesktopState, Identity, Mapper, RefusalKind,
-    RejectionKind, Secret, SessionKind,
+    RejectionKind, Secret, SessionKind, StepAnswer,
 };
 use serde_json::json;
 
@@ -238,7 +238,14 @@ async fn never_challenges_so_continuing_is_rejected() {
         .await
         .unwrap();
     let outcome = mapper
-        .continue_authentication(&Secret::new("forged"), &[], &ClientContext::default())
+        .continue_authentication(
+            &Secret::new("forged"),
+            &StepAnswer::Dialog {
+                fields: Vec::new(),
+                button_id: "ok".into(),
+            },
+            &ClientContext::default(),
+        )
         .await
         .unwrap();
     match outcome {

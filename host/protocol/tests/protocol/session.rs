@@ -8,7 +8,7 @@
 use interstate_protocol::policy::{
     Allocation, AuthOutcome, ClientContext, Desktop, DesktopState, Dialog, DialogField,
     FieldAnswer, FieldKind, Identity, Launch, LaunchTarget, MapperError, RefusalKind, Rejection,
-    RejectionKind, Secret, SessionKind,
+    RejectionKind, Secret, SessionKind, StepAnswer,
 };
 use interstate_protocol::{
     AgentFailure, AllocStep, AllocateResource, Authenticate, BrokerInfo, BrokerReply,
@@ -110,6 +110,7 @@ fn challenge(error_text: &str) -> AuthOutcome {
             label: "Code".into(),
             kind: FieldKind::Secret,
         }],
+        buttons: Vec::new(),
         state: Secret::new("mapper-state-42"),
     })
 }
@@ -252,7 +253,10 @@ fn check_step(name: &str, step: &Step, expect: &Expect) {
         }
         (Step::ContinueAuthentication(pending), Expect::Continue) => {
             assert_eq!(pending.state().expose(), "mapper-state-42", "{name}");
-            assert_eq!(pending.answers().len(), 1, "{name}");
+            let StepAnswer::Dialog { fields, button_id } = pending.answer() else {
+                panic!("{name}: not a dialog answer");
+            };
+            assert_eq!((fields.len(), button_id.as_str()), (1, "ok"), "{name}");
         }
         (Step::ListDesktops(pending), Expect::List) => {
             assert_eq!(pending.user().username, "alice", "{name}");
