@@ -109,13 +109,19 @@ impl PendingPasswordChange {
             Entered::Next(next) => reply(PasswordResult::SuccessfulAuthIncomplete, Some(next)),
             // Changed, but the login does not go on here: the user logs in again with the new
             // password (and, for a step this client cannot show, is told so then).
-            Entered::Rejected(_) | Entered::CannotShow(_) => reply(
-                PasswordResult::SuccessfulAuthIncomplete,
-                Some(NextAuthentication::Password(vec![domain])),
-            ),
+            Entered::Rejected(_) | Entered::CannotShow(_) => {
+                BrokerReply::UpdatePassword(UpdatePasswordResp {
+                    result_id: PasswordResult::SuccessfulAuthIncomplete,
+                    result_str: LOG_IN_AGAIN.to_owned(),
+                    next: Some(NextAuthentication::Password(vec![domain])),
+                })
+            }
         }
     }
 }
+
+/// What the user reads when the password changed but the login does not go on by itself.
+const LOG_IN_AGAIN: &str = "Your password was changed. Please log in with the new password.";
 
 fn reply(id: PasswordResult, next: Option<NextAuthentication>) -> BrokerReply {
     BrokerReply::UpdatePassword(UpdatePasswordResp {
