@@ -31,8 +31,8 @@
 //!
 //! - this module: [`Session`], its states and [`Session::on_request_with`];
 //! - [`auth`]: the password, dialog and disclaimer steps;
-//! - [`password`]: `update-password`;
-//! - [`operation`]: `perform-operation`;
+//! - [`password`]: the `update-password` step;
+//! - [`operation`]: the `perform-operation` step;
 //! - [`alloc`]: listing, allocation and the agent's answer;
 //! - `reply` (private): the replies the steps send.
 
