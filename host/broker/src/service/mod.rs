@@ -45,6 +45,8 @@ mod exchange;
 mod headers;
 pub(crate) mod report;
 mod response;
+#[cfg(test)]
+mod tests;
 
 use exchange::Exchange;
 
