@@ -90,9 +90,7 @@ pub fn operate<M: Mapper>(
 }
 
 /// `change-password`.
-pub fn change_password<M: Mapper>(
-    change: PasswordChange,
-) -> Result<PasswordChangeOutcome, String> {
+pub fn change_password<M: Mapper>(change: PasswordChange) -> Result<PasswordChangeOutcome, String> {
     with_settings::<M, _>(|settings| M::change_password(settings, change))?
 }
 
@@ -193,8 +191,11 @@ mod tests {
     #[test]
     fn the_default_continue_is_an_error() {
         configure::<Fixed>(r#""alice""#).unwrap();
-        let err =
-            continue_authentication::<Fixed>(String::new(), StepAnswer::DisclaimerAccepted, client());
+        let err = continue_authentication::<Fixed>(
+            String::new(),
+            StepAnswer::DisclaimerAccepted,
+            client(),
+        );
         assert!(err.unwrap_err().contains("never issues a challenge"));
     }
 

@@ -148,14 +148,21 @@ impl Request {
             return Err(refuse("a fragment cannot be sent"));
         }
         if url.bytes().any(|b| b.is_ascii_control() || b == b' ') {
-            return Err(refuse("spaces and control characters must be percent-encoded"));
+            return Err(refuse(
+                "spaces and control characters must be percent-encoded",
+            ));
         }
         let path_with_query = match path.strip_prefix('?') {
             Some(query) => format!("/?{query}"),
             None if path.is_empty() => "/".to_owned(),
             None => path.to_owned(),
         };
-        Ok(Self::from_parts(method, scheme, authority, &path_with_query))
+        Ok(Self::from_parts(
+            method,
+            scheme,
+            authority,
+            &path_with_query,
+        ))
     }
 
     /// A request from a URL already split: `authority` is `host[:port]`, `path_with_query`
@@ -200,13 +207,15 @@ impl Request {
         self
     }
 
-    /// The host, without the port: what errors name.
+    /// The host without the port (an IPv6 address keeps its brackets): what errors name.
     pub fn host(&self) -> &str {
         let authority = self.authority.as_str();
-        if let Some(rest) = authority.strip_prefix('[') {
-            return rest.split(']').next().unwrap_or(rest);
+        if authority.starts_with('[') {
+            return authority.split_inclusive(']').next().unwrap_or(authority);
         }
-        authority.split(':').next().unwrap_or(authority)
+        authority
+            .rsplit_once(':')
+            .map_or(authority, |(host, _)| host)
     }
 
     /// `scheme://authority`, as `mapper.allowed_hosts` spells the origin.
@@ -262,7 +271,9 @@ impl Request {
             None
         } else {
             Some(request.body().map_err(|()| {
-                HttpError::new(format!("request to {host}: the request body was unavailable"))
+                HttpError::new(format!(
+                    "request to {host}: the request body was unavailable"
+                ))
             })?)
         };
         let pending = outgoing_handler::handle(request, Some(options))
@@ -310,12 +321,16 @@ fn write_body(body: OutgoingBody, bytes: &[u8], host: &str) -> Result<(), HttpEr
         let stream = body.write().map_err(|()| failed())?;
         // `blocking-write-and-flush` takes at most 4096 bytes a call.
         for chunk in bytes.chunks(4096) {
-            stream.blocking_write_and_flush(chunk).map_err(|_| failed())?;
+            stream
+                .blocking_write_and_flush(chunk)
+                .map_err(|_| failed())?;
         }
     }
-    OutgoingBody::finish(body, None).map_err(|e| HttpError::new(format!(
-        "request to {host}: finishing the body failed: {e:?}"
-    )))
+    OutgoingBody::finish(body, None).map_err(|e| {
+        HttpError::new(format!(
+            "request to {host}: finishing the body failed: {e:?}"
+        ))
+    })
 }
 
 fn read_body(body: &IncomingBody, host: &str) -> Result<Vec<u8>, HttpError> {
@@ -389,9 +404,11 @@ mod tests {
         assert_eq!(r.origin(), "http://127.0.0.1:8080");
         let r = Request::new(Method::Post, "https://[::1]:8443").unwrap();
         assert_eq!(r.path_with_query, "/");
-        assert_eq!(r.host(), "::1");
+        assert_eq!(r.host(), "[::1]");
         assert_eq!(
-            Request::new(Method::Get, "https://h?q").unwrap().path_with_query,
+            Request::new(Method::Get, "https://h?q")
+                .unwrap()
+                .path_with_query,
             "/?q"
         );
     }

@@ -142,6 +142,8 @@ pub mod bindings {
     wit_bindgen::generate!({
         world: "mapper",
         path: "../../wit",
+        // So that mappers can compare outcomes in their tests.
+        additional_derives: [PartialEq, Eq],
         // The export macro runs in the mapper crate, which names these bindings by path.
         pub_export_macro: true,
         export_macro_name: "export_world",

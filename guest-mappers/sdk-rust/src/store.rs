@@ -36,9 +36,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 #[doc(inline)]
-pub use crate::bindings::interstate::mapper::store::{
-    Error, compare_and_swap, delete, get, set,
-};
+pub use crate::bindings::interstate::mapper::store::{Error, compare_and_swap, delete, get, set};
 
 /// A failed typed store call.
 #[derive(Debug, thiserror::Error)]
