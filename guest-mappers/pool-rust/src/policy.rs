@@ -209,13 +209,12 @@ impl PoolPolicy {
             return Ok(unknown_desktop(desktop_id));
         }
         let limit = self.settings.max_per_user as usize;
-        if held.len() >= limit {
-            // At the limit: the pool entry is the machine used last.
-            if let Some(machine) = held.first() {
-                if self.refresh(host, username, machine, &held)? {
-                    return Ok(launch(machine));
-                }
-            }
+        // At the limit, the pool entry is the machine used last.
+        if held.len() >= limit
+            && let Some(machine) = held.first()
+            && self.refresh(host, username, machine, &held)?
+        {
+            return Ok(launch(machine));
         }
         for machine in &self.settings.machines {
             if held.iter().any(|h| h.hostname == machine.hostname) {

@@ -686,7 +686,7 @@ fn operations_through_the_power_api() {
 
     let (outcome, sent) = run(&[(&get, 200, r#"{"state":"running"}"#)], Operation::PowerUp);
     assert_eq!(outcome, OperationOutcome::Done("running".into()));
-    assert_eq!(sent, [get.clone()]);
+    assert_eq!(sent, std::slice::from_ref(&get));
     let (outcome, _) = run(
         &[(&get, 200, r#"{"state":"starting"}"#)],
         Operation::PowerUp,
@@ -706,7 +706,7 @@ fn operations_through_the_power_api() {
         let post = format!("POST {machine}/{path}");
         let (outcome, sent) = run(&[(&post, 204, "")], op);
         assert_eq!(outcome, OperationOutcome::Done("requested".into()));
-        assert_eq!(sent, [post.clone()]);
+        assert_eq!(sent, std::slice::from_ref(&post));
         let (outcome, _) = run(&[(&post, 503, "")], op);
         assert_eq!(
             outcome,
