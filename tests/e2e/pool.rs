@@ -146,6 +146,7 @@ async fn two_users_fill_the_pool_a_third_is_refused_and_a_user_keeps_their_machi
         Ok(first)
     );
     // Nobody else can name it.
+    let (mut carol, _) = log_in(&broker, "carol").await;
     assert_eq!(
         allocate(&mut carol, &agent, "machine-127-0-0-2").await,
         Err("ALLOC_FAILED_INVALID_PARAMETER".to_owned())

@@ -234,7 +234,19 @@ impl Request {
     pub fn send(self) -> Result<Response, HttpError> {
         let host = self.host().to_owned();
         let origin = self.origin();
-        let fields = Fields::from_list(&self.headers).map_err(|e| {
+        let mut headers = self.headers.clone();
+        if !self.body.is_empty()
+            && !headers
+                .iter()
+                .any(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+        {
+            // A known length rather than chunked encoding, which some services refuse.
+            headers.push((
+                "content-length".to_owned(),
+                self.body.len().to_string().into_bytes(),
+            ));
+        }
+        let fields = Fields::from_list(&headers).map_err(|e| {
             HttpError::new(format!("request to {host}: a header was refused: {e:?}"))
         })?;
         let request = OutgoingRequest::new(fields);
