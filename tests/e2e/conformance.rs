@@ -493,6 +493,13 @@ async fn scenario(guest: Guest) {
         "{lang}: {}",
         accepted.text()
     );
+    let list = client.send(&msg::list()).await;
+    assert_eq!(
+        result_id(&list),
+        "LIST_SUCCESSFUL",
+        "{lang}: {}",
+        list.text()
+    );
     let alloc = client.send(&msg::allocate(EXPECTED_IDS[0])).await;
     assert_eq!(
         result_id(&alloc),
