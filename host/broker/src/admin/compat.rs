@@ -317,19 +317,17 @@ impl Admin {
         &self,
         route: PageRoute,
         access: &AdminAccess,
-        method: &Method,
-        target: &str,
-        headers: &HeaderMap,
+        parts: &http::request::Parts,
         body: &[u8],
         peer: SocketAddr,
     ) -> Response<FeedBody> {
-        match (route.page, method) {
+        match (route.page, &parts.method) {
             (Page::AdminJson, &Method::GET | &Method::POST) => {
-                self.admin_json(route, access, method, target, headers, body, peer)
+                self.admin_json(route, access, parts, body, peer)
             }
             (Page::SignIn, &Method::GET) => sign_in_form(StatusCode::OK, None),
             (Page::SignIn, &Method::POST) => self.sign_in(route, access, body, peer).await,
-            (Page::SignOut, &Method::GET | &Method::POST) => self.sign_out(route, headers),
+            (Page::SignOut, &Method::GET | &Method::POST) => self.sign_out(route, &parts.headers),
             _ => reply(
                 StatusCode::METHOD_NOT_ALLOWED,
                 &json!({"request": "Method Not Allowed"}),
@@ -337,17 +335,16 @@ impl Admin {
         }
     }
 
-    #[allow(clippy::too_many_arguments, reason = "the parts of one request")]
     fn admin_json(
         &self,
         route: PageRoute,
         access: &AdminAccess,
-        method: &Method,
-        target: &str,
-        headers: &HeaderMap,
+        parts: &http::request::Parts,
         body: &[u8],
         peer: SocketAddr,
     ) -> Response<FeedBody> {
+        let (method, headers) = (&parts.method, &parts.headers);
+        let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
         let allowed = || reply(StatusCode::OK, &self.feed.admin_json());
         if self.signed_in(access, headers) {
             return allowed();

@@ -314,18 +314,7 @@ impl Admin {
                 Ok(body) => body,
                 Err(response) => return response,
             };
-            let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-            return self
-                .page(
-                    route,
-                    access,
-                    &parts.method,
-                    target,
-                    &parts.headers,
-                    &body,
-                    peer,
-                )
-                .await;
+            return self.page(route, access, &parts, &body, peer).await;
         }
         if under(&path, FEED_PREFIX) || under(&path, COMPAT_PREFIX) {
             let socket = path.ends_with("/ws");
