@@ -507,4 +507,29 @@ mod tests {
         );
         assert_eq!(out.records()[1]["description"], "mapper: bad\\nhash");
     }
+
+    #[test]
+    fn records_also_go_out_as_tracing_events_under_the_audit_target() {
+        let (audit, out) = audit();
+        let traced = Shared::default();
+        let writer = traced.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("interstate::audit=info"))
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            audit.login_success("kolmogorov", "192.0.2.1".parse().expect("ip"));
+        });
+        assert_eq!(out.records().len(), 1, "the writer keeps its record");
+        let bytes = traced
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let text = String::from_utf8(bytes).expect("utf-8");
+        assert!(text.contains("interstate::audit"), "{text}");
+        assert!(text.contains("authn_login_success"), "{text}");
+        assert!(text.contains("kolmogorov"), "{text}");
+    }
 }
