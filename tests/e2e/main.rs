@@ -14,6 +14,7 @@ mod hostile_client;
 mod hostile_mapper;
 mod ils_webservice;
 mod operator;
+mod operator_compat;
 mod operator_load;
 mod operator_nodes;
 mod operator_slow;

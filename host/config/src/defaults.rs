@@ -218,6 +218,9 @@ fn url_origin(url: &str) -> Option<String> {
 /// subscribers, with a margin for scripts.
 pub const ADMIN_MAX_CONNECTIONS: usize = 2_048;
 
+/// `admin.user`: channelstream's default admin user name.
+pub const ADMIN_USER: &str = "admin";
+
 /// `admin.node`: the machine's host name (the kernel's), else `interstate`. Names that would not
 /// pass `admin.node`'s check fall back too, so the default is always valid.
 pub fn node_name() -> String {

@@ -41,8 +41,8 @@ pub use crate::raw::{
 };
 pub use crate::restart::RESTART_ONLY;
 pub use crate::sections::{
-    AgentConfig, AgentVerify, MapperConfig, PluginSource, RateLimits, RedisConfig, RedisTopology,
-    ServerConfig, SessionConfig, StoreConfig,
+    AdminAccess, AgentConfig, AgentVerify, MapperConfig, PluginSource, RateLimits, RedisConfig,
+    RedisTopology, ServerConfig, SessionConfig, StoreConfig,
 };
 pub use crate::settings::Settings;
 pub use crate::validate::{parse_fingerprint, redact_url};

@@ -350,6 +350,22 @@ pub struct RawAdmin {
     pub tls: bool,
     /// This node's name in feed events and session lists; the machine's host name when unset.
     pub node: Option<String>,
+    /// Addresses allowed to make signed API calls (channelstream's `allow_posting_from`), as
+    /// address blocks (`"10.0.0.0/8"`, a bare address is one address); empty: any address.
+    pub allow_posting_from: Vec<String>,
+    /// Refuse requests that did not arrive over HTTPS with 406 (channelstream's
+    /// `enforce_https`).
+    pub enforce_https: bool,
+    /// Origins (`https://app.example:8443`) allowed to call across origins (CORS); none by
+    /// default.
+    pub allow_cors: Vec<String>,
+    /// The user name of channelstream's admin sign-in (`/admin/sign_in`); `admin` when unset.
+    pub user: Option<String>,
+    /// The admin password as a hash (`interstate hash-password`), never the password itself;
+    /// the sign-in is off without it.
+    pub password_hash: Option<String>,
+    /// The key that signs the sign-in cookie (`auth_tkt`); required with `password_hash`.
+    pub cookie_secret: Option<String>,
 }
 
 /// `security`: authentication failure limits.

@@ -372,3 +372,51 @@ fn a_cluster_and_sentinels_are_named_by_their_nodes() {
     .expect("valid");
     assert_eq!(settings.restart_required(&other), vec!["session.store"]);
 }
+
+#[test]
+fn admin_access_keys_are_checked_and_named() {
+    let parse = |text: &str| Settings::parse(text, std::path::Path::new("/etc/i.json"));
+    let ok = parse(
+        r#"{"admin": {"allow_posting_from": ["10.0.0.0/8", "::1"], "enforce_https": true,
+            "allow_cors": ["https://App.example", "http://[::1]:8080"],
+            "password_hash": "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA",
+            "cookie_secret": "0123456789abcdef"}}"#,
+    )
+    .unwrap();
+    let access = &ok.admin_access;
+    assert_eq!(access.allow_posting_from.len(), 2);
+    assert!(access.enforce_https);
+    assert_eq!(
+        access.allow_cors,
+        ["https://app.example:443", "http://[::1]:8080"]
+    );
+    assert_eq!(access.user, "admin");
+    assert_eq!(
+        Settings::defaults().admin_access,
+        parse("{}").unwrap().admin_access
+    );
+    for (text, key) in [
+        (
+            r#"{"admin": {"allow_posting_from": ["10.0.0.0/33"]}}"#,
+            "admin.allow_posting_from[0]",
+        ),
+        (r#"{"admin": {"allow_cors": ["*"]}}"#, "admin.allow_cors[0]"),
+        (
+            r#"{"admin": {"allow_cors": ["https://a.example/path"]}}"#,
+            "admin.allow_cors[0]",
+        ),
+        (
+            r#"{"admin": {"password_hash": "hunter2", "cookie_secret": "0123456789abcdef"}}"#,
+            "admin.password_hash",
+        ),
+        (
+            r#"{"admin": {"password_hash": "$argon2id$v=19$x"}}"#,
+            "admin.cookie_secret",
+        ),
+        (r#"{"admin": {"user": ""}}"#, "admin.user"),
+    ] {
+        let error = parse(text).unwrap_err().to_string();
+        assert!(error.starts_with("/etc/i.json: "), "{error}");
+        assert!(error.contains(&format!(": {key}: ")), "{text}: {error}");
+    }
+}
