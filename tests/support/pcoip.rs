@@ -54,16 +54,6 @@ pub mod msg {
     pub fn allocate(id: &str) -> String {
         messages::allocate(id, &TEST_CLIENT)
     }
-
-    /// `authenticate method="dialog"` answering field `id` and pressing button `button`.
-    pub fn dialog_button(id: &str, text: &str, button: &str) -> String {
-        format!(
-            "<authenticate method=\"dialog\"><fields><field><id>{}</id><text do-not-log=\"true\">{}</text></field></fields><button-id>{}</button-id></authenticate>",
-            escape(id),
-            escape(text),
-            escape(button)
-        )
-    }
 }
 
 /// A client connection with a cookie jar of one.
