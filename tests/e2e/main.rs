@@ -7,6 +7,7 @@ mod agent_fence;
 mod agent_tls;
 mod agent_tofu;
 mod conformance;
+mod conversation;
 mod dashboard;
 mod failures;
 mod flow;
