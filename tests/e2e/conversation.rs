@@ -1,24 +1,19 @@
 //! The 0.2 conversation through the real TLS broker against the Rust example mapper built at
-//! `interstate:mapper@0.2.0` (`/work/prompts/example-policy-0.2.md`): a disclaimer before every
+//! `interstate:mapper@0.2.0` (`guest-mappers/EXAMPLE-POLICY.md`): a disclaimer before every
 //! login, the code dialog with its two buttons, a password change after an expired password
 //! (the new password replayed to the agent, then good for the next login), and power
 //! operations against a fake power API.
-//!
-//! These need the 0.2 wasm host and the 0.2 example mapper; until both are merged they are
-//! ignored (`cargo test -p interstate-tests --test e2e conversation -- --ignored` runs them).
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use interstate_protocol::OPERATION_TRY_AGAIN_TEXT;
 use interstate_tests::guests::{self, Guest};
 use interstate_tests::pcoip::result_id;
+use interstate_tests::power::PowerApi;
 use interstate_tests::{AgentBehaviour, FakeAgent, TestBroker, TestClient, msg, totp};
 use interstate_tools::xml::element_text;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 /// alice's authenticator secret in `example.settings.json`.
 const ALICE_SECRET: &str = "JBSWY3DPEHPK3PXP";
@@ -30,56 +25,16 @@ const WRONG_CODE_TEXT: &str = "Wrong code, try again";
 const DAVE_ILS_HASH: &str = "f58c6dbf8272e59293875da03eadf595450e34e83d7616cb5db4e3c745b0e54d";
 const DAVE_NEW_PASSWORD: &str = "a n3w <pässword> for dave";
 
-/// A power API on loopback: every machine is stopped; `power-up`, `restart` and `power-down`
-/// are accepted. It keeps the requests it saw (`METHOD path`).
-struct PowerApi {
-    addr: SocketAddr,
-    seen: Arc<Mutex<Vec<String>>>,
-}
-
-impl PowerApi {
-    async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let log = seen.clone();
-        tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                let log = log.clone();
-                tokio::spawn(async move {
-                    let mut request = Vec::new();
-                    let mut buf = [0u8; 4096];
-                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match stream.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => request.extend_from_slice(&buf[..n]),
-                        }
-                    }
-                    let text = String::from_utf8_lossy(&request);
-                    let line: Vec<&str> =
-                        text.lines().next().unwrap_or_default().split(' ').collect();
-                    let (method, path) = (line[0], line.get(1).copied().unwrap_or_default());
-                    log.lock().unwrap().push(format!("{method} {path}"));
-                    let (status, body) = if method == "GET" {
-                        ("200 OK", r#"{"state": "stopped"}"#)
-                    } else {
-                        ("202 Accepted", "")
-                    };
-                    let response = format!(
-                        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = stream.write_all(response.as_bytes()).await;
-                    let _ = stream.shutdown().await;
-                });
-            }
-        });
-        Self { addr, seen }
-    }
-
-    fn seen(&self) -> Vec<String> {
-        self.seen.lock().unwrap().clone()
-    }
+/// What the power API saw, as `METHOD path` lines.
+fn seen(power: &PowerApi) -> Vec<String> {
+    power
+        .calls()
+        .into_iter()
+        .map(|call| match call.action.as_str() {
+            "" => format!("{} /machines/{}", call.method, call.machine),
+            action => format!("{} /machines/{}/{action}", call.method, call.machine),
+        })
+        .collect()
 }
 
 /// The example settings at 0.2 (as `conformance.rs` places the desktops): both desktops on the
@@ -170,7 +125,6 @@ fn assert_disclaimer(text: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the 0.2 host"]
 async fn disclaimer_then_the_code_dialog_with_its_buttons() {
     let agent = FakeAgent::start(AgentBehaviour::Succeed).await;
     let power = PowerApi::start().await;
@@ -244,7 +198,6 @@ async fn disclaimer_then_the_code_dialog_with_its_buttons() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the 0.2 host"]
 async fn an_expired_password_is_changed_and_replayed() {
     let agent = FakeAgent::start(AgentBehaviour::Succeed).await;
     let power = PowerApi::start().await;
@@ -313,7 +266,6 @@ async fn an_expired_password_is_changed_and_replayed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the 0.2 host"]
 async fn power_operations_before_and_after_an_allocation() {
     let agent = FakeAgent::start(AgentBehaviour::Succeed).await;
     let power = PowerApi::start().await;
@@ -356,7 +308,7 @@ async fn power_operations_before_and_after_an_allocation() {
     assert_eq!(result_id(&unknown), "OP_FAILED_INVALID_PARAMETER");
     let machine = agent.addr.ip().to_string();
     assert_eq!(
-        power.seen(),
+        seen(&power),
         [
             format!("GET /machines/{machine}"),
             format!("POST /machines/{machine}/power-up"),
