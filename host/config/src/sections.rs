@@ -44,6 +44,36 @@ pub struct MapperConfig {
     pub deny_private_addresses: bool,
     /// Compiled-component cache; `None` disables it.
     pub cache_dir: Option<PathBuf>,
+    /// `mapper.store`: the mapper's namespace and bounds in the key-value store.
+    pub store: MapperStoreConfig,
+}
+
+/// The mapper's share of the key-value store, validated (`mapper.store`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapperStoreConfig {
+    /// The namespace; `None` for the mapper's name (the component's file stem, or
+    /// `SimpleMapper`).
+    pub namespace: Option<String>,
+    /// Live keys at most.
+    pub max_keys: u64,
+    /// Largest value, in bytes.
+    pub max_value_bytes: usize,
+    /// Longest key, in bytes (the contract's 256).
+    pub max_key_bytes: usize,
+    /// Longest time to live, in milliseconds.
+    pub max_ttl_ms: u64,
+}
+
+impl Default for MapperStoreConfig {
+    fn default() -> Self {
+        Self {
+            namespace: None,
+            max_keys: d::MAPPER_STORE_MAX_KEYS,
+            max_value_bytes: d::MAPPER_STORE_MAX_VALUE_BYTES,
+            max_key_bytes: d::MAPPER_STORE_MAX_KEY_BYTES,
+            max_ttl_ms: d::MAPPER_STORE_MAX_TTL_MS,
+        }
+    }
 }
 
 impl Default for MapperConfig {
@@ -57,6 +87,7 @@ impl Default for MapperConfig {
             allowed_hosts: Vec::new(),
             deny_private_addresses: d::MAPPER_DENY_PRIVATE_ADDRESSES,
             cache_dir: d::mapper_cache_dir(),
+            store: MapperStoreConfig::default(),
         }
     }
 }

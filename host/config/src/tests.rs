@@ -117,6 +117,41 @@ fn misspelt_enum_values_name_the_key_and_the_spellings() {
             "string",
         ),
         (r#"{"mapper": {"plugin": ""}}"#, "mapper.plugin", ".wasm"),
+        (
+            r#"{"mapper": {"store": {"namespace": "a{b}"}}}"#,
+            "mapper.store.namespace",
+            "letters, digits",
+        ),
+        (
+            r#"{"mapper": {"store": {"namespace": ""}}}"#,
+            "mapper.store.namespace",
+            "1 to 128",
+        ),
+        (
+            r#"{"mapper": {"store": {"max_keys": 0}}}"#,
+            "mapper.store.max_keys",
+            "1 to 1000000",
+        ),
+        (
+            r#"{"mapper": {"store": {"max_value_bytes": 2000000}}}"#,
+            "mapper.store.max_value_bytes",
+            "1048576",
+        ),
+        (
+            r#"{"mapper": {"store": {"max_ttl_ms": 10}}}"#,
+            "mapper.store.max_ttl_ms",
+            "one second",
+        ),
+        (
+            r#"{"mapper": {"store": {"max_keys": -1}}}"#,
+            "mapper.store.max_keys",
+            "",
+        ),
+        (
+            r#"{"mapper": {"store": {"size": 1}}}"#,
+            "mapper.store.size",
+            "max_ttl_ms",
+        ),
     ] {
         let err = error(json);
         assert!(
@@ -419,4 +454,30 @@ fn admin_access_keys_are_checked_and_named() {
         assert!(error.starts_with("/etc/i.json: "), "{error}");
         assert!(error.contains(&format!(": {key}: ")), "{text}: {error}");
     }
+}
+
+#[test]
+fn mapper_store_defaults_and_values() {
+    let s = parse("{}").unwrap();
+    assert_eq!(s.mapper.store, MapperStoreConfig::default());
+    assert_eq!(s.mapper.store.namespace, None);
+    assert_eq!(s.mapper.store.max_keys, 10_000);
+    assert_eq!(s.mapper.store.max_value_bytes, 65_536);
+    assert_eq!(s.mapper.store.max_key_bytes, 256);
+    assert_eq!(s.mapper.store.max_ttl_ms, 2_592_000_000);
+    let s = parse(
+        r#"{"mapper": {"store": {"namespace": "site-policy.v2", "max_keys": 50,
+            "max_value_bytes": 1024, "max_ttl_ms": 60000}}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        s.mapper.store,
+        MapperStoreConfig {
+            namespace: Some("site-policy.v2".to_owned()),
+            max_keys: 50,
+            max_value_bytes: 1024,
+            max_key_bytes: 256,
+            max_ttl_ms: 60_000,
+        }
+    );
 }

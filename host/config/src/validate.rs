@@ -11,12 +11,12 @@ use crate::error::SettingsError;
 use crate::fence::AgentFence;
 use crate::origin::Origin;
 use crate::raw::{
-    RawAdmin, RawAgent, RawBeaker, RawMapper, RawRedis, RawSecurity, RawServer, RawSession,
-    RawSettings,
+    RawAdmin, RawAgent, RawBeaker, RawMapper, RawMapperStore, RawRedis, RawSecurity, RawServer,
+    RawSession, RawSettings,
 };
 use crate::sections::{
-    AdminAccess, AgentConfig, AgentVerify, MIB, MapperConfig, PluginSource, RateLimits,
-    RedisConfig, RedisTopology, ServerConfig, SessionConfig, StoreConfig,
+    AdminAccess, AgentConfig, AgentVerify, MIB, MapperConfig, MapperStoreConfig, PluginSource,
+    RateLimits, RedisConfig, RedisTopology, ServerConfig, SessionConfig, StoreConfig,
 };
 use crate::settings::Settings;
 use crate::values::{BeakerType, LogFormat, RawPlugin, SessionStore, VerifyMode};
@@ -146,6 +146,56 @@ fn mapper(raw: &RawMapper, origin: &Origin<'_>) -> Result<MapperConfig, Settings
             Some(dir) => Some(origin.resolve(dir)),
             None => defaults::mapper_cache_dir(),
         },
+        store: mapper_store(&raw.store, origin)?,
+    })
+}
+
+/// The longest `mapper.store.namespace`.
+const MAX_NAMESPACE_BYTES: usize = 128;
+
+fn mapper_store(
+    raw: &RawMapperStore,
+    origin: &Origin<'_>,
+) -> Result<MapperStoreConfig, SettingsError> {
+    if let Some(namespace) = &raw.namespace {
+        let shape_ok = !namespace.is_empty()
+            && namespace.len() <= MAX_NAMESPACE_BYTES
+            && namespace
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !shape_ok {
+            return Err(origin.bad(
+                "mapper.store.namespace",
+                format!(
+                    "expected 1 to {MAX_NAMESPACE_BYTES} letters, digits, '-', '_' or '.', got {namespace:?}"
+                ),
+            ));
+        }
+    }
+    origin.within(
+        "mapper.store.max_keys",
+        raw.max_keys,
+        1..=1_000_000,
+        "expected 1 to 1000000 keys",
+    )?;
+    origin.within(
+        "mapper.store.max_value_bytes",
+        raw.max_value_bytes,
+        1..=1024 * 1024,
+        "expected 1 to 1048576 bytes",
+    )?;
+    origin.within(
+        "mapper.store.max_ttl_ms",
+        raw.max_ttl_ms,
+        1_000..=365 * 24 * 3_600_000,
+        "expected 1000 (one second) to 31536000000 (365 days) milliseconds",
+    )?;
+    Ok(MapperStoreConfig {
+        namespace: raw.namespace.clone(),
+        max_keys: raw.max_keys,
+        max_value_bytes: raw.max_value_bytes,
+        max_key_bytes: defaults::MAPPER_STORE_MAX_KEY_BYTES,
+        max_ttl_ms: raw.max_ttl_ms,
     })
 }
 
