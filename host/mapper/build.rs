@@ -1,5 +1,6 @@
-//! Builds the SimpleMapper (`guest-mappers/simple`) and SimpleWebserviceMapper
-//! (`guest-mappers/webservice`) components so that the library can embed them.
+//! Builds the SimpleMapper (`guest-mappers/simple`), SimpleWebserviceMapper
+//! (`guest-mappers/webservice`) and DirectoryMapper (`guest-mappers/directory`) components so
+//! that the library can embed them.
 
 #[path = "src/guest_build.rs"]
 mod guest_build;
@@ -21,6 +22,7 @@ fn main() -> ExitCode {
         guests.join("Cargo.lock"),
         guests.join("simple"),
         guests.join("webservice"),
+        guests.join("directory"),
         guests.join("sdk-rust"),
         wit,
         manifest_dir.join("src").join("guest_build.rs"),
@@ -64,13 +66,18 @@ fn main() -> ExitCode {
             "webservice.wasm",
             "INTERSTATE_WEBSERVICE_WASM",
         ),
+        (
+            "interstate-directory-mapper",
+            "directory.wasm",
+            "INTERSTATE_DIRECTORY_WASM",
+        ),
     ];
     let packages: Vec<&str> = embedded.iter().map(|(package, ..)| *package).collect();
     let built = match builder.build_all(&packages) {
         Ok(paths) => paths,
         Err(err) => {
             eprintln!(
-                "error: interstate-mapper embeds the SimpleMapper and SimpleWebserviceMapper components and could not build them.\n{err}"
+                "error: interstate-mapper embeds the SimpleMapper, SimpleWebserviceMapper and DirectoryMapper components and could not build them.\n{err}"
             );
             return ExitCode::FAILURE;
         }

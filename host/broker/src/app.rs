@@ -98,6 +98,7 @@ pub async fn load_mapper(
             MapperSource::Webservice,
             "SimpleWebserviceMapper".to_owned(),
         ),
+        PluginSource::Directory => (MapperSource::Directory, "DirectoryMapper".to_owned()),
         PluginSource::File(path) => (MapperSource::File(path.clone()), path.display().to_string()),
     };
     let mapper_settings = MapperSettings {

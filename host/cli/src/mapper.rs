@@ -21,7 +21,7 @@ pub enum MapperCommand {
 /// `interstate mapper check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// The component (`.wasm`), or `SimpleMapper` / `SimpleWebserviceMapper` for an embedded
+    /// The component (`.wasm`), or `SimpleMapper` / `SimpleWebserviceMapper` / `DirectoryMapper` for an embedded
     /// one.
     pub file: String,
     /// The mapper settings: inline JSON, or `@file.json`.
@@ -67,6 +67,7 @@ pub fn check(args: CheckArgs) -> Result<ExitCode> {
     let (source, plugin) = match args.file.as_str() {
         "SimpleMapper" => (MapperSource::Simple, RawPlugin::SimpleMapper),
         "SimpleWebserviceMapper" => (MapperSource::Webservice, RawPlugin::SimpleWebserviceMapper),
+        "DirectoryMapper" => (MapperSource::Directory, RawPlugin::DirectoryMapper),
         file => (
             MapperSource::File(PathBuf::from(file)),
             RawPlugin::Wasm(file.to_owned()),

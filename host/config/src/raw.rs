@@ -105,7 +105,7 @@ impl Default for RawBeaker {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawMapper {
-    /// `SimpleMapper` or `SimpleWebserviceMapper` (embedded), or a path to a `.wasm` component.
+    /// `SimpleMapper`, `SimpleWebserviceMapper` or `DirectoryMapper` (embedded), or a path to a `.wasm` component.
     pub plugin: RawPlugin,
     /// The mapper's own settings, passed to `configure` as JSON.
     pub settings: serde_json::Value,

@@ -19,6 +19,8 @@ pub enum PluginSource {
     Simple,
     /// The embedded Rust SimpleWebserviceMapper (`"plugin": "SimpleWebserviceMapper"`).
     Webservice,
+    /// The embedded Rust DirectoryMapper (`"plugin": "DirectoryMapper"`).
+    Directory,
     /// A component file, resolved against the settings file's folder.
     File(PathBuf),
 }

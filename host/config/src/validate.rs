@@ -93,6 +93,7 @@ fn mapper(raw: &RawMapper, origin: &Origin<'_>) -> Result<MapperConfig, Settings
     let plugin = match &raw.plugin {
         RawPlugin::SimpleMapper => PluginSource::Simple,
         RawPlugin::SimpleWebserviceMapper => PluginSource::Webservice,
+        RawPlugin::DirectoryMapper => PluginSource::Directory,
         RawPlugin::Wasm(path) => PluginSource::File(origin.resolve(path)),
     };
     if !raw.settings.is_object() {

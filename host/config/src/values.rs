@@ -227,13 +227,15 @@ pub enum RawPlugin {
     /// `SimpleWebserviceMapper`: the embedded Rust SimpleWebserviceMapper
     /// (`guest-mappers/webservice`), ILS's plugin of that name.
     SimpleWebserviceMapper,
+    /// `DirectoryMapper`: the embedded Rust DirectoryMapper (`guest-mappers/directory`), logins
+    /// against a `directory.profiles` entry.
+    DirectoryMapper,
     /// A path ending in `.wasm`, as written.
     Wasm(String),
 }
 
 /// What `mapper.plugin` accepts, for its error messages.
-const PLUGIN_EXPECTED: &str =
-    "expected \"SimpleMapper\", \"SimpleWebserviceMapper\" or a path to a .wasm file";
+const PLUGIN_EXPECTED: &str = "expected \"SimpleMapper\", \"SimpleWebserviceMapper\", \"DirectoryMapper\" or a path to a .wasm file";
 
 impl TryFrom<String> for RawPlugin {
     type Error = String;
@@ -243,6 +245,7 @@ impl TryFrom<String> for RawPlugin {
             "" => Err(PLUGIN_EXPECTED.to_owned()),
             "SimpleMapper" => Ok(Self::SimpleMapper),
             "SimpleWebserviceMapper" => Ok(Self::SimpleWebserviceMapper),
+            "DirectoryMapper" => Ok(Self::DirectoryMapper),
             path if path.ends_with(".wasm") => Ok(Self::Wasm(text)),
             other => Err(format!(
                 "{PLUGIN_EXPECTED}, got {other:?} \
@@ -257,6 +260,7 @@ impl From<RawPlugin> for String {
         match plugin {
             RawPlugin::SimpleMapper => "SimpleMapper".to_owned(),
             RawPlugin::SimpleWebserviceMapper => "SimpleWebserviceMapper".to_owned(),
+            RawPlugin::DirectoryMapper => "DirectoryMapper".to_owned(),
             RawPlugin::Wasm(path) => path,
         }
     }

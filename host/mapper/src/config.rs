@@ -39,6 +39,8 @@ pub enum MapperSource {
     Simple,
     /// The embedded SimpleWebserviceMapper (`"plugin": "SimpleWebserviceMapper"`).
     Webservice,
+    /// The embedded DirectoryMapper (`"plugin": "DirectoryMapper"`).
+    Directory,
     /// A `.wasm` component file.
     File(PathBuf),
     /// A component already in memory; `name` labels it in logs and reports.

@@ -78,6 +78,11 @@ pub fn webservice_mapper_wasm() -> &'static [u8] {
     include_bytes!(concat!(env!("OUT_DIR"), "/webservice.wasm"))
 }
 
+/// The embedded DirectoryMapper component (`guest-mappers/directory`, built by `build.rs`).
+pub fn directory_mapper_wasm() -> &'static [u8] {
+    include_bytes!(concat!(env!("OUT_DIR"), "/directory.wasm"))
+}
+
 /// Helpers for tests and benches: building the other Rust guests of `guest-mappers/` (the
 /// `testing` feature; the broker never builds a guest at run time).
 #[cfg(feature = "testing")]
@@ -114,5 +119,10 @@ pub mod testing {
     /// The path of the embedded SimpleWebserviceMapper component as built by `build.rs`.
     pub fn webservice_mapper_path() -> PathBuf {
         PathBuf::from(env!("INTERSTATE_WEBSERVICE_WASM"))
+    }
+
+    /// The path of the embedded DirectoryMapper component as built by `build.rs`.
+    pub fn directory_mapper_path() -> PathBuf {
+        PathBuf::from(env!("INTERSTATE_DIRECTORY_WASM"))
     }
 }

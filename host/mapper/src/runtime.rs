@@ -324,6 +324,10 @@ async fn read_source(source: MapperSource) -> Result<(String, Vec<u8>), LoadErro
             "SimpleWebserviceMapper".to_owned(),
             crate::webservice_mapper_wasm().to_vec(),
         )),
+        MapperSource::Directory => Ok((
+            "DirectoryMapper".to_owned(),
+            crate::directory_mapper_wasm().to_vec(),
+        )),
         MapperSource::Bytes { name, wasm } => Ok((name, wasm)),
         MapperSource::File(path) => {
             let wasm =
