@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use crate::defaults as d;
+use crate::directory::DirectoryConfig;
 use crate::error::SettingsError;
 use crate::raw::RawSettings;
 use crate::sections::{AgentConfig, MapperConfig, RateLimits, ServerConfig, SessionConfig};
@@ -44,6 +45,8 @@ pub struct Settings {
     pub audit_file: Option<PathBuf>,
     /// Authentication failure limits.
     pub rate_limits: RateLimits,
+    /// LDAP and Active Directory profiles (`directory`, restart only).
+    pub directory: DirectoryConfig,
 }
 
 impl Settings {
@@ -84,6 +87,7 @@ impl Settings {
             node: d::node_name(),
             audit_file: None,
             rate_limits: RateLimits::default(),
+            directory: DirectoryConfig::default(),
         }
     }
 }
