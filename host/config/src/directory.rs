@@ -54,6 +54,9 @@ pub struct RawDirectoryProfile {
     pub password_file: Option<String>,
     /// An environment variable holding the service account's password.
     pub password_env: Option<String>,
+    /// Bind directly as this name, `{username}` replaced by the login (RFC 4514-escaped), such
+    /// as `uid={username},ou=people,dc=example,dc=com`, instead of searching for the user first.
+    pub bind_pattern: Option<String>,
     /// Attributes a login name may match (any of them); unset: `sAMAccountName` (ad), `uid`
     /// (ldap).
     pub login_attributes: Option<Vec<String>>,
@@ -175,6 +178,8 @@ pub struct DirectoryProfileConfig {
     pub login_attributes: Vec<String>,
     /// Extra filter users must match (already parenthesised), if any.
     pub user_filter: Option<String>,
+    /// The direct-bind pattern (holds `{username}` once), if any.
+    pub bind_pattern: Option<String>,
     /// Attributes returned with a user.
     pub attributes: Vec<String>,
     /// Group lookup mode.
@@ -370,6 +375,18 @@ fn profile(
             DirectoryKind::Ldap => None,
         },
     };
+    let bind_pattern = match raw.bind_pattern.as_deref() {
+        None | Some("") => None,
+        Some(pattern) if pattern.matches("{username}").count() == 1 => Some(pattern.to_owned()),
+        Some(pattern) => {
+            return Err(origin.bad(
+                format_args!("{key}.bind_pattern"),
+                format!(
+                    "expected {{username}} exactly once, such as \"uid={{username}},ou=people,dc=example,dc=com\", got {pattern:?}"
+                ),
+            ));
+        }
+    };
     let group_base_dn = match raw.groups.base_dn.as_deref() {
         None | Some("") => raw.base_dn.clone(),
         Some(dn) if dn_shape(dn) => dn.to_owned(),
@@ -398,6 +415,7 @@ fn profile(
         service_account,
         login_attributes,
         user_filter,
+        bind_pattern,
         attributes: raw.attributes.clone(),
         group_mode: raw.groups.mode.unwrap_or(match raw.kind {
             DirectoryKind::Ad => GroupMode::Ad,
@@ -622,6 +640,11 @@ mod tests {
                 r#"{"servers": ["ldaps://x"], "base_dn": "dc=x", "user_filter": "(a=b))(c=d", "tls": {"ca_file": "c"}}"#,
                 "directory.profiles.p.user_filter",
                 "parenthesised",
+            ),
+            (
+                r#"{"servers": ["ldaps://x"], "base_dn": "dc=x", "bind_pattern": "uid=x", "tls": {"ca_file": "c"}}"#,
+                "directory.profiles.p.bind_pattern",
+                "{username} exactly once",
             ),
             (
                 r#"{"servers": ["ldaps://x"], "base_dn": "dc=x", "pool_size": 65, "tls": {"ca_file": "c"}}"#,

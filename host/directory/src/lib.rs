@@ -170,6 +170,11 @@ impl LdapDirectory {
             ));
         }
         let requested = requested_attributes(&live.profile, &[], &[]);
+        if let Some(pattern) = &live.profile.bind_pattern {
+            return self
+                .direct_bind(live, pattern, username, password, &requested)
+                .await;
+        }
         let entry = self
             .find(live, username, &requested)
             .await?
@@ -191,6 +196,51 @@ impl LdapDirectory {
             ));
         }
         Ok(to_user(&live.profile, &entry, &requested))
+    }
+
+    /// Binds as the name the profile's pattern makes of `username` (escaped as one DN value),
+    /// then reads the entry as the user.
+    async fn direct_bind(
+        &self,
+        live: &Live,
+        pattern: &str,
+        username: &str,
+        password: &Secret,
+        requested: &[String],
+    ) -> Result<DirectoryUser, DirectoryFailure> {
+        if username.is_empty() || username.len() > search::MAX_LOGIN_BYTES {
+            return Err(failure(Kind::WrongPassword, "no such user"));
+        }
+        let dn = pattern.replace("{username}", &escape::dn_value(username));
+        let mut conn =
+            bind::user_bind(&live.profile, &live.servers, &live.counters, &dn, password).await?;
+        if let Some(kind) = conn.must_change {
+            conn.close().await;
+            return Err(failure(
+                kind,
+                format!("{dn:?} must change the password before logging in"),
+            ));
+        }
+        let entry = search::search(
+            &mut conn.ldap,
+            &live.profile,
+            &dn,
+            ldap3::Scope::Base,
+            "(objectClass=*)",
+            requested,
+            1,
+        )
+        .await;
+        conn.close().await;
+        Ok(match entry.ok().and_then(|mut entries| entries.pop()) {
+            Some(entry) => to_user(&live.profile, &entry, requested),
+            // A bind name that is not a DN (an AD `user@realm` pattern): nothing to read.
+            None => DirectoryUser {
+                dn,
+                login: username.to_owned(),
+                attributes: Vec::new(),
+            },
+        })
     }
 
     async fn lookup_inner(

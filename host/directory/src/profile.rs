@@ -48,6 +48,8 @@ pub struct Profile {
     pub login_attributes: Vec<String>,
     /// Extra filter users must match.
     pub user_filter: Option<String>,
+    /// Direct-bind pattern (`{username}` once), if any.
+    pub bind_pattern: Option<String>,
     /// Attributes returned with a user.
     pub attributes: Vec<String>,
     /// Group lookup mode.
@@ -73,6 +75,7 @@ impl fmt::Debug for Profile {
             .field("base_dn", &self.base_dn)
             .field("service", &self.service)
             .field("login_attributes", &self.login_attributes)
+            .field("bind_pattern", &self.bind_pattern)
             .field("group_mode", &self.group_mode)
             .field("tls", &self.tls.is_some())
             .field("timeout", &self.timeout)
@@ -114,6 +117,7 @@ impl Profile {
             service,
             login_attributes: config.login_attributes.clone(),
             user_filter: config.user_filter.clone(),
+            bind_pattern: config.bind_pattern.clone(),
             attributes: config.attributes.clone(),
             group_mode: config.group_mode,
             group_base_dn: config.group_base_dn.clone(),
