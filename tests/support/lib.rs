@@ -12,6 +12,7 @@ pub mod broker;
 pub mod guests;
 pub mod pcoip;
 pub mod redis;
+pub mod slapd;
 pub mod totp;
 
 pub use agent::{AgentBehaviour, FakeAgent};
