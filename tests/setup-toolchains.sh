@@ -10,6 +10,9 @@
 #   (playwright-core only: it drives that chromium and never downloads a browser);
 # - Debian's redis-server and redis-tools (the Redis store's tests start their own servers,
 #   a Redis Cluster among them, on free loopback ports);
+# - Debian's slapd and ldap-utils (the directory tests start their own OpenLDAP server, with the
+#   ppolicy and memberof overlays, on free loopback ports) and Samba's AD domain controller
+#   (samba-ad-dc, samba-ad-provision: one test provisions a domain in a network namespace);
 # - the Rust target wasm32-wasip2.
 # Each step is skipped when a stamp shows that the same pins are already installed, so a second
 # run takes seconds. Anything missing afterwards is an error, never a skip. Needs python3 (with
@@ -47,6 +50,18 @@ if command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>
     step "debian: redis-server $(redis-server --version | grep -o 'v=[0-9.]*') already installed"
 else
     apt_install redis-server "redis-server redis-tools"
+fi
+if command -v slapd >/dev/null 2>&1 && command -v ldapadd >/dev/null 2>&1 \
+    && [[ -f /usr/lib/ldap/ppolicy.so ]]; then
+    step "debian: slapd $(slapd -VV 2>&1 | grep -o 'slapd [0-9.]*' | head -n 1) already installed"
+else
+    apt_install slapd "slapd ldap-utils"
+fi
+if command -v samba >/dev/null 2>&1 && command -v samba-tool >/dev/null 2>&1 \
+    && [[ -d /usr/share/samba/setup/ad-schema ]]; then
+    step "debian: samba $(samba -V | grep -o '[0-9][0-9.]*' | head -n 1) (AD DC) already installed"
+else
+    apt_install samba "samba-ad-dc samba-ad-provision"
 fi
 
 # --- Rust: the guest target ---------------------------------------------------------------

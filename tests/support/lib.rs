@@ -13,6 +13,7 @@ pub mod guests;
 pub mod pcoip;
 pub mod power;
 pub mod redis;
+pub mod slapd;
 pub mod totp;
 
 pub use agent::{AgentBehaviour, FakeAgent};

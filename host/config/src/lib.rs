@@ -16,6 +16,8 @@
 //!   errors and resolves relative paths.
 //! - `restart`: [`RESTART_ONLY`] and [`Settings::restart_required`], the keys a reload cannot
 //!   apply.
+//! - `directory`: the `directory` section (LDAP and Active Directory profiles), raw and
+//!   validated.
 //! - `fence`: [`AgentFence`] (`agent.allowed_hosts`) and the host-name syntax of agents.
 //! - `error`: [`SettingsError`].
 //!
@@ -23,6 +25,7 @@
 //! here, and the fuzz targets parse settings without building the broker.
 
 pub mod defaults;
+mod directory;
 mod error;
 mod fence;
 mod origin;
@@ -33,6 +36,11 @@ mod settings;
 mod validate;
 mod values;
 
+pub use crate::directory::{
+    DIRECTORY_MAX_POOL_SIZE, DIRECTORY_POOL_SIZE, DIRECTORY_TIMEOUT_MS, DirectoryConfig,
+    DirectoryKind, DirectoryProfileConfig, DirectoryTrust, GroupMode, OneOrMany, PasswordSource,
+    RawDirectory, RawDirectoryGroups, RawDirectoryProfile, RawDirectoryTls,
+};
 pub use crate::error::SettingsError;
 pub use crate::fence::{AgentFence, Cidr, is_host_name};
 pub use crate::raw::{

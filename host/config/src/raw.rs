@@ -9,6 +9,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::defaults as d;
+use crate::directory::RawDirectory;
 use crate::error::SettingsError;
 use crate::values::{BeakerType, LogFormat, LogLevel, RawPlugin, SessionStore, VerifyMode};
 
@@ -32,6 +33,9 @@ pub struct RawSettings {
     pub admin: RawAdmin,
     /// `security`.
     pub security: RawSecurity,
+    /// `directory`: LDAP and Active Directory profiles.
+    #[serde(skip_serializing_if = "RawDirectory::is_empty")]
+    pub directory: RawDirectory,
 }
 
 impl RawSettings {

@@ -24,13 +24,14 @@ pub const RESTART_ONLY: &[&str] = &[
     "server.generated_cert_dir",
     "security.hash_workers",
     "session.store",
+    "directory",
 ];
 
 /// Whether two settings differ in one key.
 type Differs = fn(&Settings, &Settings) -> bool;
 
 /// How to tell, for each key of [`RESTART_ONLY`] (same order), whether two settings differ.
-const DIFFERS: [(&str, Differs); 14] = [
+const DIFFERS: [(&str, Differs); 15] = [
     ("server.host", |a, b| a.server.host != b.server.host),
     ("server.port", |a, b| a.server.port != b.server.port),
     ("logging.level", |a, b| a.log_level != b.log_level),
@@ -65,6 +66,8 @@ const DIFFERS: [(&str, Differs); 14] = [
         };
         servers(a) != servers(b)
     }),
+    // The profiles' connections, pools and service passwords are set up once, at start.
+    ("directory", |a, b| a.directory != b.directory),
 ];
 
 impl Settings {

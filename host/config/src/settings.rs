@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use crate::defaults as d;
+use crate::directory::DirectoryConfig;
 use crate::error::SettingsError;
 use crate::raw::RawSettings;
 use crate::sections::{
@@ -49,6 +50,8 @@ pub struct Settings {
     pub audit_file: Option<PathBuf>,
     /// Authentication failure limits.
     pub rate_limits: RateLimits,
+    /// LDAP and Active Directory profiles (`directory`, restart only).
+    pub directory: DirectoryConfig,
 }
 
 impl Settings {
@@ -90,6 +93,7 @@ impl Settings {
             admin_access: AdminAccess::default(),
             audit_file: None,
             rate_limits: RateLimits::default(),
+            directory: DirectoryConfig::default(),
         }
     }
 }

@@ -29,6 +29,7 @@ pub(crate) fn settings(raw: RawSettings, path: &Path) -> Result<Settings, Settin
     let agent = agent(&raw.agent, &origin)?;
     let server = server(&raw.server, &origin)?;
     let rate_limits = security(&raw.security, &origin)?;
+    let directory = crate::directory::directory(&raw.directory, &origin)?;
     let (admin_listen, admin_token) = admin(&raw.admin, &origin)?;
     let admin_max_connections = raw
         .admin
@@ -79,6 +80,7 @@ pub(crate) fn settings(raw: RawSettings, path: &Path) -> Result<Settings, Settin
             .filter(|path| !path.is_empty())
             .map(|path| origin.resolve(path)),
         rate_limits,
+        directory,
     })
 }
 
