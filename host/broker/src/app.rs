@@ -4,11 +4,12 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use interstate_directory::LdapDirectory;
 use interstate_mapper::{
     LoadError, MapperRuntime, MapperSettings, MapperSource, MemoryKv, RuntimeConfig, StoreSettings,
     WasmMapper,
 };
-use interstate_protocol::capability::{KeyValue, KvLimits};
+use interstate_protocol::capability::{Directory, KeyValue, KvLimits};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::info;
@@ -47,6 +48,9 @@ pub enum StartError {
     /// The session store could not be opened (or its key file read).
     #[error("session store: {0}")]
     Store(String),
+    /// A `directory` profile could not be built (its password file, its CA file).
+    #[error("directory: {0}")]
+    Directory(String),
     /// The audit log (`logging.audit_file`) could not be opened.
     #[error("cannot open the audit log {path}: {source}")]
     Audit {
@@ -63,6 +67,18 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+}
+
+/// The `directory` profiles behind the mappers' `directory` interface; none when the settings
+/// name no profile. Connections open on first use, so a directory that is down at start does
+/// not stop the broker.
+fn open_directory(settings: &Settings) -> Result<Option<Arc<dyn Directory>>, StartError> {
+    if settings.directory.profiles.is_empty() {
+        return Ok(None);
+    }
+    let directory = LdapDirectory::from_settings(&settings.directory)
+        .map_err(|err| StartError::Directory(err.to_string()))?;
+    Ok(Some(Arc::new(directory)))
 }
 
 /// The mapper runtime settings shared by every generation.
@@ -393,7 +409,8 @@ pub async fn start(
                 plugin: "(runtime)".into(),
                 source,
             })?
-            .with_key_value(opened.kv.clone()),
+            .with_key_value(opened.kv.clone())
+            .with_directory(open_directory(&settings)?),
     );
     let connections = Arc::new(ConnectionCap::new(settings.server.max_connections));
     let pins = opened.pins.clone();
