@@ -8,8 +8,8 @@ use crate::bindings::interstate::mapper::store;
 use crate::bindings::interstate::mapper::types::{
     Allocation, Attribute, AuthOutcome, ClientInfo, Desktop, DesktopState, Dialog, DialogButton,
     DialogField, Disclaimer, FieldKind, Identity, Launch, Operation, OperationOutcome,
-    PasswordChange, PasswordChangeOutcome, PasswordLogin, PasswordRejection,
-    PasswordRejectionKind, Rejection, RejectionKind, SessionKind, StepAnswer,
+    PasswordChange, PasswordChangeOutcome, PasswordLogin, PasswordRejection, PasswordRejectionKind,
+    Rejection, RejectionKind, SessionKind, StepAnswer,
 };
 
 mod bindings {
