@@ -112,8 +112,7 @@ export function makePolicy(host) {
   }
 
   function decide(outcome, username) {
-    const detail = outcome.tag === "rejected" ? ` (${outcome.val.kind}: ${outcome.val.reason})` : "";
-    host.log("info", `user ${JSON.stringify(username)}: ${outcome.tag}${detail}`);
+    host.log("info", `user ${JSON.stringify(username)}: ${verdict(outcome)}`);
     return outcome;
   }
 
@@ -134,6 +133,17 @@ export function makePolicy(host) {
       throw `store: the value of ${JSON.stringify(passwordHashKey(username))} is not UTF-8`;
     }
     return hash;
+  }
+
+  // Step 3, once the password is right: a disabled user or one without desktops is refused.
+  function refusal(user) {
+    if (user.disabled) {
+      return reject("access-denied", "account disabled");
+    }
+    if (desktopsOf(current(), user).length === 0) {
+      return reject("no-resources", "no desktops in the user's groups");
+    }
+    return null;
   }
 
   function userFor(identity) {
@@ -181,11 +191,9 @@ export function makePolicy(host) {
       if (!host.verifyPassword(login.password, changed ?? user.passwordHash)) {
         return decide(reject("bad-credentials", "wrong password"), user.username);
       }
-      if (user.disabled) {
-        return decide(reject("access-denied", "account disabled"), user.username);
-      }
-      if (desktopsOf(s, user).length === 0) {
-        return decide(reject("no-resources", "no desktops in the user's groups"), user.username);
+      const refused = refusal(user);
+      if (refused !== null) {
+        return decide(refused, user.username);
       }
       if (user.passwordExpired && changed === null) {
         return decide(reject("expired-password", "password expired"), user.username);
@@ -296,8 +304,9 @@ export function makePolicy(host) {
     changePassword(change) {
       const s = current();
       const user = s.users.get(change.username);
+      const who = `user ${JSON.stringify(change.username)}`;
       const refuse = (kind, reason) => {
-        host.log("info", `user ${JSON.stringify(change.username)}: password not changed (${kind}: ${reason})`);
+        host.log("info", `${who}: password change rejected (${kind}: ${reason})`);
         return { tag: "rejected", val: { kind, reason } };
       };
       if (user === undefined) {
@@ -313,33 +322,44 @@ export function makePolicy(host) {
       if (!host.verifyPassword(change.oldPassword, changed ?? user.passwordHash)) {
         return refuse("wrong-password", "wrong password");
       }
-      if (user.disabled) {
-        // The account may not log in, so it may not change its password either.
-        return refuse("wrong-password", "account disabled");
-      }
       if ([...change.newPassword].length < s.minPasswordLength) {
-        return refuse("weak-password", `shorter than ${s.minPasswordLength} characters`);
+        return refuse("weak-password", `the new password is shorter than ${s.minPasswordLength} characters`);
       }
-      if (change.newPassword === change.oldPassword) {
-        return refuse("weak-password", "the same as the old password");
+      if (sameSecret(change.newPassword, change.oldPassword)) {
+        return refuse("weak-password", "the new password is the old one");
       }
       try {
         host.store.set(passwordHashKey(user.username), utf8Encode(host.hashPassword(change.newPassword)), null);
       } catch (error) {
         return refuse("directory-error", `store: ${describeStoreError(error)}`);
       }
-      host.log("info", `user ${JSON.stringify(user.username)}: password changed`);
-      const next =
-        desktopsOf(s, user).length === 0
-          ? reject("no-resources", "no desktops in the user's groups")
-          : afterPassword(user);
-      return { tag: "changed", val: decide(next, user.username) };
+      // What a login answers after a right password: a disabled user or one without desktops is
+      // still refused, as the login would.
+      const next = refusal(user) ?? afterPassword(user);
+      host.log("info", `${who}: password changed, then ${verdict(next)}`);
+      return { tag: "changed", val: next };
     },
   };
 }
 
 function reject(kind, reason) {
   return { tag: "rejected", val: { kind, reason } };
+}
+
+/** An auth outcome as the log names it. */
+function verdict(outcome) {
+  return outcome.tag === "rejected" ? `rejected (${outcome.val.kind}: ${outcome.val.reason})` : outcome.tag;
+}
+
+/** Whether two secrets are equal, in time that depends only on their lengths. */
+function sameSecret(a, b) {
+  const x = utf8Encode(a);
+  const y = utf8Encode(b);
+  let diff = x.length ^ y.length;
+  for (let i = 0; i < Math.max(x.length, y.length); i++) {
+    diff |= (x[i] ?? 0) ^ (y[i] ?? 0);
+  }
+  return diff === 0;
 }
 
 /**

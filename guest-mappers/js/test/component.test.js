@@ -180,7 +180,7 @@ test("dave changes his expired password: the host hashes it, the store keeps it"
     policy.changePassword({ username: "dave", domain: "", oldPassword, newPassword, client: CLIENT });
   assert.deepEqual(change("dave-pw", "short"), {
     tag: "rejected",
-    val: { kind: "weak-password", reason: "shorter than 12 characters" },
+    val: { kind: "weak-password", reason: "the new password is shorter than 12 characters" },
   });
   assert.equal(change("wrong", "dave-new-password").val.kind, "wrong-password");
   const changed = change("dave-pw", "dave-new-password");

@@ -502,7 +502,6 @@ test("change-password refuses an unknown user and a wrong old password", () => {
   };
   assert.equal(wrong(change("nobody", "dave-pw", "a-long-new-password")), "unknown user");
   assert.equal(wrong(change("dave", "not-daves", "a-long-new-password")), "wrong password");
-  assert.equal(wrong(change("carol", "carol-pw", "a-long-new-password")), "account disabled");
   host.values.set("password-hash:bob", Buffer.from(hashTestPassword("bob-changed-once")));
   assert.equal(wrong(change("bob", "bob-pw", "a-long-new-password")), "wrong password", "the stored hash wins");
   assert.deepEqual(host.writes, []);
@@ -517,8 +516,8 @@ test("change-password refuses a short new password and the old one again", () =>
     assert.equal(outcome.val.kind, "weak-password");
     return outcome.val.reason;
   };
-  assert.equal(weak("elevenchars"), "shorter than 12 characters");
-  assert.equal(weak("ééééééééééé"), "shorter than 12 characters", "characters, not bytes");
+  assert.equal(weak("elevenchars"), "the new password is shorter than 12 characters");
+  assert.equal(weak("ééééééééééé"), "the new password is shorter than 12 characters", "characters, not bytes");
   assert.deepEqual(host.writes, []);
 
   const { policy: eight } = configured(
@@ -530,7 +529,7 @@ test("change-password refuses a short new password and the old one again", () =>
   assert.equal(eight.changePassword(change("dave", "bob-pw", "eightchr")).tag, "changed");
   assert.deepEqual(eight.changePassword(change("bob", "bob-pw", "bob-pw")), {
     tag: "rejected",
-    val: { kind: "weak-password", reason: "shorter than 8 characters" },
+    val: { kind: "weak-password", reason: "the new password is shorter than 8 characters" },
   });
   const { policy: six } = configured(
     settingsWith((s) => {
@@ -540,7 +539,7 @@ test("change-password refuses a short new password and the old one again", () =>
   );
   assert.deepEqual(six.changePassword(change("bob", "same-password", "same-password")), {
     tag: "rejected",
-    val: { kind: "weak-password", reason: "the same as the old password" },
+    val: { kind: "weak-password", reason: "the new password is the old one" },
   });
 });
 
@@ -575,6 +574,18 @@ test("the outcome after a change is what follows the password: the code, or in",
   });
 });
 
+test("a disabled user may change the password, and is still refused as at login", () => {
+  const { policy, host } = configured();
+  assert.deepEqual(policy.changePassword(change("carol", "carol-pw", "carol-new-password")), {
+    tag: "changed",
+    val: { tag: "rejected", val: { kind: "access-denied", reason: "account disabled" } },
+  });
+  assert.equal(host.writes.length, 1);
+  assert.deepEqual(host.lines, [
+    'info user "carol": password changed, then rejected (access-denied: account disabled)',
+  ]);
+});
+
 test("a store failure during a change is a directory-error", () => {
   const { policy, host } = configured();
   host.storeError = UNAVAILABLE;
@@ -606,8 +617,7 @@ test("every decision logs one info line without a password or a code", () => {
     'info user "bob": 2 desktop(s)',
     'info user "bob": launch on ws-art-1.example.com',
     `info user "bob": restart on ws-art-1.example.com: refused (power API: POST ${POWER_API}/machines/ws-art-1.example.com/restart answered 404)`,
-    'info user "dave": password changed',
-    'info user "dave": disclaimer',
+    'info user "dave": password changed, then disclaimer',
   ]);
   assertNotLogged(host, "bob-pw", GOOD_CODE, "dave-pw", "dave-new-password");
 });

@@ -5,6 +5,7 @@ dataclasses below; ``app.py`` converts them to the WIT types. The same code ther
 the component and under ``python3 -m unittest``.
 """
 
+import hmac
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -206,12 +207,9 @@ class ExamplePolicy:
         stored = user.password_hash if changed is None else changed
         if not self._host.verify_password(password, stored):
             return self._decide(Rejected("bad-credentials", "wrong password"), username)
-        if user.disabled:
-            return self._decide(Rejected("access-denied", "account disabled"), username)
-        if not settings.desktops_of(user):
-            return self._decide(
-                Rejected("no-resources", "no desktops in the user's groups"), username
-            )
+        refused = self._refusal(user)
+        if refused is not None:
+            return self._decide(refused, username)
         if user.password_expired and changed is None:
             return self._decide(Rejected("expired-password", "password expired"), username)
         return self._decide(self._after_password(user), username)
@@ -319,10 +317,10 @@ class ExamplePolicy:
         settings = self._current()
         user = settings.users.get(username)
 
+        who = f"user {json.dumps(username)}"
+
         def refuse(kind: str, reason: str) -> PasswordRejected:
-            self._host.log(
-                "info", f"user {json.dumps(username)}: password not changed ({kind}: {reason})"
-            )
+            self._host.log("info", f"{who}: password change rejected ({kind}: {reason})")
             return PasswordRejected(kind, reason)
 
         if user is None:
@@ -335,25 +333,24 @@ class ExamplePolicy:
         stored = user.password_hash if changed is None else changed
         if not self._host.verify_password(old_password, stored):
             return refuse("wrong-password", "wrong password")
-        if user.disabled:
-            # The account may not log in, so it may not change its password either.
-            return refuse("wrong-password", "account disabled")
-        if len(new_password) < settings.min_password_length:
-            return refuse("weak-password", f"shorter than {settings.min_password_length} characters")
-        if new_password == old_password:
-            return refuse("weak-password", "the same as the old password")
+        minimum = settings.min_password_length
+        if len(new_password) < minimum:
+            return refuse(
+                "weak-password", f"the new password is shorter than {minimum} characters"
+            )
+        if hmac.compare_digest(new_password.encode(), old_password.encode()):
+            return refuse("weak-password", "the new password is the old one")
         try:
             self._host.store_set(
                 password_hash_key(username), self._host.hash_password(new_password).encode(), None
             )
         except StoreError as error:
             return refuse("directory-error", f"store: {error}")
-        self._host.log("info", f"user {json.dumps(username)}: password changed")
-        if settings.desktops_of(user):
-            following: Outcome = self._after_password(user)
-        else:
-            following = Rejected("no-resources", "no desktops in the user's groups")
-        return PasswordChanged(self._decide(following, username))
+        # What a login answers after a right password: a disabled user or one without desktops
+        # is still refused, as the login would.
+        following = self._refusal(user) or self._after_password(user)
+        self._host.log("info", f"{who}: password changed, then {_verdict(following)}")
+        return PasswordChanged(following)
 
     def _current(self) -> Settings:
         if self._settings is None:
@@ -407,11 +404,24 @@ class ExamplePolicy:
             attributes=[("groups", ",".join(user.groups))],
         )
 
+    def _refusal(self, user: User) -> Rejected | None:
+        """Step 3, once the password is right: a disabled user or one without desktops."""
+        if user.disabled:
+            return Rejected("access-denied", "account disabled")
+        if not self._current().desktops_of(user):
+            return Rejected("no-resources", "no desktops in the user's groups")
+        return None
+
     def _decide(self, outcome: Outcome, username: str) -> Outcome:
-        name = type(outcome).__name__.lower()
-        detail = f" ({outcome.kind}: {outcome.reason})" if isinstance(outcome, Rejected) else ""
-        self._host.log("info", f"user {json.dumps(username)}: {name}{detail}")
+        self._host.log("info", f"user {json.dumps(username)}: {_verdict(outcome)}")
         return outcome
+
+
+def _verdict(outcome: Outcome) -> str:
+    """An auth outcome as the log names it."""
+    if isinstance(outcome, Rejected):
+        return f"rejected ({outcome.kind}: {outcome.reason})"
+    return type(outcome).__name__.lower()
 
 
 def _challenge(username: str, attempts: int, error_text: str) -> Challenge:

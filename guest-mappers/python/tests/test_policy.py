@@ -434,7 +434,6 @@ class ChangePasswordTest(PolicyCase):
         cases = [
             ("nobody", "dave-pw", "unknown user"),
             ("dave", "not-daves", "wrong password"),
-            ("carol", "carol-pw", "account disabled"),
         ]
         for username, old, reason in cases:
             with self.subTest(username=username):
@@ -455,7 +454,9 @@ class ChangePasswordTest(PolicyCase):
             with self.subTest(new=new):
                 self.assertEqual(
                     self.policy.change_password("dave", "dave-pw", new),
-                    PasswordRejected("weak-password", "shorter than 12 characters"),
+                    PasswordRejected(
+                        "weak-password", "the new password is shorter than 12 characters"
+                    ),
                 )
         self.assertEqual(self.recorder.writes, [])
 
@@ -466,7 +467,7 @@ class ChangePasswordTest(PolicyCase):
         self.reconfigure(settings_with(eight))
         self.assertEqual(
             self.policy.change_password("bob", "same-password", "same-password"),
-            PasswordRejected("weak-password", "the same as the old password"),
+            PasswordRejected("weak-password", "the new password is the old one"),
         )
         self.assertIsInstance(self.policy.change_password("dave", "dave-pw", "eightchr"), PasswordChanged)
 
@@ -505,6 +506,17 @@ class ChangePasswordTest(PolicyCase):
             PasswordChanged(Accepted("dave", "EXAMPLE", [("groups", "artists")])),
         )
 
+    def test_a_disabled_user_may_change_and_is_still_refused_as_at_login(self) -> None:
+        self.assertEqual(
+            self.policy.change_password("carol", "carol-pw", "carol-new-password"),
+            PasswordChanged(Rejected("access-denied", "account disabled")),
+        )
+        self.assertEqual(len(self.recorder.writes), 1)
+        self.assertEqual(
+            self.recorder.lines,
+            ['info user "carol": password changed, then rejected (access-denied: account disabled)'],
+        )
+
     def test_a_store_failure_is_a_directory_error(self) -> None:
         self.recorder.store_error = "unavailable: redis down"
         self.assertEqual(
@@ -532,8 +544,7 @@ class LogTest(PolicyCase):
                 'info user "bob": launch on ws-art-1.example.com',
                 'info user "bob": restart on ws-art-1.example.com: refused (power API: POST '
                 f'{POWER_API}/machines/ws-art-1.example.com/restart answered 404)',
-                'info user "dave": password changed',
-                'info user "dave": disclaimer',
+                'info user "dave": password changed, then disclaimer',
             ],
         )
         self.assert_not_logged("bob-pw", GOOD_CODE, "dave-pw", "dave-new-password")
