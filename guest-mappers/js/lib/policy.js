@@ -240,7 +240,7 @@ export function makePolicy(host) {
       const user = userFor(identity);
       // Looked up again rather than trusting the attributes: settings may have changed since login.
       const desktops = user === null ? [] : desktopsOf(s, user);
-      const last = desktops.length > 1 ? lastDesktop(identity.username) : null;
+      const last = lastDesktop(identity.username);
       const first = desktops.findIndex((d) => d.id === last);
       const ordered = first > 0 ? [desktops[first], ...desktops.filter((_, i) => i !== first)] : desktops;
       host.log("info", `user ${JSON.stringify(identity.username)}: ${ordered.length} desktop(s)`);

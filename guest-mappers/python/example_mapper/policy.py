@@ -260,7 +260,7 @@ class ExamplePolicy:
         """
         user = self._user(username)
         desktops = [] if user is None else self._current().desktops_of(user)
-        last = self._last_desktop(username) if len(desktops) > 1 else None
+        last = self._last_desktop(username)
         first = next((d for d in desktops if d.id == last), None)
         if first is not None:
             desktops = [first] + [d for d in desktops if d is not first]
