@@ -15,7 +15,9 @@ pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
 pub mod msg {
     use interstate_tools::messages::{self, ClientIdentity};
 
-    pub use interstate_tools::messages::{bye, dialog, escape, list};
+    pub use interstate_tools::messages::{
+        bye, dialog, dialog_answer, disclaimer, escape, list, perform_operation, update_password,
+    };
 
     /// Who the test client says it is.
     pub const TEST_CLIENT: ClientIdentity<'static> = ClientIdentity {
