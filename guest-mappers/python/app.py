@@ -2,27 +2,33 @@
 
 Build with ``./build.sh``. The policy lives in ``example_mapper/`` and is tested with
 ``python3 -m unittest``; this module only converts between it and the WIT bindings that
-componentize-py generates for the world ``mapper``.
+componentize-py generates for the world ``mapper-py`` (``wit/world.wit``).
 """
-
-import time
 
 from componentize_py_types import Err
 from wit_world import exports
-from wit_world.imports import host, types
+from wit_world.imports import host, store
+from wit_world.imports import interstate_mapper_types as types
 
 from example_mapper.policy import (
+    CODE_BUTTONS,
     Accepted,
     Challenge,
+    DialogAnswer,
+    Disclaimer,
+    DisclaimerAccepted,
     ExamplePolicy,
     Host,
     Launch,
     MapperFailure,
     Outcome,
+    PasswordChanged,
     Rejected,
+    StoreError,
 )
+from example_mapper.power import Done, Refused, TryAgain
 from example_mapper.settings import SettingsError
-from example_mapper.totp import hotp
+from wasi_http import http_request
 
 _LEVELS = {
     "trace": host.Level.TRACE,
@@ -32,6 +38,12 @@ _LEVELS = {
     "error": host.Level.ERROR,
 }
 
+_VERDICTS = {
+    host.TotpVerdict.ACCEPTED: "accepted",
+    host.TotpVerdict.REJECTED: "rejected",
+    host.TotpVerdict.REPLAYED: "replayed",
+}
+
 _REJECTIONS = {
     "bad-credentials": types.RejectionKind.BAD_CREDENTIALS,
     "expired-password": types.RejectionKind.EXPIRED_PASSWORD,
@@ -39,24 +51,67 @@ _REJECTIONS = {
     "no-resources": types.RejectionKind.NO_RESOURCES,
 }
 
-# componentize-py bundles only the modules imported while it snapshots this module. Without
-# OpenSSL, hmac falls back to pure Python and imports `warnings` on first use, so run the TOTP
-# path once now; otherwise the first code check fails with ModuleNotFoundError.
-hotp(b"pre-init", 0)
+_PASSWORD_REJECTIONS = {
+    "wrong-password": types.PasswordRejectionKind.WRONG_PASSWORD,
+    "weak-password": types.PasswordRejectionKind.WEAK_PASSWORD,
+    "too-many-attempts": types.PasswordRejectionKind.TOO_MANY_ATTEMPTS,
+    "directory-error": types.PasswordRejectionKind.DIRECTORY_ERROR,
+}
+
+_OPERATIONS = {
+    types.Operation.RESTART: "restart",
+    types.Operation.POWER_DOWN: "power-down",
+    types.Operation.POWER_UP: "power-up",
+}
+_OPERATION_ENUMS = {name: op for op, name in _OPERATIONS.items()}
+
+_CODE_FIELDS = [types.DialogField(id="code", label="Code", kind=types.FieldKind.SECRET)]
+_CODE_BUTTONS = [
+    types.DialogButton(id=id, label=label, is_default=is_default)
+    for id, label, is_default in CODE_BUTTONS
+]
+
+
+def _store_error(error: Err) -> StoreError:
+    """The WIT ``store.error`` carried by ``error`` as the policy's ``StoreError``."""
+    value = error.value
+    if isinstance(value, store.Error_TooLarge):
+        return StoreError(f"too-large: {value.value}")
+    if isinstance(value, store.Error_Unavailable):
+        return StoreError(f"unavailable: {value.value}")
+    return StoreError("full")
+
+
+def _store_get(key: str) -> bytes | None:
+    try:
+        return store.get(key)
+    except Err as error:
+        raise _store_error(error) from None
+
+
+def _store_set(key: str, value: bytes, ttl_ms: int | None) -> None:
+    try:
+        store.set(key, value, ttl_ms)
+    except Err as error:
+        raise _store_error(error) from None
+
 
 # The host makes a fresh instance for every call, so this lives for one configure + one call.
 _POLICY = ExamplePolicy(
     Host(
         log=lambda level, message: host.log(_LEVELS[level], message),
         verify_password=host.verify_password,
-        # time.time() reads the WASI wall clock, which the TOTP window depends on.
-        now=time.time,
+        hash_password=host.hash_password,
+        verify_totp=lambda secret, code: _VERDICTS[host.verify_totp(secret, code)],
+        store_get=_store_get,
+        store_set=_store_set,
+        http=http_request,
     )
 )
 
 
 class Policy(exports.Policy):
-    """The WIT export ``interstate:mapper/policy@0.1.0``."""
+    """The WIT export ``interstate:mapper/policy@0.2.0``."""
 
     def configure(self, settings_json: str) -> None:
         try:
@@ -71,14 +126,21 @@ class Policy(exports.Policy):
         return _guard(lambda: _outcome(_POLICY.authenticate(login.username, login.password)))
 
     def continue_authentication(
-        self, state: str, answers: list[types.FieldAnswer], client: types.ClientInfo
+        self, state: str, answer: types.StepAnswer, client: types.ClientInfo
     ) -> types.AuthOutcome:
-        pairs = [(answer.id, answer.value) for answer in answers]
-        return _guard(lambda: _outcome(_POLICY.continue_authentication(state, pairs)))
+        if isinstance(answer, types.StepAnswer_Dialog):
+            step: DialogAnswer | DisclaimerAccepted = DialogAnswer(
+                fields=[(field.id, field.value) for field in answer.value.fields],
+                button_id=answer.value.button_id,
+            )
+        else:
+            step = DisclaimerAccepted()
+        return _guard(lambda: _outcome(_POLICY.continue_authentication(state, step)))
 
     def list_desktops(self, user: types.Identity, client: types.ClientInfo) -> list[types.Desktop]:
-        return _guard(
-            lambda: [
+        def listed() -> list[types.Desktop]:
+            operations = [_OPERATION_ENUMS[name] for name in _POLICY.operations()]
+            return [
                 types.Desktop(
                     id=d.id,
                     name=d.name,
@@ -86,11 +148,12 @@ class Policy(exports.Policy):
                     agent_port=d.agent_port,
                     session_kind=types.SessionKind.VDI,
                     state=types.DesktopState.UNKNOWN,
-                    operations=[],
+                    operations=list(operations),
                 )
                 for d in _POLICY.list_desktops(user.username)
             ]
-        )
+
+        return _guard(listed)
 
     def allocate(
         self, user: types.Identity, desktop_id: str, client: types.ClientInfo
@@ -106,6 +169,34 @@ class Policy(exports.Policy):
                 )
             )
         return types.Allocation_Refused((types.RefusalKind.UNKNOWN_DESKTOP, decision.reason))
+
+    def operate(
+        self,
+        user: types.Identity,
+        desktop_id: str,
+        op: types.Operation,
+        client: types.ClientInfo,
+    ) -> types.OperationOutcome:
+        outcome = _guard(lambda: _POLICY.operate(user.username, desktop_id, _OPERATIONS[op]))
+        if isinstance(outcome, Done):
+            return types.OperationOutcome_Done(outcome.detail)
+        if isinstance(outcome, TryAgain):
+            return types.OperationOutcome_TryAgain(outcome.detail)
+        if isinstance(outcome, Refused):
+            return types.OperationOutcome_Refused(outcome.detail)
+        return types.OperationOutcome_Unsupported()
+
+    def change_password(self, change: types.PasswordChange) -> types.PasswordChangeOutcome:
+        result = _guard(
+            lambda: _POLICY.change_password(
+                change.username, change.old_password, change.new_password
+            )
+        )
+        if isinstance(result, PasswordChanged):
+            return types.PasswordChangeOutcome_Changed(_outcome(result.outcome))
+        return types.PasswordChangeOutcome_Rejected(
+            types.PasswordRejection(kind=_PASSWORD_REJECTIONS[result.kind], reason=result.reason)
+        )
 
 
 def _guard(call):
@@ -134,8 +225,11 @@ def _outcome(outcome: Outcome) -> types.AuthOutcome:
             types.Dialog(
                 prompt=outcome.prompt,
                 error_text=outcome.error_text,
-                fields=[types.DialogField(id="code", label="Code", kind=types.FieldKind.SECRET)],
+                fields=list(_CODE_FIELDS),
+                buttons=list(_CODE_BUTTONS),
                 state=outcome.state,
             )
         )
+    if isinstance(outcome, Disclaimer):
+        return types.AuthOutcome_Disclaimer(types.Disclaimer(text=outcome.text, state=outcome.state))
     raise Err(f"unexpected outcome {outcome!r}")

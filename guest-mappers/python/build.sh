@@ -20,5 +20,8 @@ fi
 
 mkdir -p "$(dirname "$out")"
 cd "$here"
-# WASI stays linked (no --stub-wasi): the TOTP check reads the wall clock.
-componentize-py -d ../../wit -w mapper componentize app -p . -o "$out"
+# The world wit/world.wit: interstate:mapper/mapper@0.2.0 from the repository's wit/, plus
+# wasi:http/outgoing-handler from the WASI 0.2.12 WIT vendored in wit/deps/.
+# WASI stays linked (no --stub-wasi): operate calls the power API over wasi:http.
+componentize-py -d ../../wit -d wit -w interstate:example-mapper-py/mapper-py \
+    componentize app -p . -o "$out"

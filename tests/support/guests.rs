@@ -22,7 +22,7 @@ pub enum Guest {
     ExampleRust,
     /// `guest-mappers/go` (Go starter kit).
     Go,
-    /// `guest-mappers/js` (jco + QuickJS).
+    /// `guest-mappers/js` (componentize-js, StarlingMonkey).
     Js,
     /// `guest-mappers/python` (componentize-py).
     Python,

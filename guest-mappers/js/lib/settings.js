@@ -4,10 +4,15 @@
 // with the path of the offending key, because a `configure` error at start-up is all the
 // operator sees.
 
-import { base32Decode } from "./totp.js";
-
 /** The longest desktop id the contract allows, in bytes. */
 const MAX_ID_BYTES = 128;
+
+/** The longest disclaimer the contract allows, in bytes (UTF-8). */
+export const MAX_DISCLAIMER_BYTES = 4096;
+
+/** The default and the bounds of `min_password_length`. */
+export const DEFAULT_MIN_PASSWORD_LENGTH = 12;
+const MIN_PASSWORD_LENGTH_RANGE = [8, 128];
 
 /** A settings error: `path` names the key, `message` says what was expected. */
 export class SettingsError extends Error {
@@ -35,8 +40,9 @@ export class SettingsError extends Error {
  * @property {string} passwordHash
  * @property {string[]} groups
  * @property {boolean} mfa
- * @property {Uint8Array | null} totpKey
+ * @property {string | null} totpSecret the base32 secret, checked by the host's `verify-totp`
  * @property {boolean} disabled
+ * @property {boolean} passwordExpired the password is right but must be changed
  */
 
 /**
@@ -45,6 +51,9 @@ export class SettingsError extends Error {
  * @property {Map<string, DesktopEntry[]>} groups by group name
  * @property {string[]} domains
  * @property {string} logonDomain
+ * @property {string | null} disclaimer shown after every correct password, when set
+ * @property {string | null} powerApi the power API's base URL, without a trailing slash
+ * @property {number} minPasswordLength the shortest new password `change-password` accepts
  */
 
 /**
@@ -61,11 +70,25 @@ export function parseSettings(json) {
     throw new SettingsError("settings", `not valid JSON (${error.message})`);
   }
   const top = object(raw, "settings");
-  allowKeys(top, "", ["users", "groups", "domains", "logon_domain"]);
+  allowKeys(top, "", [
+    "users",
+    "groups",
+    "domains",
+    "logon_domain",
+    "disclaimer",
+    "power_api",
+    "min_password_length",
+  ]);
 
   const groups = parseGroups(top.groups === undefined ? {} : top.groups);
   const domains = top.domains === undefined ? [] : stringList(top.domains, "domains");
   const logonDomain = top.logon_domain === undefined ? "" : string(top.logon_domain, "logon_domain");
+  const disclaimer = top.disclaimer === undefined ? null : parseDisclaimer(top.disclaimer);
+  const powerApi = top.power_api === undefined ? null : parsePowerApi(top.power_api);
+  const minPasswordLength =
+    top.min_password_length === undefined
+      ? DEFAULT_MIN_PASSWORD_LENGTH
+      : parseMinPasswordLength(top.min_password_length);
 
   if (top.users === undefined) {
     throw new SettingsError("users", "missing (expected a list of users)");
@@ -81,7 +104,7 @@ export function parseSettings(json) {
     }
     users.set(user.username, user);
   });
-  return { users, groups, domains, logonDomain };
+  return { users, groups, domains, logonDomain, disclaimer, powerApi, minPasswordLength };
 }
 
 /**
@@ -114,6 +137,59 @@ export function desktopsOf(settings, user) {
  */
 export function desktopId(hostname) {
   return hostname.toLowerCase().replace(/[^a-z0-9-]/g, "-");
+}
+
+/**
+ * Whether `text` is a base32 secret as authenticator apps show it (case, spaces and `=` padding
+ * forgiven), in the same terms as the host's `verify-totp`.
+ * @param {string} text
+ * @returns {boolean}
+ */
+export function isBase32(text) {
+  const clean = text.replace(/\s/g, "").replace(/=+$/, "").toUpperCase();
+  // Lengths 1, 3 and 6 (mod 8) cannot come from whole bytes.
+  return /^[A-Z2-7]+$/.test(clean) && ![1, 3, 6].includes(clean.length % 8);
+}
+
+/**
+ * The number of bytes of `text` in UTF-8.
+ * @param {string} text
+ * @returns {number}
+ */
+export function utf8Length(text) {
+  let bytes = 0;
+  for (const char of text) {
+    const code = char.codePointAt(0);
+    bytes += code < 0x80 ? 1 : code < 0x800 ? 2 : code < 0x10000 ? 3 : 4;
+  }
+  return bytes;
+}
+
+function parseDisclaimer(value) {
+  const text = nonEmptyString(value, "disclaimer");
+  if (utf8Length(text) > MAX_DISCLAIMER_BYTES) {
+    throw new SettingsError("disclaimer", `longer than ${MAX_DISCLAIMER_BYTES} bytes`);
+  }
+  return text;
+}
+
+function parsePowerApi(value) {
+  const url = string(value, "power_api");
+  if (!/^https?:\/\/[^/?#\s@]+(\/[^?#\s]*)?$/.test(url) || url.endsWith("/")) {
+    throw new SettingsError(
+      "power_api",
+      "expected an http:// or https:// base URL without a trailing slash",
+    );
+  }
+  return url;
+}
+
+function parseMinPasswordLength(value) {
+  const [low, high] = MIN_PASSWORD_LENGTH_RANGE;
+  if (!Number.isInteger(value) || value < low || value > high) {
+    throw new SettingsError("min_password_length", `expected an integer between ${low} and ${high}`);
+  }
+  return value;
 }
 
 function parseGroups(value) {
@@ -170,7 +246,15 @@ function parseDesktop(value, path) {
 
 function parseUser(value, path, groups) {
   const user = object(value, path);
-  allowKeys(user, path, ["username", "password_hash", "groups", "mfa", "totp_secret", "disabled"]);
+  allowKeys(user, path, [
+    "username",
+    "password_hash",
+    "groups",
+    "mfa",
+    "totp_secret",
+    "disabled",
+    "password_expired",
+  ]);
   const username = nonEmptyString(user.username, `${path}.username`);
   const passwordHash = nonEmptyString(user.password_hash, `${path}.password_hash`);
   const userGroups = user.groups === undefined ? [] : stringList(user.groups, `${path}.groups`);
@@ -181,18 +265,21 @@ function parseUser(value, path, groups) {
   });
   const mfa = user.mfa === undefined ? false : boolean(user.mfa, `${path}.mfa`);
   const disabled = user.disabled === undefined ? false : boolean(user.disabled, `${path}.disabled`);
-  let totpKey = null;
+  const passwordExpired =
+    user.password_expired === undefined
+      ? false
+      : boolean(user.password_expired, `${path}.password_expired`);
+  let totpSecret = null;
   if (user.totp_secret !== undefined) {
-    const secret = nonEmptyString(user.totp_secret, `${path}.totp_secret`);
-    totpKey = base32Decode(secret);
-    if (totpKey === null || totpKey.length === 0) {
+    totpSecret = nonEmptyString(user.totp_secret, `${path}.totp_secret`);
+    if (!isBase32(totpSecret)) {
       throw new SettingsError(`${path}.totp_secret`, "expected a base32 secret");
     }
   }
-  if (mfa && totpKey === null) {
+  if (mfa && totpSecret === null) {
     throw new SettingsError(`${path}.totp_secret`, "missing (required when mfa is true)");
   }
-  return { username, passwordHash, groups: userGroups, mfa, totpKey, disabled };
+  return { username, passwordHash, groups: userGroups, mfa, totpSecret, disabled, passwordExpired };
 }
 
 function object(value, path) {

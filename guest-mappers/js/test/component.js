@@ -1,6 +1,6 @@
 // Runs a built mapper component in Node: jco transpiles it to core wasm plus JS glue, and the
-// imports are the test host (`interstate:mapper/host`) and the WASI preview2 shim, with a wall
-// clock the test controls.
+// imports are the test host (`interstate:mapper/host`, `store`, `directory`) and the WASI
+// preview2 shim, whose wasi:http makes real requests.
 
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
@@ -18,7 +18,7 @@ setFlagsFromString("--experimental-wasm-extended-const");
 const HERE = dirname(fileURLToPath(import.meta.url));
 const JCO = join(HERE, "..", "node_modules", ".bin", "jco");
 
-function wasiImports(clock) {
+function wasiImports() {
   const imports = {};
   for (const [pkg, interfaces] of Object.entries(shim)) {
     for (const [name, impl] of Object.entries(interfaces)) {
@@ -27,15 +27,18 @@ function wasiImports(clock) {
       }
     }
   }
-  imports["wasi:clocks/wall-clock"] = {
-    now: () => {
-      const ms = clock();
-      return { seconds: BigInt(Math.floor(ms / 1000)), nanoseconds: (ms % 1000) * 1_000_000 };
-    },
-    resolution: () => ({ seconds: 0n, nanoseconds: 1_000_000 }),
-  };
   return imports;
 }
+
+// The directory is not used by the example policy: every call fails loudly.
+const NO_DIRECTORY = Object.fromEntries(
+  ["authenticate", "lookup", "groups", "changePassword"].map((name) => [
+    name,
+    () => {
+      throw new Error(`the example policy called directory.${name}`);
+    },
+  ]),
+);
 
 // Transpiled and compiled once per component file; every load is a fresh instance, as in the broker.
 const compiled = new Map();
@@ -61,9 +64,9 @@ function compile(wasmPath) {
 }
 
 /**
- * Instantiates a component with the test host's imports.
+ * Instantiates a component with the test host's imports (see `test/host.js`).
  * @param {string} wasmPath
- * @param {{log: Function, verifyPassword: Function, now: number}} host `now` in Unix seconds
+ * @param {ReturnType<import("./host.js").testHost>} host
  * @returns {Promise<object>} the `policy` export; `result` errors throw with `.payload`
  */
 export async function loadComponent(wasmPath, host) {
@@ -73,9 +76,23 @@ export async function loadComponent(wasmPath, host) {
   const { glue, core } = compiled.get(wasmPath);
   const { instantiate } = await glue;
   const imports = {
-    ...wasiImports(() => host.now * 1000),
-    "interstate:mapper/host": { log: host.log, verifyPassword: host.verifyPassword },
+    ...wasiImports(),
+    "interstate:mapper/host": {
+      log: (level, message) => host.log(level, message),
+      verifyPassword: (password, hash) => host.verifyPassword(password, hash),
+      hashPassword: (password) => host.hashPassword(password),
+      verifyTotp: (secret, code) => host.verifyTotp(secret, code),
+    },
+    "interstate:mapper/store": {
+      get: (key) => host.store.get(key) ?? undefined,
+      set: (key, value, ttlMs) => host.store.set(key, value, ttlMs === undefined ? null : Number(ttlMs)),
+      delete: (key) => host.values.delete(key),
+      compareAndSwap: () => {
+        throw new Error("the example policy called store.compare-and-swap");
+      },
+    },
+    "interstate:mapper/directory": NO_DIRECTORY,
   };
   const instance = await instantiate(core, imports);
-  return instance.policy ?? instance["interstate:mapper/policy@0.1.0"];
+  return instance.policy ?? instance["interstate:mapper/policy@0.2.0"];
 }

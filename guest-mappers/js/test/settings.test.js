@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { desktopId, desktopsOf, parseSettings } from "../lib/settings.js";
+import { desktopId, desktopsOf, isBase32, parseSettings } from "../lib/settings.js";
 import { EXAMPLE_SETTINGS } from "./host.js";
 
 const HASH = "8ff41da5ef01bf7ddb6aef29749422ebad97fb879df33126aed850aeb22325e8";
@@ -26,7 +26,7 @@ function assertRejects(json, message) {
 
 test("the example settings parse", () => {
   const settings = parseSettings(EXAMPLE_SETTINGS);
-  assert.deepEqual([...settings.users.keys()], ["alice", "bob", "carol"]);
+  assert.deepEqual([...settings.users.keys()], ["alice", "bob", "carol", "dave"]);
   assert.deepEqual(settings.domains, ["EXAMPLE"]);
   assert.equal(settings.logonDomain, "EXAMPLE");
   const bob = settings.users.get("bob");
@@ -38,7 +38,75 @@ test("the example settings parse", () => {
     ],
   );
   assert.ok(settings.users.get("alice").mfa);
+  assert.equal(settings.users.get("alice").totpSecret, "JBSWY3DPEHPK3PXP");
   assert.ok(settings.users.get("carol").disabled);
+  assert.ok(settings.users.get("dave").passwordExpired);
+  assert.ok(!settings.users.get("bob").passwordExpired);
+  assert.equal(
+    settings.disclaimer,
+    "This workstation is for authorised studio work only. Sessions may be monitored.",
+  );
+  assert.equal(settings.powerApi, null, "the example has no power API (tests add it)");
+  assert.equal(settings.minPasswordLength, 12);
+});
+
+test("the new 0.2 keys parse", () => {
+  const settings = parseSettings(
+    settingsWith((s) => ({
+      ...s,
+      disclaimer: "é".repeat(2048),
+      power_api: "https://power.example.com:8443/api/v1",
+      min_password_length: 128,
+    })),
+  );
+  assert.equal(settings.disclaimer.length, 2048);
+  assert.equal(settings.powerApi, "https://power.example.com:8443/api/v1");
+  assert.equal(settings.minPasswordLength, 128);
+  for (const url of ["http://10.0.0.1", "http://power:8080", "https://[fd00::1]:8443/p"]) {
+    assert.equal(parseSettings(settingsWith((s) => ({ ...s, power_api: url }))).powerApi, url);
+  }
+  assert.equal(parseSettings(settingsWith((s) => ({ ...s, min_password_length: 8 }))).minPasswordLength, 8);
+});
+
+test("the new 0.2 keys are validated with their key path", () => {
+  assertRejects(settingsWith((s) => ({ ...s, disclaimer: 7 })), "disclaimer: expected a non-empty string");
+  assertRejects(
+    settingsWith((s) => ({ ...s, disclaimer: "é".repeat(2049) })),
+    "disclaimer: longer than 4096 bytes",
+  );
+  const badUrl = "power_api: expected an http:// or https:// base URL without a trailing slash";
+  for (const url of [
+    "ftp://power.example.com",
+    "power.example.com",
+    "http://power.example.com/",
+    "https://",
+    "http://power.example.com/api?x=1",
+    "http://power example.com",
+  ]) {
+    assertRejects(settingsWith((s) => ({ ...s, power_api: url })), badUrl);
+  }
+  assertRejects(settingsWith((s) => ({ ...s, power_api: true })), "power_api: expected a string");
+  for (const length of [7, 129, 12.5, "12", null]) {
+    assertRejects(
+      settingsWith((s) => ({ ...s, min_password_length: length })),
+      "min_password_length: expected an integer between 8 and 128",
+    );
+  }
+  assertRejects(
+    settingsWith((s) => {
+      s.users[0].password_expired = "yes";
+    }),
+    "users[0].password_expired: expected true or false",
+  );
+});
+
+test("base32 secrets are checked as the host's verify-totp reads them", () => {
+  for (const secret of ["JBSWY3DPEHPK3PXP", "jbsw y3dp ehpk 3pxp", "MFRGG===", "MFRGGZA="]) {
+    assert.ok(isBase32(secret), secret);
+  }
+  for (const secret of ["", "A", "ABC", "ABCDEF", "JBSWY3DPEHPK3PX1", "not base32!"]) {
+    assert.ok(!isBase32(secret), secret);
+  }
 });
 
 test("optional keys have defaults", () => {
@@ -47,6 +115,9 @@ test("optional keys have defaults", () => {
   assert.equal(settings.groups.size, 0);
   assert.deepEqual(settings.domains, []);
   assert.equal(settings.logonDomain, "");
+  assert.equal(settings.disclaimer, null);
+  assert.equal(settings.powerApi, null);
+  assert.equal(settings.minPasswordLength, 12);
 });
 
 test("errors name the key path", () => {
@@ -55,7 +126,7 @@ test("errors name the key path", () => {
   assertRejects("{}", "users: missing (expected a list of users)");
   assertRejects(
     settingsWith((s) => ({ ...s, colour: "blue" })),
-    "colour: unknown key (expected one of: users, groups, domains, logon_domain)",
+    "colour: unknown key (expected one of: users, groups, domains, logon_domain, disclaimer, power_api, min_password_length)",
   );
   assertRejects(
     settingsWith((s) => {
@@ -79,7 +150,7 @@ test("errors name the key path", () => {
     settingsWith((s) => {
       s.users[0].shell = "/bin/sh";
     }),
-    "users[0].shell: unknown key (expected one of: username, password_hash, groups, mfa, totp_secret, disabled)",
+    "users[0].shell: unknown key (expected one of: username, password_hash, groups, mfa, totp_secret, disabled, password_expired)",
   );
   assertRejects(
     settingsWith((s) => {

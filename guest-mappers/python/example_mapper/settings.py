@@ -10,12 +10,19 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .totp import base32_decode
-
 #: The longest desktop id the contract allows, in bytes.
 MAX_ID_BYTES = 128
 
+#: The longest disclaimer the contract allows, in bytes (UTF-8).
+MAX_DISCLAIMER_BYTES = 4096
+
+#: The default and the bounds of ``min_password_length``.
+DEFAULT_MIN_PASSWORD_LENGTH = 12
+_MIN_PASSWORD_LENGTH_RANGE = (8, 128)
+
 _HOSTNAME = re.compile(r"[A-Za-z0-9._:-]+")
+_POWER_API = re.compile(r"https?://[^/?#\s@]+(/[^?#\s]*)?")
+_BASE32 = re.compile(r"[A-Z2-7]+")
 
 # Tells an absent key from an explicit JSON null.
 _MISSING = object()
@@ -47,8 +54,11 @@ class User:
     password_hash: str
     groups: tuple[str, ...]
     mfa: bool
-    totp_key: bytes | None
+    #: The base32 secret, checked by the host's ``verify-totp``.
+    totp_secret: str | None
     disabled: bool
+    #: The password is right but must be changed.
+    password_expired: bool
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,12 @@ class Settings:
     groups: dict[str, tuple[DesktopEntry, ...]]
     domains: list[str]
     logon_domain: str
+    #: Shown after every correct password, when set.
+    disclaimer: str | None = None
+    #: The power API's base URL, without a trailing slash.
+    power_api: str | None = None
+    #: The shortest new password ``change-password`` accepts.
+    min_password_length: int = DEFAULT_MIN_PASSWORD_LENGTH
 
     def desktops_of(self, user: User) -> list[DesktopEntry]:
         """The union of the user's groups' desktops, in group order, without duplicates."""
@@ -82,6 +98,14 @@ def desktop_id(hostname: str) -> str:
     return re.sub(r"[^a-z0-9-]", "-", hostname.lower())
 
 
+def is_base32(text: str) -> bool:
+    """Whether ``text`` is a base32 secret as authenticator apps show it (case, spaces and ``=``
+    padding forgiven), in the same terms as the host's ``verify-totp``."""
+    clean = re.sub(r"\s", "", text).rstrip("=").upper()
+    # Lengths 1, 3 and 6 (mod 8) cannot come from whole bytes.
+    return _BASE32.fullmatch(clean) is not None and len(clean) % 8 not in (1, 3, 6)
+
+
 def parse_settings(text: str) -> Settings:
     """Parses and validates the settings JSON.
 
@@ -93,11 +117,30 @@ def parse_settings(text: str) -> Settings:
     except ValueError as error:
         raise SettingsError("settings", f"not valid JSON ({error})") from None
     top = _object(raw, "settings")
-    _allow_keys(top, "", ("users", "groups", "domains", "logon_domain"))
+    _allow_keys(
+        top,
+        "",
+        (
+            "users",
+            "groups",
+            "domains",
+            "logon_domain",
+            "disclaimer",
+            "power_api",
+            "min_password_length",
+        ),
+    )
 
     groups = _parse_groups(top.get("groups", {}))
     domains = _string_list(top.get("domains", []), "domains")
     logon_domain = _string(top.get("logon_domain", ""), "logon_domain")
+    disclaimer = _parse_disclaimer(top["disclaimer"]) if "disclaimer" in top else None
+    power_api = _parse_power_api(top["power_api"]) if "power_api" in top else None
+    min_password_length = (
+        _parse_min_password_length(top["min_password_length"])
+        if "min_password_length" in top
+        else DEFAULT_MIN_PASSWORD_LENGTH
+    )
 
     if "users" not in top:
         raise SettingsError("users", "missing (expected a list of users)")
@@ -109,7 +152,39 @@ def parse_settings(text: str) -> Settings:
         if user.username in users:
             raise SettingsError(f"users[{index}].username", f'duplicate user "{user.username}"')
         users[user.username] = user
-    return Settings(users=users, groups=groups, domains=domains, logon_domain=logon_domain)
+    return Settings(
+        users=users,
+        groups=groups,
+        domains=domains,
+        logon_domain=logon_domain,
+        disclaimer=disclaimer,
+        power_api=power_api,
+        min_password_length=min_password_length,
+    )
+
+
+def _parse_disclaimer(value: Any) -> str:
+    text = _non_empty_string(value, "disclaimer")
+    if len(text.encode()) > MAX_DISCLAIMER_BYTES:
+        raise SettingsError("disclaimer", f"longer than {MAX_DISCLAIMER_BYTES} bytes")
+    return text
+
+
+def _parse_power_api(value: Any) -> str:
+    url = _string(value, "power_api")
+    if _POWER_API.fullmatch(url) is None or url.endswith("/"):
+        raise SettingsError(
+            "power_api", "expected an http:// or https:// base URL without a trailing slash"
+        )
+    return url
+
+
+def _parse_min_password_length(value: Any) -> int:
+    low, high = _MIN_PASSWORD_LENGTH_RANGE
+    # bool is an int subclass in Python; JSON true is not a length.
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise SettingsError("min_password_length", f"expected an integer between {low} and {high}")
+    return value
 
 
 def _parse_groups(value: Any) -> dict[str, tuple[DesktopEntry, ...]]:
@@ -162,7 +237,17 @@ def _parse_desktop(value: Any, path: str) -> DesktopEntry:
 def _parse_user(value: Any, path: str, groups: dict[str, Any]) -> User:
     user = _object(value, path)
     _allow_keys(
-        user, path, ("username", "password_hash", "groups", "mfa", "totp_secret", "disabled")
+        user,
+        path,
+        (
+            "username",
+            "password_hash",
+            "groups",
+            "mfa",
+            "totp_secret",
+            "disabled",
+            "password_expired",
+        ),
     )
     username = _non_empty_string(user.get("username", _MISSING), f"{path}.username")
     password_hash = _non_empty_string(user.get("password_hash", _MISSING), f"{path}.password_hash")
@@ -172,21 +257,22 @@ def _parse_user(value: Any, path: str, groups: dict[str, Any]) -> User:
             raise SettingsError(f"{path}.groups[{index}]", f'unknown group "{group}"')
     mfa = _boolean(user.get("mfa", False), f"{path}.mfa")
     disabled = _boolean(user.get("disabled", False), f"{path}.disabled")
-    totp_key = None
+    password_expired = _boolean(user.get("password_expired", False), f"{path}.password_expired")
+    totp_secret = None
     if "totp_secret" in user:
-        secret = _non_empty_string(user["totp_secret"], f"{path}.totp_secret")
-        totp_key = base32_decode(secret)
-        if not totp_key:
+        totp_secret = _non_empty_string(user["totp_secret"], f"{path}.totp_secret")
+        if not is_base32(totp_secret):
             raise SettingsError(f"{path}.totp_secret", "expected a base32 secret")
-    if mfa and totp_key is None:
+    if mfa and totp_secret is None:
         raise SettingsError(f"{path}.totp_secret", "missing (required when mfa is true)")
     return User(
         username=username,
         password_hash=password_hash,
         groups=tuple(user_groups),
         mfa=mfa,
-        totp_key=totp_key,
+        totp_secret=totp_secret,
         disabled=disabled,
+        password_expired=password_expired,
     )
 
 

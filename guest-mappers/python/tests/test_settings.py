@@ -3,7 +3,7 @@ import unittest
 from collections.abc import Callable
 from typing import Any
 
-from example_mapper.settings import SettingsError, desktop_id, parse_settings
+from example_mapper.settings import SettingsError, desktop_id, is_base32, parse_settings
 
 from .host import EXAMPLE_SETTINGS
 
@@ -29,7 +29,7 @@ class SettingsTest(unittest.TestCase):
 
     def test_the_example_settings_parse(self) -> None:
         settings = parse_settings(EXAMPLE_SETTINGS)
-        self.assertEqual(list(settings.users), ["alice", "bob", "carol"])
+        self.assertEqual(list(settings.users), ["alice", "bob", "carol", "dave"])
         self.assertEqual(settings.domains, ["EXAMPLE"])
         self.assertEqual(settings.logon_domain, "EXAMPLE")
         desktops = settings.desktops_of(settings.users["bob"])
@@ -41,13 +41,80 @@ class SettingsTest(unittest.TestCase):
             ],
         )
         self.assertTrue(settings.users["alice"].mfa)
+        self.assertEqual(settings.users["alice"].totp_secret, "JBSWY3DPEHPK3PXP")
         self.assertTrue(settings.users["carol"].disabled)
+        self.assertTrue(settings.users["dave"].password_expired)
+        self.assertFalse(settings.users["bob"].password_expired)
+        self.assertEqual(
+            settings.disclaimer,
+            "This workstation is for authorised studio work only. Sessions may be monitored.",
+        )
+        self.assertIsNone(settings.power_api, "the example has no power API (tests add it)")
+        self.assertEqual(settings.min_password_length, 12)
+
+    def test_the_new_keys_parse(self) -> None:
+        settings = parse_settings(
+            settings_with(
+                lambda s: {
+                    **s,
+                    "disclaimer": "é" * 2048,
+                    "power_api": "https://power.example.com:8443/api/v1",
+                    "min_password_length": 128,
+                }
+            )
+        )
+        self.assertEqual(len(settings.disclaimer or ""), 2048)
+        self.assertEqual(settings.power_api, "https://power.example.com:8443/api/v1")
+        self.assertEqual(settings.min_password_length, 128)
+        for url in ("http://10.0.0.1", "http://power:8080", "https://[fd00::1]:8443/p"):
+            with self.subTest(url=url):
+                self.assertEqual(
+                    parse_settings(settings_with(lambda s: {**s, "power_api": url})).power_api, url
+                )
+
+    def test_the_new_keys_are_validated_with_their_key_path(self) -> None:
+        bad_url = "power_api: expected an http:// or https:// base URL without a trailing slash"
+        cases = [
+            ({"disclaimer": 7}, "disclaimer: expected a non-empty string"),
+            ({"disclaimer": "é" * 2049}, "disclaimer: longer than 4096 bytes"),
+            ({"power_api": True}, "power_api: expected a string"),
+        ] + [
+            ({"power_api": url}, bad_url)
+            for url in (
+                "ftp://power.example.com",
+                "power.example.com",
+                "http://power.example.com/",
+                "https://",
+                "http://power.example.com/api?x=1",
+                "http://power example.com",
+            )
+        ] + [
+            ({"min_password_length": length}, "min_password_length: expected an integer between 8 and 128")
+            for length in (7, 129, 12.5, "12", None, True)
+        ]
+        for extra, message in cases:
+            with self.subTest(extra=extra):
+                self.assert_rejects(settings_with(lambda s: {**s, **extra}), message)
+        self.assert_rejects(
+            settings_with(lambda s: s["users"][0].update(password_expired="yes")),
+            "users[0].password_expired: expected true or false",
+        )
+
+    def test_base32_secrets_are_checked_as_the_host_reads_them(self) -> None:
+        for secret in ("JBSWY3DPEHPK3PXP", "jbsw y3dp ehpk 3pxp", "MFRGG===", "MFRGGZA="):
+            self.assertTrue(is_base32(secret), secret)
+        for secret in ("", "A", "ABC", "ABCDEF", "JBSWY3DPEHPK3PX1", "not base32!"):
+            self.assertFalse(is_base32(secret), secret)
 
     def test_optional_keys_have_defaults(self) -> None:
         settings = parse_settings('{"users": []}')
         self.assertEqual(
             (settings.users, settings.groups, settings.domains, settings.logon_domain),
             ({}, {}, [], ""),
+        )
+        self.assertEqual(
+            (settings.disclaimer, settings.power_api, settings.min_password_length),
+            (None, None, 12),
         )
 
     def test_errors_name_the_key_path(self) -> None:
@@ -62,7 +129,8 @@ class SettingsTest(unittest.TestCase):
             ("{}", "users: missing (expected a list of users)"),
             (
                 settings_with(lambda s: {**s, "colour": "blue"}),
-                "colour: unknown key (expected one of: users, groups, domains, logon_domain)",
+                "colour: unknown key (expected one of: users, groups, domains, logon_domain, "
+                "disclaimer, power_api, min_password_length)",
             ),
             (
                 settings_with(patch_user(groups="artists")),
@@ -83,7 +151,7 @@ class SettingsTest(unittest.TestCase):
             (
                 settings_with(patch_user(shell="/bin/sh")),
                 "users[0].shell: unknown key (expected one of: username, password_hash, groups, "
-                "mfa, totp_secret, disabled)",
+                "mfa, totp_secret, disabled, password_expired)",
             ),
             (
                 settings_with(lambda s: s["users"][0].__delitem__("password_hash")),
