@@ -1,5 +1,10 @@
 //! One scripted scenario, played through the real TLS broker against the example policy built
-//! in every language (Rust, Go, JavaScript, Python): the same answers, ids and texts.
+//! in every language (Rust, Go, JavaScript, Python): the same answers, ids and texts. It covers
+//! the whole 0.2 conversation: a disclaimer (declined, then accepted), listing with operations,
+//! a power-up that answers "try again" then succeeds (a fake power API over `wasi:http`), the
+//! previous desktop listed first on the next login (the mapper's `store`), MFA with a wrong
+//! code then the right one (the host's `verify-totp`), the same code replayed and refused,
+//! dialog buttons, and an expired password changed on the password-change step.
 //!
 //! Each language is its own test so that a failure names it. Each also prints its figures:
 //! component size, build time, cold compile, warm-cache load, and the cost of one call in a
@@ -14,7 +19,9 @@ use interstate_mapper::MapperRuntime;
 use interstate_protocol::policy::{ClientContext, Identity, Mapper};
 use interstate_tests::guests::{self, Guest};
 use interstate_tests::pcoip::result_id;
+use interstate_tests::power::PowerApi;
 use interstate_tests::{AgentBehaviour, FakeAgent, TestBroker, TestClient, msg};
+use interstate_tools::wire::WireResponse;
 use interstate_tools::xml::element_text;
 use serde_json::{Value, json};
 
@@ -24,6 +31,9 @@ use interstate_tests::totp;
 const ALICE_SECRET: &str = "JBSWY3DPEHPK3PXP";
 const CODE_PROMPT: &str = "Enter the 6-digit code from your authenticator app";
 const WRONG_CODE_TEXT: &str = "Wrong code, try again";
+const REPLAYED_CODE_TEXT: &str = "That code was already used, wait for the next one";
+/// dave's password after the change (the example policy wants at least 12 characters).
+const DAVE_NEW_PASSWORD: &str = "a-much-longer-passphrase-2026";
 
 /// The ids every language must derive from the two host names below.
 const EXPECTED_IDS: [&str; 2] = ["127-0-0-2", "--ffff-127-0-0-2"];
@@ -48,11 +58,14 @@ fn example_settings(agent: SocketAddr) -> Value {
     settings
 }
 
-fn broker_settings(wasm: &Path, agent: SocketAddr, cache_dir: &Path) -> Value {
+fn broker_settings(wasm: &Path, agent: SocketAddr, cache_dir: &Path, power: &PowerApi) -> Value {
+    let mut settings = example_settings(agent);
+    settings["power_api"] = json!(power.base_url());
     json!({
         "mapper": {
             "plugin": wasm.display().to_string(),
-            "settings": example_settings(agent),
+            "settings": settings,
+            "allowed_hosts": [power.base_url()],
             "cache_dir": cache_dir.display().to_string(),
             "limits": {"max_concurrent_calls": 8}
         },
@@ -99,7 +112,7 @@ async fn measure(settings: &Settings) -> Figures {
         .await
         .unwrap();
     assert!(!cold.info().from_cache, "the first load compiles");
-    assert_eq!(cold.info().world_version, "0.1.0");
+    assert_eq!(cold.info().world_version, "0.2.0");
     assert_eq!(cold.info().domains, ["EXAMPLE"]);
     drop(runtime);
 
@@ -160,18 +173,62 @@ fn wrong_code(key: &[u8], now: i64) -> String {
         .to_owned()
 }
 
+/// Logs `user` in through the disclaimer every example shows first; the answer to accepting it.
+async fn past_disclaimer(
+    broker: &TestBroker,
+    user: &str,
+    password: &str,
+    lang: &str,
+) -> (TestClient, WireResponse) {
+    let (mut client, id) = login(broker, user, password).await;
+    assert_eq!(
+        id, "AUTH_SUCCESSFUL_AND_INCOMPLETE",
+        "{lang}: {user} sees the disclaimer"
+    );
+    let accepted = client.send(&msg::disclaimer(true)).await;
+    (client, accepted)
+}
+
+/// The `supported-operation`s of each resource, in listing order.
+fn operations_of(text: &str) -> Vec<Vec<String>> {
+    all_elements(text, "resource")
+        .iter()
+        .map(|resource| all_elements(resource, "supported-operation"))
+        .collect()
+}
+
 async fn scenario(guest: Guest) {
     let built = guests::build(guest);
     let agent = FakeAgent::start(AgentBehaviour::Succeed).await;
+    let power = PowerApi::start().await;
     let cache = tempfile::tempdir().unwrap();
-    let settings = broker_settings(&built.path, agent.addr, cache.path());
+    let settings = broker_settings(&built.path, agent.addr, cache.path(), &power);
     let figures = measure(&parse(&settings)).await;
     let broker = TestBroker::start(settings).await;
     let lang = guest.label();
 
-    // bob: accepted, two desktops with host-name ids, allocation on the agent, bye.
+    // bob: the disclaimer, declined, ends the attempt without a word to the mapper.
     let (mut client, id) = login(&broker, "bob", "bob-pw").await;
-    assert_eq!(id, "AUTH_SUCCESSFUL_AND_COMPLETE", "{lang}: bob");
+    assert_eq!(id, "AUTH_SUCCESSFUL_AND_INCOMPLETE", "{lang}: bob");
+    let declined = client.send(&msg::disclaimer(false)).await;
+    assert_eq!(
+        result_id(&declined),
+        "AUTH_FAILED_DISCLAIMER_REJECTED",
+        "{lang}: {}",
+        declined.text()
+    );
+
+    // bob: accepted, two desktops with host-name ids and the three operations.
+    let (mut client, id) = login(&broker, "bob", "bob-pw").await;
+    assert_eq!(id, "AUTH_SUCCESSFUL_AND_INCOMPLETE", "{lang}: bob");
+    // (the first answer carries the disclaimer text)
+    let accepted = client.send(&msg::disclaimer(true)).await;
+    assert_eq!(
+        result_id(&accepted),
+        "AUTH_SUCCESSFUL_AND_COMPLETE",
+        "{lang}: {}",
+        accepted.text()
+    );
     let list = client.send(&msg::list()).await;
     let text = list.text();
     assert_eq!(result_id(&list), "LIST_SUCCESSFUL", "{lang}: {text}");
@@ -185,7 +242,64 @@ async fn scenario(guest: Guest) {
         ["Artist Workstation 1", "Render Node 7"],
         "{lang}: {text}"
     );
-    let alloc = client.send(&msg::allocate(EXPECTED_IDS[0])).await;
+    let all_ops = ["CMD_OS_RESTART", "CMD_PWR_DOWN", "CMD_PWR_UP"]
+        .map(String::from)
+        .to_vec();
+    assert_eq!(
+        operations_of(&text),
+        [all_ops.clone(), all_ops],
+        "{lang}: {text}"
+    );
+
+    // Power up the render node: the power API is asked once, the first answer says try again,
+    // the second (the machine reports running) succeeds; the session goes on.
+    let machine = format!("::ffff:{}", agent.addr.ip());
+    let first = client
+        .send(&msg::perform_operation(EXPECTED_IDS[1], "CMD_PWR_UP"))
+        .await;
+    assert_eq!(
+        result_id(&first),
+        "OP_FAILED_TO_EXECUTE",
+        "{lang}: {}",
+        first.text()
+    );
+    assert!(
+        first.text().contains("try again"),
+        "{lang}: {}",
+        first.text()
+    );
+    let second = client
+        .send(&msg::perform_operation(EXPECTED_IDS[1], "CMD_PWR_UP"))
+        .await;
+    assert_eq!(
+        result_id(&second),
+        "OP_SUCCESSFUL",
+        "{lang}: {}",
+        second.text()
+    );
+    let posts: Vec<_> = power
+        .calls()
+        .into_iter()
+        .filter(|c| c.method == "POST")
+        .collect();
+    assert_eq!(posts.len(), 1, "{lang}: one power-up request: {posts:?}");
+    assert_eq!(
+        (posts[0].machine.as_str(), posts[0].action.as_str()),
+        (machine.as_str(), "power-up"),
+        "{lang}"
+    );
+    let sleep = client
+        .send(&msg::perform_operation(EXPECTED_IDS[1], "CMD_PWR_SLEEP"))
+        .await;
+    assert_eq!(
+        result_id(&sleep),
+        "OP_FAILED_OPERATION_NOT_SUPPORTED",
+        "{lang}: {}",
+        sleep.text()
+    );
+
+    // Allocate the render node; the agent gets bob's password.
+    let alloc = client.send(&msg::allocate(EXPECTED_IDS[1])).await;
     assert_eq!(
         result_id(&alloc),
         "ALLOC_SUCCESSFUL",
@@ -202,17 +316,27 @@ async fn scenario(guest: Guest) {
     let bye = client.send(&msg::bye()).await;
     assert!(bye.text().contains("<bye-resp"), "{lang}: {}", bye.text());
 
-    // alice: password, then the TOTP dialog; a wrong code, then the right one.
-    let (mut client, id) = login(&broker, "alice", "alice-pw").await;
-    assert_eq!(id, "AUTH_SUCCESSFUL_AND_INCOMPLETE", "{lang}: alice");
-    let key = totp::base32_decode(ALICE_SECRET).unwrap();
-    let now = unix_now();
-    let wrong = client
-        .send(&msg::dialog("code", &wrong_code(&key, now)))
-        .await;
-    let text = wrong.text();
+    // bob again: the desktop he had is listed first.
+    let (mut client, accepted) = past_disclaimer(&broker, "bob", "bob-pw", lang).await;
     assert_eq!(
-        result_id(&wrong),
+        result_id(&accepted),
+        "AUTH_SUCCESSFUL_AND_COMPLETE",
+        "{lang}"
+    );
+    let list = client.send(&msg::list()).await;
+    assert_eq!(
+        all_elements(&list.text(), "resource-id"),
+        [EXPECTED_IDS[1], EXPECTED_IDS[0]],
+        "{lang}: the previous desktop first: {}",
+        list.text()
+    );
+
+    // alice: the disclaimer, then the TOTP dialog with its two buttons; a wrong code, then the
+    // right one.
+    let (mut client, dialog) = past_disclaimer(&broker, "alice", "alice-pw", lang).await;
+    let text = dialog.text();
+    assert_eq!(
+        result_id(&dialog),
         "AUTH_SUCCESSFUL_AND_INCOMPLETE",
         "{lang}: {text}"
     );
@@ -222,18 +346,32 @@ async fn scenario(guest: Guest) {
         "{lang}"
     );
     assert_eq!(
+        all_elements(&text, "id"),
+        ["code", "ok", "cancel"],
+        "{lang}: {text}"
+    );
+    assert_eq!(
+        all_elements(&text, "label"),
+        ["Code", "Verify", "Cancel"],
+        "{lang}: {text}"
+    );
+    let key = totp::base32_decode(ALICE_SECRET).unwrap();
+    let wrong = client
+        .send(&msg::dialog("code", &wrong_code(&key, unix_now())))
+        .await;
+    let text = wrong.text();
+    assert_eq!(
+        result_id(&wrong),
+        "AUTH_SUCCESSFUL_AND_INCOMPLETE",
+        "{lang}: {text}"
+    );
+    assert_eq!(
         element_text(&text, "error-text").as_deref(),
         Some(WRONG_CODE_TEXT),
         "{lang}: {text}"
     );
-    assert_eq!(
-        all_elements(&text, "id"),
-        ["code", "ok"],
-        "{lang}: one field and the OK button: {text}"
-    );
-    let right = client
-        .send(&msg::dialog("code", &totp::totp(&key, unix_now())))
-        .await;
+    let code = totp::totp(&key, unix_now());
+    let right = client.send(&msg::dialog_button("code", &code, "ok")).await;
     assert_eq!(
         result_id(&right),
         "AUTH_SUCCESSFUL_AND_COMPLETE",
@@ -241,16 +379,48 @@ async fn scenario(guest: Guest) {
         right.text()
     );
     let list = client.send(&msg::list()).await;
-    assert_eq!(result_id(&list), "LIST_SUCCESSFUL", "{lang}");
     assert_eq!(
         all_elements(&list.text(), "resource-id"),
         [EXPECTED_IDS[0]],
         "{lang}"
     );
 
-    // alice again: three wrong codes; the first two re-prompt, the third ends the login with
-    // the id the client shows as "Wrong code".
-    let (mut client, _) = login(&broker, "alice", "alice-pw").await;
+    // The same code again, in another session: spent.
+    let (mut client, _) = past_disclaimer(&broker, "alice", "alice-pw", lang).await;
+    let replayed = client.send(&msg::dialog("code", &code)).await;
+    let text = replayed.text();
+    assert_eq!(
+        result_id(&replayed),
+        "AUTH_SUCCESSFUL_AND_INCOMPLETE",
+        "{lang}: {text}"
+    );
+    assert_eq!(
+        element_text(&text, "error-text").as_deref(),
+        Some(REPLAYED_CODE_TEXT),
+        "{lang}: {text}"
+    );
+    // A button the dialog did not show is refused by the broker; Cancel ends the attempt.
+    let forged = client
+        .send(&msg::dialog_button("code", "123456", "skip"))
+        .await;
+    assert_eq!(
+        result_id(&forged),
+        "AUTH_FAILED_INVALID_FIELD_BUTTON_ID",
+        "{lang}: {}",
+        forged.text()
+    );
+    let cancel = client.send(&msg::dialog_button("code", "", "cancel")).await;
+    assert_eq!(
+        result_id(&cancel),
+        "AUTH_FAILED_ACCESS_DENIED",
+        "{lang}: {}",
+        cancel.text()
+    );
+    let after = client.send(&msg::list()).await;
+    assert_eq!(result_id(&after), "LIST_FAILED_NO_USER", "{lang}");
+
+    // alice: three wrong codes; the first two re-prompt, the third is the "Wrong code" id.
+    let (mut client, _) = past_disclaimer(&broker, "alice", "alice-pw", lang).await;
     for attempt in 1..=3 {
         let wrong = client
             .send(&msg::dialog("code", &wrong_code(&key, unix_now())))
@@ -264,6 +434,88 @@ async fn scenario(guest: Guest) {
     }
     let after = client.send(&msg::list()).await;
     assert_eq!(result_id(&after), "LIST_FAILED_NO_USER", "{lang}");
+
+    // dave: an expired password, changed on the password-change step.
+    let (mut client, id) = login(&broker, "dave", "dave-pw").await;
+    assert_eq!(id, "AUTH_FAILED_EXPIRED_PASSWORD", "{lang}: dave");
+    let wrong_old = client
+        .send(&msg::update_password(
+            "dave",
+            "not-daves",
+            DAVE_NEW_PASSWORD,
+            "EXAMPLE",
+        ))
+        .await;
+    assert_eq!(
+        result_id(&wrong_old),
+        "PSWD_UPDATE_FAILED_UNKNOWN_USERNAME_OR_PASSWORD",
+        "{lang}: {}",
+        wrong_old.text()
+    );
+    let weak = client
+        .send(&msg::update_password(
+            "dave", "dave-pw", "short-1", "EXAMPLE",
+        ))
+        .await;
+    assert_eq!(
+        result_id(&weak),
+        "PSWD_UPDATE_FAILED_WEAK_PASSWORD",
+        "{lang}: {}",
+        weak.text()
+    );
+    let changed = client
+        .send(&msg::update_password(
+            "dave",
+            "dave-pw",
+            DAVE_NEW_PASSWORD,
+            "EXAMPLE",
+        ))
+        .await;
+    assert_eq!(
+        result_id(&changed),
+        "PSWD_UPDATE_SUCCESSFUL_AUTH_INCOMPLETE",
+        "{lang}: the disclaimer still comes: {}",
+        changed.text()
+    );
+    assert!(
+        changed.text().contains("AUTHENTICATE_VIA_DISCLAIMER"),
+        "{lang}: {}",
+        changed.text()
+    );
+    let accepted = client.send(&msg::disclaimer(true)).await;
+    assert_eq!(
+        result_id(&accepted),
+        "AUTH_SUCCESSFUL_AND_COMPLETE",
+        "{lang}: {}",
+        accepted.text()
+    );
+    let alloc = client.send(&msg::allocate(EXPECTED_IDS[0])).await;
+    assert_eq!(
+        result_id(&alloc),
+        "ALLOC_SUCCESSFUL",
+        "{lang}: {}",
+        alloc.text()
+    );
+    assert_eq!(
+        agent
+            .last()
+            .expect("the agent was called")
+            .password
+            .expose(),
+        DAVE_NEW_PASSWORD,
+        "{lang}: the agent logs dave on with the new password"
+    );
+    let (_, id) = login(&broker, "dave", "dave-pw").await;
+    assert_eq!(
+        id, "AUTH_FAILED_UNKNOWN_USERNAME_OR_PASSWORD",
+        "{lang}: the old password is gone"
+    );
+    let (_, accepted) = past_disclaimer(&broker, "dave", DAVE_NEW_PASSWORD, lang).await;
+    assert_eq!(
+        result_id(&accepted),
+        "AUTH_SUCCESSFUL_AND_COMPLETE",
+        "{lang}: the new one works"
+    );
 
     // Refusals.
     let (_, id) = login(&broker, "carol", "carol-pw").await;
@@ -280,7 +532,7 @@ async fn scenario(guest: Guest) {
     );
 
     // A cold call through the broker: one listing (fresh instance) over a kept-alive connection.
-    let (mut client, _) = login(&broker, "bob", "bob-pw").await;
+    let (mut client, _) = past_disclaimer(&broker, "bob", "bob-pw", lang).await;
     let started = Instant::now();
     let list = client.send(&msg::list()).await;
     let via_broker = started.elapsed();

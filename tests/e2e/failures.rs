@@ -133,7 +133,7 @@ async fn out_of_order_messages_get_matching_failures() {
         alloc.text()
     );
     let op = client.send("<perform-operation><resource-id>x</resource-id><operation>CMD_OS_RESTART</operation></perform-operation>").await;
-    assert_eq!(result_id(&op), "ERR_UNSUPPORTED_REQUEST", "{}", op.text());
+    assert_eq!(result_id(&op), "OP_FAILED_NO_USER", "{}", op.text());
     let dialog = client.send(&msg::dialog("code", "123456")).await;
     assert_eq!(
         result_id(&dialog),

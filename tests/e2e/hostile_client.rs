@@ -20,7 +20,9 @@ mod sessions;
 use std::collections::BTreeSet;
 use std::time::Instant;
 
-use interstate_protocol::{AllocResult, AuthResult, ErrorId, ListResult};
+use interstate_protocol::{
+    AllocResult, AuthResult, ErrorId, ListResult, OperationResult, PasswordResult,
+};
 use interstate_tests::broker::simple_settings;
 use interstate_tests::pcoip::result_id;
 use interstate_tests::{AgentBehaviour, FakeAgent, PASSWORD, TestBroker, TestClient, msg};
@@ -34,6 +36,8 @@ fn known_result_ids() -> BTreeSet<&'static str> {
         .map(|id| id.as_str())
         .chain(ListResult::ALL.iter().map(|id| id.as_str()))
         .chain(AllocResult::ALL.iter().map(|id| id.as_str()))
+        .chain(OperationResult::ALL.iter().map(|id| id.as_str()))
+        .chain(PasswordResult::ALL.iter().map(|id| id.as_str()))
         .chain(ErrorId::ALL.iter().map(|id| id.as_str()))
         .collect()
 }

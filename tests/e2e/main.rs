@@ -17,6 +17,7 @@ mod operator;
 mod operator_load;
 mod operator_nodes;
 mod operator_slow;
+mod pool;
 mod probe;
 mod ratelimit;
 mod redis_store;

@@ -1,14 +1,15 @@
 //! ILS's SimpleWebserviceMapper (`guest-mappers/webservice`) behind the real broker, talking
 //! wasi:http to a real web service on 127.0.0.1, and the `mapper.allowed_hosts` fence. The
 //! service is shared with [`ils_webservice`](super::ils_webservice), which runs the embedded
-//! mapper from an ILS settings file.
+//! mapper from an ILS settings file. At 0.2 the mapper also forwards `operate` and
+//! `change-password` to the service (`POST {base_url}/operate`, `/change-password`).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -25,9 +26,12 @@ const TOKEN: &str = "c2Vzc2lvbi10b2tlbi0x";
 /// One request the service saw.
 #[derive(Debug, Clone)]
 struct Seen {
+    method: String,
     path: String,
     authorization: Option<String>,
     cookie: Option<String>,
+    /// The body as JSON (`null` when empty or not JSON).
+    body: Value,
 }
 
 /// How the service misbehaves; a test switches it while the broker runs.
@@ -45,11 +49,30 @@ pub(crate) enum Fault {
 }
 
 /// What the service expects and how it answers.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Behaviour {
     /// Appended to the user name in the Basic credentials (`auth_username_suffix`).
     suffix: String,
     fault: Fault,
+    /// The user's password (a change replaces it).
+    password: String,
+    /// The login answers 401 `{"result": "expired-password"}` to the right password.
+    expired: bool,
+    /// The listing offers operations on the first host, and `/api/operate` and
+    /// `/api/change-password` exist (404 otherwise, as for an ILS service).
+    v02: bool,
+}
+
+impl Default for Behaviour {
+    fn default() -> Self {
+        Self {
+            suffix: String::new(),
+            fault: Fault::None,
+            password: PASSWORD.to_owned(),
+            expired: false,
+            v02: false,
+        }
+    }
 }
 
 /// The web service SimpleWebserviceMapper expects: `GET /login` with Basic credentials sets the
@@ -89,14 +112,24 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
+fn json_response(code: StatusCode, body: &Value) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = code;
+    response
+        .headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
+    response
+}
+
 fn answer(
-    request: &Request<hyper::body::Incoming>,
+    request: &http::request::Parts,
+    body: &Value,
     agent: SocketAddr,
-    behaviour: &Behaviour,
+    behaviour: &mut Behaviour,
 ) -> Response<Full<Bytes>> {
     let header = |name: &str| {
         request
-            .headers()
+            .headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
@@ -109,13 +142,20 @@ fn answer(
     let suffix = &behaviour.suffix;
     let good_basic = format!(
         "Basic {}",
-        base64(format!("{USER}{suffix}:{PASSWORD}").as_bytes())
+        base64(format!("{USER}{suffix}:{}", behaviour.password).as_bytes())
     );
-    match (request.uri().path(), behaviour.fault) {
+    let good_cookie = format!("session={TOKEN}");
+    match (request.uri.path(), behaviour.fault) {
         ("/login", Fault::LoginStatus(code)) => status(code),
         ("/login", _) => {
             if header("authorization").as_deref() != Some(good_basic.as_str()) {
                 return status(StatusCode::UNAUTHORIZED);
+            }
+            if behaviour.expired {
+                return json_response(
+                    StatusCode::UNAUTHORIZED,
+                    &json!({"result": "expired-password"}),
+                );
             }
             let mut response = status(StatusCode::OK);
             response.headers_mut().insert(
@@ -131,18 +171,45 @@ fn answer(
             Full::new(Bytes::from_static(b"<html>Service Unavailable</html>")),
         ),
         (path, _) if path == format!("/api/user={USER}") => {
-            if header("cookie").as_deref() != Some(format!("session={TOKEN}").as_str()) {
+            if header("cookie").as_deref() != Some(good_cookie.as_str()) {
                 return status(StatusCode::UNAUTHORIZED);
             }
-            let body = json!({"hosts": [
-                {"name": "Elisabeth Taylor", "hostname": agent.ip().to_string()},
-                {"name": "James Dean", "hostname": "james-dean.example.com", "extra": true}
-            ]});
-            let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
-            response
-                .headers_mut()
-                .insert("content-type", "application/json".parse().unwrap());
-            response
+            let mut first = json!({"name": "Elisabeth Taylor", "hostname": agent.ip().to_string()});
+            if behaviour.v02 {
+                first["operations"] = json!(["restart", "power-up"]);
+            }
+            json_response(
+                StatusCode::OK,
+                &json!({"hosts": [
+                    first,
+                    {"name": "James Dean", "hostname": "james-dean.example.com", "extra": true}
+                ]}),
+            )
+        }
+        ("/api/operate", _) if behaviour.v02 && request.method == http::Method::POST => {
+            if header("cookie").as_deref() != Some(good_cookie.as_str()) {
+                return status(StatusCode::UNAUTHORIZED);
+            }
+            let verdict = match body["operation"].as_str() {
+                Some("restart") => json!({"result": "done", "detail": "restarting"}),
+                Some("power-up") => json!({"result": "try-again", "detail": "booting"}),
+                _ => json!({"result": "unsupported"}),
+            };
+            json_response(StatusCode::OK, &verdict)
+        }
+        ("/api/change-password", _) if behaviour.v02 && request.method == http::Method::POST => {
+            let old = body["old_password"].as_str().unwrap_or_default();
+            let new = body["new_password"].as_str().unwrap_or_default();
+            let verdict = if body["username"] != USER || old != behaviour.password {
+                "wrong-password"
+            } else if new.chars().count() < 10 {
+                "weak-password"
+            } else {
+                behaviour.password = new.to_owned();
+                behaviour.expired = false;
+                "changed"
+            };
+            json_response(StatusCode::OK, &json!({"result": verdict}))
         }
         _ => status(StatusCode::NOT_FOUND),
     }
@@ -161,7 +228,7 @@ impl WebService {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let behaviour = Arc::new(Mutex::new(Behaviour {
             suffix: suffix.to_owned(),
-            fault: Fault::None,
+            ..Behaviour::default()
         }));
         let task = {
             let seen = seen.clone();
@@ -175,20 +242,35 @@ impl WebService {
                     let behaviour = behaviour.clone();
                     tokio::spawn(async move {
                         let service = service_fn(move |request: Request<hyper::body::Incoming>| {
-                            let header = |name: &str| {
-                                request
-                                    .headers()
-                                    .get(name)
-                                    .and_then(|v| v.to_str().ok())
-                                    .map(str::to_owned)
-                            };
-                            seen.lock().unwrap().push(Seen {
-                                path: request.uri().path().to_owned(),
-                                authorization: header("authorization"),
-                                cookie: header("cookie"),
-                            });
-                            let response = answer(&request, agent, &behaviour.lock().unwrap());
-                            async move { Ok::<_, Infallible>(response) }
+                            let seen = seen.clone();
+                            let behaviour = behaviour.clone();
+                            async move {
+                                let (parts, body) = request.into_parts();
+                                let bytes = body
+                                    .collect()
+                                    .await
+                                    .map(|b| b.to_bytes())
+                                    .unwrap_or_default();
+                                let body: Value =
+                                    serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                                let header = |name: &str| {
+                                    parts
+                                        .headers
+                                        .get(name)
+                                        .and_then(|v| v.to_str().ok())
+                                        .map(str::to_owned)
+                                };
+                                seen.lock().unwrap().push(Seen {
+                                    method: parts.method.to_string(),
+                                    path: parts.uri.path().to_owned(),
+                                    authorization: header("authorization"),
+                                    cookie: header("cookie"),
+                                    body: body.clone(),
+                                });
+                                let response =
+                                    answer(&parts, &body, agent, &mut behaviour.lock().unwrap());
+                                Ok::<_, Infallible>(response)
+                            }
                         });
                         let _ = hyper::server::conn::http1::Builder::new()
                             .serve_connection(TokioIo::new(tcp), service)
@@ -219,6 +301,14 @@ impl WebService {
     /// Makes it misbehave (or stop misbehaving) from the next request on.
     pub(crate) fn set_fault(&self, fault: Fault) {
         self.behaviour.lock().unwrap().fault = fault;
+    }
+
+    /// Serves the 0.2 endpoints (`/api/operate`, `/api/change-password`, operations in the
+    /// listing); `expired`: the right password answers "expired-password".
+    fn serve_v02(&self, expired: bool) {
+        let mut behaviour = self.behaviour.lock().unwrap();
+        behaviour.v02 = true;
+        behaviour.expired = expired;
     }
 
     fn seen(&self) -> Vec<Seen> {
@@ -383,6 +473,186 @@ async fn webservice_outside_allowed_hosts_is_never_reached() {
         hello.text().contains("<domain>EXAMPLE</domain>"),
         "{}",
         hello.text()
+    );
+    broker.stop().await;
+}
+
+/// The `supported-operation`s of each resource, in listing order.
+fn operations_of(text: &str) -> Vec<Vec<String>> {
+    let elements = |text: &str, tag: &str| -> Vec<String> {
+        let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+        text.split(&open)
+            .skip(1)
+            .filter_map(|rest| rest.split_once(&close).map(|(value, _)| value.to_owned()))
+            .collect()
+    };
+    elements(text, "resource")
+        .iter()
+        .map(|resource| elements(resource, "supported-operation"))
+        .collect()
+}
+
+/// 0.2: the service's listing offers operations on a host; the mapper forwards them to
+/// `POST {base_url}/operate` with the session cookie and answers as the service says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webservice_forwards_operations_to_the_service() {
+    guests::build(Guest::Webservice);
+    let agent = FakeAgent::start(AgentBehaviour::Succeed).await;
+    let service = WebService::start(agent.addr).await;
+    service.serve_v02(false);
+    let allowed = json!([format!("http://{}", service.addr)]);
+    let broker = TestBroker::start(settings(&service, agent.addr, allowed)).await;
+
+    let mut client = TestClient::connect(broker.addr).await;
+    let text = log_in_and_list(&mut client).await;
+    assert_eq!(
+        operations_of(&text),
+        [
+            vec!["CMD_OS_RESTART".to_owned(), "CMD_PWR_UP".to_owned()],
+            Vec::new()
+        ],
+        "{text}"
+    );
+    let id = agent.addr.ip().to_string();
+
+    let restart = client
+        .send(&msg::perform_operation(&id, "CMD_OS_RESTART"))
+        .await;
+    assert_eq!(result_id(&restart), "OP_SUCCESSFUL", "{}", restart.text());
+    let seen = service.seen();
+    let operate = seen.last().unwrap();
+    assert_eq!(
+        (operate.method.as_str(), operate.path.as_str()),
+        ("POST", "/api/operate")
+    );
+    assert_eq!(
+        operate.cookie.as_deref(),
+        Some(format!("session={TOKEN}").as_str())
+    );
+    assert_eq!(
+        operate.body,
+        json!({"username": USER, "desktop_id": id, "hostname": id, "operation": "restart"})
+    );
+    assert_eq!(
+        seen[seen.len() - 2].path,
+        format!("/api/user={USER}"),
+        "the listing is asked again first: the service stays the judge"
+    );
+
+    let power_up = client
+        .send(&msg::perform_operation(&id, "CMD_PWR_UP"))
+        .await;
+    assert_eq!(
+        result_id(&power_up),
+        "OP_FAILED_TO_EXECUTE",
+        "{}",
+        power_up.text()
+    );
+    assert!(
+        power_up.text().contains("try again"),
+        "try-again keeps the session: {}",
+        power_up.text()
+    );
+
+    // Not offered for this host: the broker refuses without asking the mapper.
+    let before = service.seen().len();
+    let down = client
+        .send(&msg::perform_operation(&id, "CMD_PWR_DOWN"))
+        .await;
+    assert_eq!(
+        result_id(&down),
+        "OP_FAILED_OPERATION_NOT_SUPPORTED",
+        "{}",
+        down.text()
+    );
+    assert_eq!(service.seen().len(), before);
+
+    // The session goes on.
+    let alloc = client.send(&msg::allocate(&id)).await;
+    assert_eq!(result_id(&alloc), "ALLOC_SUCCESSFUL", "{}", alloc.text());
+    broker.stop().await;
+}
+
+/// 0.2: the service's login says the password expired; the change goes to
+/// `POST {base_url}/change-password`, and the mapper then logs in with the new password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webservice_changes_an_expired_password_through_the_service() {
+    const NEW_PASSWORD: &str = "a new & longer one";
+    guests::build(Guest::Webservice);
+    let agent = FakeAgent::start(AgentBehaviour::Succeed).await;
+    let service = WebService::start(agent.addr).await;
+    service.serve_v02(true);
+    let allowed = json!([format!("http://{}", service.addr)]);
+    let broker = TestBroker::start(settings(&service, agent.addr, allowed)).await;
+
+    let mut client = TestClient::connect(broker.addr).await;
+    client.send(&msg::hello()).await;
+    let auth = client
+        .send(&msg::authenticate(USER, PASSWORD, Some("EXAMPLE")))
+        .await;
+    assert_eq!(
+        result_id(&auth),
+        "AUTH_FAILED_EXPIRED_PASSWORD",
+        "{}",
+        auth.text()
+    );
+
+    for (old, new, expected) in [
+        (
+            "not the password",
+            NEW_PASSWORD,
+            "PSWD_UPDATE_FAILED_UNKNOWN_USERNAME_OR_PASSWORD",
+        ),
+        (PASSWORD, "short", "PSWD_UPDATE_FAILED_WEAK_PASSWORD"),
+        (
+            PASSWORD,
+            NEW_PASSWORD,
+            "PSWD_UPDATE_SUCCESSFUL_AUTH_COMPLETE",
+        ),
+    ] {
+        let answer = client
+            .send(&msg::update_password(USER, old, new, "EXAMPLE"))
+            .await;
+        assert_eq!(result_id(&answer), expected, "{}", answer.text());
+    }
+    let changes: Vec<Seen> = service
+        .seen()
+        .into_iter()
+        .filter(|s| s.path == "/api/change-password")
+        .collect();
+    assert_eq!(changes.len(), 3);
+    assert_eq!(
+        changes[2].body,
+        json!({"username": USER, "domain": "EXAMPLE", "old_password": PASSWORD, "new_password": NEW_PASSWORD})
+    );
+    assert!(
+        changes.iter().all(|s| s.cookie.is_none()),
+        "no session cookie before the login completes"
+    );
+    let logins: Vec<Seen> = service
+        .seen()
+        .into_iter()
+        .filter(|s| s.path == "/login")
+        .collect();
+    assert_eq!(
+        logins.last().unwrap().authorization,
+        Some(format!(
+            "Basic {}",
+            base64(format!("{USER}:{NEW_PASSWORD}").as_bytes())
+        )),
+        "after the change, the mapper logs in with the new password"
+    );
+
+    let list = client.send(&msg::list()).await;
+    assert_eq!(result_id(&list), "LIST_SUCCESSFUL", "{}", list.text());
+    let alloc = client
+        .send(&msg::allocate(&agent.addr.ip().to_string()))
+        .await;
+    assert_eq!(result_id(&alloc), "ALLOC_SUCCESSFUL", "{}", alloc.text());
+    assert_eq!(
+        agent.last().unwrap().password.expose(),
+        NEW_PASSWORD,
+        "the agent logs the user on with the new password"
     );
     broker.stop().await;
 }

@@ -30,6 +30,8 @@ pub enum Guest {
     GoStress,
     /// `guest-mappers/webservice`: ILS's SimpleWebserviceMapper.
     Webservice,
+    /// `guest-mappers/pool-rust`: the floating pool (the host's store).
+    PoolRust,
 }
 
 impl Guest {
@@ -45,6 +47,7 @@ impl Guest {
             Guest::Python => "python",
             Guest::GoStress => "go-stress",
             Guest::Webservice => "webservice",
+            Guest::PoolRust => "pool-rust",
         }
     }
 
@@ -57,6 +60,7 @@ impl Guest {
         match self {
             Guest::ExampleRust => Recipe::Cargo("interstate-example-mapper"),
             Guest::Webservice => Recipe::Cargo("interstate-webservice-mapper"),
+            Guest::PoolRust => Recipe::Cargo("interstate-pool-mapper"),
             Guest::Go => Recipe::Script {
                 dir: "go",
                 args: &[],
@@ -116,7 +120,7 @@ pub struct Built {
 /// Builds `guest` (or finds it in the cache) and returns the component. Blocks; panics with
 /// the build's output when it fails.
 pub fn build(guest: Guest) -> &'static Built {
-    static BUILT: [OnceLock<Built>; 6] = [const { OnceLock::new() }; 6];
+    static BUILT: [OnceLock<Built>; 7] = [const { OnceLock::new() }; 7];
     BUILT[guest.index()].get_or_init(|| build_now(guest))
 }
 

@@ -11,6 +11,7 @@ pub mod agent;
 pub mod broker;
 pub mod guests;
 pub mod pcoip;
+pub mod power;
 pub mod redis;
 pub mod totp;
 

@@ -1,32 +1,40 @@
 //! The example Interstate mapper in Rust: users and groups from the settings, passwords
-//! checked by the host's `verify-password`, and a TOTP code for users with `"mfa": true`.
+//! checked by the host's `verify-password` (or a changed password's hash in the host's store),
+//! an optional disclaimer, a TOTP code checked by the host's `verify-totp` for users with
+//! `"mfa": true`, power operations through an optional power API, and password changes.
 //!
 //! The policy, the settings schema, the desktop ids and every message are those of the
-//! JavaScript, Python and Go examples; the e2e conformance test plays one scenario against
-//! all four.
+//! JavaScript, Python and Go examples (`/work/prompts/example-policy-0.2.md` is the spec); the
+//! e2e conformance test plays one scenario against all four.
 //!
 //! # Layout
 //! - [`settings`]: the operator's settings, validated, and the desktop ids.
-//! - [`totp`]: base32 secrets and RFC 6238 codes (HMAC-SHA1 from RustCrypto's `hmac` + `sha1`).
 //! - [`policy`]: the decisions, given the host's services through a trait.
+//! - [`power`]: the power API calls behind `operate`.
 //! - this file: the [`Mapper`] impl that wires the exports and imports to the policy; the
 //!   bindings and the export come from `interstate-mapper-sdk`.
 
 pub mod policy;
+pub mod power;
 pub mod settings;
-pub mod totp;
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use interstate_mapper_sdk::Mapper;
-use interstate_mapper_sdk::host::{self, Level};
+use interstate_mapper_sdk::host::{self, Level, TotpVerdict};
+use interstate_mapper_sdk::http::{Method, Request};
+use interstate_mapper_sdk::store;
 use interstate_mapper_sdk::types::{
-    Allocation, AuthOutcome, ClientInfo, Desktop, FieldAnswer, Identity, PasswordLogin,
+    Allocation, AuthOutcome, ClientInfo, Desktop, Identity, Operation, OperationOutcome,
+    PasswordChange, PasswordChangeOutcome, PasswordLogin, StepAnswer,
 };
-use policy::ExamplePolicy;
+use policy::{ExamplePolicy, HttpAnswer, HttpMethod};
 use settings::Settings;
 
 interstate_mapper_sdk::export_mapper!(ExampleMapper);
+
+/// How long one power API request may take: under the host's default 5 s call deadline.
+const POWER_API_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// The host imports, as the policy sees them.
 struct WitHost;
@@ -40,13 +48,39 @@ impl policy::Host for WitHost {
         host::verify_password(password, hash)
     }
 
-    fn now_unix(&self) -> i64 {
-        // Reads wasi:clocks/wall-clock; a clock before 1970 gives step 0, which never matches.
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |elapsed| {
-                i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
+    fn hash_password(&self, password: &str) -> String {
+        host::hash_password(password)
+    }
+
+    fn verify_totp(&self, secret: &str, code: &str) -> TotpVerdict {
+        host::verify_totp(secret, code)
+    }
+
+    fn store_get(&self, key: &str) -> Result<Option<String>, String> {
+        store::get_string(key).map_err(|err| err.to_string())
+    }
+
+    fn store_set(&self, key: &str, value: &str, ttl: Option<Duration>) -> Result<(), String> {
+        store::set_string(key, value, ttl).map_err(|err| store::describe(&err))
+    }
+
+    fn http(&self, method: HttpMethod, url: &str) -> Result<HttpAnswer, String> {
+        let method = match method {
+            HttpMethod::Get => Method::Get,
+            HttpMethod::Post => Method::Post,
+        };
+        let response = Request::new(method, url)
+            .and_then(|request| {
+                request
+                    .header("accept", "application/json")
+                    .timeout(POWER_API_TIMEOUT)
+                    .send()
             })
+            .map_err(|err| err.to_string())?;
+        Ok(HttpAnswer {
+            status: response.status,
+            body: response.body,
+        })
     }
 }
 
@@ -68,16 +102,16 @@ impl Mapper for ExampleMapper {
     }
 
     fn authenticate(policy: &ExamplePolicy, login: PasswordLogin) -> Result<AuthOutcome, String> {
-        Ok(policy.authenticate(&WitHost, &login.username, &login.password))
+        policy.authenticate(&WitHost, &login.username, &login.password)
     }
 
     fn continue_authentication(
         policy: &ExamplePolicy,
         state: String,
-        answers: Vec<FieldAnswer>,
+        answer: StepAnswer,
         _client: ClientInfo,
     ) -> Result<AuthOutcome, String> {
-        policy.continue_authentication(&WitHost, &state, &answers)
+        policy.continue_authentication(&WitHost, &state, &answer)
     }
 
     fn list_desktops(
@@ -95,5 +129,22 @@ impl Mapper for ExampleMapper {
         _client: ClientInfo,
     ) -> Result<Allocation, String> {
         Ok(policy.allocate(&WitHost, &user, &desktop_id))
+    }
+
+    fn operate(
+        policy: &ExamplePolicy,
+        user: Identity,
+        desktop_id: String,
+        op: Operation,
+        _client: ClientInfo,
+    ) -> Result<OperationOutcome, String> {
+        Ok(policy.operate(&WitHost, &user, &desktop_id, op))
+    }
+
+    fn change_password(
+        policy: &ExamplePolicy,
+        change: PasswordChange,
+    ) -> Result<PasswordChangeOutcome, String> {
+        Ok(policy.change_password(&WitHost, &change))
     }
 }

@@ -1,15 +1,23 @@
 //! The example policy, given the host's services through [`Host`], so that the same code runs
 //! in the component (wired to the WIT imports by `lib.rs`) and under `cargo test`.
+//!
+//! Every text here (reasons, prompts, labels, state JSON) is part of the example's spec, shared
+//! with the Go, JavaScript and Python builds; the conformance test compares them.
 
-use interstate_mapper_sdk::host::Level;
+use std::time::Duration;
+
+use interstate_mapper_sdk::host::{Level, TotpVerdict};
 use interstate_mapper_sdk::types::{
-    Allocation, Attribute, AuthOutcome, Desktop, DesktopState, Dialog, DialogField, FieldAnswer,
-    FieldKind, Identity, Launch, RefusalKind, Rejection, RejectionKind, SessionKind,
+    Allocation, Attribute, AuthOutcome, Desktop, DesktopState, Dialog, DialogButton, DialogField,
+    Disclaimer, FieldKind, Identity, Launch, Operation, OperationOutcome, PasswordChange,
+    PasswordChangeOutcome, PasswordRejection, PasswordRejectionKind, RefusalKind, Rejection,
+    RejectionKind, SessionKind, StepAnswer,
 };
-use serde_json::Value;
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
 
+use crate::power;
 use crate::settings::{DesktopEntry, Settings, User};
-use crate::totp::verify_totp;
 
 /// Wrong codes allowed before the login is refused.
 pub const MAX_CODE_ATTEMPTS: u64 = 3;
@@ -20,9 +28,46 @@ pub const CODE_PROMPT: &str = "Enter the 6-digit code from your authenticator ap
 /// The dialog error after a wrong code.
 pub const WRONG_CODE_TEXT: &str = "Wrong code, try again";
 
+/// The dialog error after a right code that was already used.
+pub const REPLAYED_CODE_TEXT: &str = "That code was already used, wait for the next one";
+
+/// The error for a step answer that is not the step the state is waiting for.
+pub const STEP_MISMATCH: &str = "step answer does not match the pending step";
+
+/// How long the last launched desktop is remembered.
+pub const LAST_DESKTOP_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// A well-formed ILS hash of a throw-away password, checked for unknown users so that a login
 /// with an unknown name costs the same host time as one with a wrong password.
 const DECOY_HASH: &str = "9f70564e7357585cee52b79fa889026721f9eef260bca0ac64a5a549039e919b";
+
+/// The store key of a user's changed password hash.
+pub fn password_key(username: &str) -> String {
+    format!("password-hash:{username}")
+}
+
+/// The store key of the desktop a user launched last.
+pub fn last_desktop_key(username: &str) -> String {
+    format!("last-desktop:{username}")
+}
+
+/// An HTTP answer, as the policy needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpAnswer {
+    /// The status code.
+    pub status: u16,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// An HTTP method the power API is called with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpMethod {
+    /// `GET`: a machine's state.
+    Get,
+    /// `POST` with an empty body: an action.
+    Post,
+}
 
 /// The services the broker offers the policy.
 pub trait Host {
@@ -30,8 +75,34 @@ pub trait Host {
     fn log(&self, level: Level, message: &str);
     /// The host's constant-time password check.
     fn verify_password(&self, password: &str, hash: &str) -> bool;
-    /// Unix time in seconds, from the wall clock.
-    fn now_unix(&self) -> i64;
+    /// The host's password hash (argon2id), for a changed password.
+    fn hash_password(&self, password: &str) -> String;
+    /// The host's TOTP check, with replay protection across nodes.
+    fn verify_totp(&self, secret: &str, code: &str) -> TotpVerdict;
+    /// The text under `key` in the mapper's store.
+    ///
+    /// # Errors
+    /// The store failed (the message is for the log).
+    fn store_get(&self, key: &str) -> Result<Option<String>, String>;
+    /// Sets `key` to `value` for `ttl` (`None`: the store's maximum).
+    ///
+    /// # Errors
+    /// The store failed (the message is for the log).
+    fn store_set(&self, key: &str, value: &str, ttl: Option<Duration>) -> Result<(), String>;
+    /// One HTTP request over `wasi:http` (empty body).
+    ///
+    /// # Errors
+    /// The request could not be made or answered (the message is for the log).
+    fn http(&self, method: HttpMethod, url: &str) -> Result<HttpAnswer, String>;
+}
+
+/// The step a challenge or disclaimer state is waiting for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Pending {
+    /// The disclaimer was shown to `user`.
+    Disclaimer { user: String },
+    /// The code dialog was shown to `user` after `attempts` wrong codes.
+    Code { user: String, attempts: u64 },
 }
 
 /// The example policy over validated settings.
@@ -52,43 +123,54 @@ impl ExamplePolicy {
     }
 
     /// Checks a password login.
-    pub fn authenticate(&self, host: &dyn Host, username: &str, password: &str) -> AuthOutcome {
+    ///
+    /// # Errors
+    /// The store could not be read: without it a changed password cannot be told from the old
+    /// one, so the request fails rather than guess.
+    pub fn authenticate(
+        &self,
+        host: &dyn Host,
+        username: &str,
+        password: &str,
+    ) -> Result<AuthOutcome, String> {
         let Some(user) = self.settings.users.get(username) else {
             host.verify_password(password, DECOY_HASH);
-            return decide(
+            return Ok(decide(
                 host,
                 reject(RejectionKind::BadCredentials, "unknown user"),
                 username,
-            );
+            ));
         };
-        let outcome = if !host.verify_password(password, &user.password_hash) {
+        let stored = stored_hash(host, &user.username)?;
+        let hash = stored.as_deref().unwrap_or(&user.password_hash);
+        let outcome = if !host.verify_password(password, hash) {
             reject(RejectionKind::BadCredentials, "wrong password")
-        } else if user.disabled {
-            reject(RejectionKind::AccessDenied, "account disabled")
-        } else if self.settings.desktops_of(user).is_empty() {
-            reject(
-                RejectionKind::NoResources,
-                "no desktops in the user's groups",
-            )
-        } else if user.mfa {
-            challenge(&user.username, 0, "")
+        } else if let Some(refusal) = self.refusal(user) {
+            refusal
+        } else if user.password_expired && stored.is_none() {
+            reject(RejectionKind::ExpiredPassword, "password expired")
         } else {
-            self.accept(user)
+            self.after_password(user)
         };
-        decide(host, outcome, username)
+        Ok(decide(host, outcome, username))
     }
 
-    /// Checks the one-time code of a challenged login. An `Err` means `state` is not one this
-    /// mapper wrote.
+    /// Continues a login that showed the disclaimer or the code dialog. An `Err` means `state`
+    /// is not one this mapper wrote, or the answer is not for the step it waits for.
     pub fn continue_authentication(
         &self,
         host: &dyn Host,
         state: &str,
-        answers: &[FieldAnswer],
+        answer: &StepAnswer,
     ) -> Result<AuthOutcome, String> {
-        let (pending_user, attempts) = parse_state(state)?;
+        let pending = parse_state(state)?;
+        let pending_user = match (&pending, answer) {
+            (Pending::Disclaimer { user }, StepAnswer::DisclaimerAccepted)
+            | (Pending::Code { user, .. }, StepAnswer::Dialog(_)) => user.clone(),
+            _ => return Err(STEP_MISMATCH.to_owned()),
+        };
         let user = match self.settings.users.get(&pending_user) {
-            Some(user) if !user.disabled && user.mfa => user,
+            Some(user) if !user.disabled => user,
             _ => {
                 let outcome = reject(
                     RejectionKind::AccessDenied,
@@ -97,21 +179,37 @@ impl ExamplePolicy {
                 return Ok(decide(host, outcome, &pending_user));
             }
         };
-        let Some(key) = &user.totp_key else {
+        let (attempts, dialog_answer) = match (pending, answer) {
+            (Pending::Disclaimer { .. }, _) => {
+                return Ok(decide(host, self.after_disclaimer(user), &user.username));
+            }
+            (Pending::Code { attempts, .. }, StepAnswer::Dialog(dialog)) => (attempts, dialog),
+            (Pending::Code { .. }, StepAnswer::DisclaimerAccepted) => {
+                return Err(STEP_MISMATCH.to_owned());
+            }
+        };
+        let Some(secret) = user.totp_secret.as_deref().filter(|_| user.mfa) else {
             let outcome = reject(
                 RejectionKind::AccessDenied,
                 "user no longer allowed to log in",
             );
-            return Ok(decide(host, outcome, &pending_user));
+            return Ok(decide(host, outcome, &user.username));
         };
-        let code = answers
-            .iter()
-            .find(|answer| answer.id == "code")
-            .map_or("", |answer| answer.value.as_str());
-        if verify_totp(key, code, host.now_unix()) {
-            return Ok(decide(host, self.accept(user), &user.username));
+        if dialog_answer.button_id == "cancel" {
+            let outcome = reject(RejectionKind::AccessDenied, "code dialog cancelled");
+            return Ok(decide(host, outcome, &user.username));
         }
-        let attempts = attempts + 1;
+        let code = dialog_answer
+            .fields
+            .iter()
+            .find(|field| field.id == "code")
+            .map_or("", |field| field.value.as_str());
+        let error_text = match host.verify_totp(secret, code) {
+            TotpVerdict::Accepted => return Ok(decide(host, self.accept(user), &user.username)),
+            TotpVerdict::Rejected => WRONG_CODE_TEXT,
+            TotpVerdict::Replayed => REPLAYED_CODE_TEXT,
+        };
+        let attempts = attempts.saturating_add(1);
         if attempts >= MAX_CODE_ATTEMPTS {
             let outcome = reject(
                 RejectionKind::BadCredentials,
@@ -119,20 +217,41 @@ impl ExamplePolicy {
             );
             return Ok(decide(host, outcome, &user.username));
         }
+        let what = if error_text == REPLAYED_CODE_TEXT {
+            "replayed code"
+        } else {
+            "wrong code"
+        };
         host.log(
             Level::Info,
             &format!(
-                "user {}: wrong code (attempt {attempts} of {MAX_CODE_ATTEMPTS})",
+                "user {}: {what} (attempt {attempts} of {MAX_CODE_ATTEMPTS})",
                 quoted(&user.username)
             ),
         );
-        Ok(challenge(&user.username, attempts, WRONG_CODE_TEXT))
+        Ok(code_dialog(&user.username, attempts, error_text))
     }
 
-    /// The desktops of a user, looked up again in the settings: the identity's attributes are
-    /// not trusted, because the settings may have changed since login.
+    /// The desktops of a user, looked up again in the settings (the identity's attributes are
+    /// not trusted: the settings may have changed since login), the one launched last first.
     pub fn list_desktops(&self, host: &dyn Host, identity: &Identity) -> Vec<Desktop> {
-        let desktops = self.desktops_of(&identity.username);
+        let mut desktops = self.desktops_of(&identity.username);
+        match host.store_get(&last_desktop_key(&identity.username)) {
+            Ok(Some(last)) => {
+                if let Some(index) = desktops.iter().position(|d| d.id == last) {
+                    let desktop = desktops.remove(index);
+                    desktops.insert(0, desktop);
+                }
+            }
+            Ok(None) => {}
+            Err(err) => host.log(
+                Level::Warn,
+                &format!(
+                    "user {}: last desktop not read: {err}",
+                    quoted(&identity.username)
+                ),
+            ),
+        }
         host.log(
             Level::Info,
             &format!(
@@ -141,6 +260,11 @@ impl ExamplePolicy {
                 desktops.len()
             ),
         );
+        let operations = if self.settings.power_api.is_some() {
+            vec![Operation::Restart, Operation::PowerDown, Operation::PowerUp]
+        } else {
+            Vec::new()
+        };
         desktops
             .into_iter()
             .map(|d| Desktop {
@@ -150,12 +274,12 @@ impl ExamplePolicy {
                 agent_port: d.agent_port,
                 session_kind: SessionKind::Vdi,
                 state: DesktopState::Unknown,
-                operations: Vec::new(),
+                operations: operations.clone(),
             })
             .collect()
     }
 
-    /// Launches the user's desktop with that id, or refuses.
+    /// Launches the user's desktop with that id, or refuses; a launch is remembered.
     pub fn allocate(&self, host: &dyn Host, identity: &Identity, desktop_id: &str) -> Allocation {
         let desktops = self.desktops_of(&identity.username);
         let Some(desktop) = desktops.into_iter().find(|d| d.id == desktop_id) else {
@@ -172,6 +296,19 @@ impl ExamplePolicy {
                 format!("{} is not one of the user's desktops", quoted(desktop_id)),
             ));
         };
+        if let Err(err) = host.store_set(
+            &last_desktop_key(&identity.username),
+            &desktop.id,
+            Some(LAST_DESKTOP_TTL),
+        ) {
+            host.log(
+                Level::Warn,
+                &format!(
+                    "user {}: last desktop not kept: {err}",
+                    quoted(&identity.username)
+                ),
+            );
+        }
         host.log(
             Level::Info,
             &format!(
@@ -186,6 +323,148 @@ impl ExamplePolicy {
             username: None,
             domain: None,
         })
+    }
+
+    /// Restarts, powers down or powers up one of the user's desktops through the power API.
+    pub fn operate(
+        &self,
+        host: &dyn Host,
+        identity: &Identity,
+        desktop_id: &str,
+        op: Operation,
+    ) -> OperationOutcome {
+        let who = quoted(&identity.username);
+        let name = power::operation_name(op);
+        let Some(api) = &self.settings.power_api else {
+            host.log(
+                Level::Info,
+                &format!("user {who}: {name} {}: unsupported", quoted(desktop_id)),
+            );
+            return OperationOutcome::Unsupported;
+        };
+        let desktops = self.desktops_of(&identity.username);
+        let Some(desktop) = desktops.into_iter().find(|d| d.id == desktop_id) else {
+            host.log(
+                Level::Info,
+                &format!("user {who}: {name} {}: unknown desktop", quoted(desktop_id)),
+            );
+            return OperationOutcome::Refused("unknown desktop".to_owned());
+        };
+        let outcome = power::operate(host, api, &desktop.hostname, op);
+        let verdict = match &outcome {
+            OperationOutcome::Done(detail) => format!("done ({detail})"),
+            OperationOutcome::TryAgain(detail) => format!("try again ({detail})"),
+            OperationOutcome::Refused(reason) => format!("refused ({reason})"),
+            OperationOutcome::Unsupported => "unsupported".to_owned(),
+        };
+        host.log(
+            Level::Info,
+            &format!("user {who}: {name} on {}: {verdict}", desktop.hostname),
+        );
+        outcome
+    }
+
+    /// Changes a password: the old one is checked as a login checks it, the new one must be
+    /// long enough and different, and its host hash goes in the store.
+    pub fn change_password(
+        &self,
+        host: &dyn Host,
+        change: &PasswordChange,
+    ) -> PasswordChangeOutcome {
+        let outcome = self.change(host, change);
+        let verdict = match &outcome {
+            PasswordChangeOutcome::Changed(next) => {
+                format!("password changed, then {}", verdict(next))
+            }
+            PasswordChangeOutcome::Rejected(rejection) => format!(
+                "password change rejected ({}: {})",
+                password_rejection_kind(rejection.kind),
+                rejection.reason
+            ),
+            PasswordChangeOutcome::Unsupported => "password change unsupported".to_owned(),
+        };
+        host.log(
+            Level::Info,
+            &format!("user {}: {verdict}", quoted(&change.username)),
+        );
+        outcome
+    }
+
+    fn change(&self, host: &dyn Host, change: &PasswordChange) -> PasswordChangeOutcome {
+        let Some(user) = self.settings.users.get(&change.username) else {
+            host.verify_password(&change.old_password, DECOY_HASH);
+            return refuse_change(PasswordRejectionKind::WrongPassword, "unknown user");
+        };
+        let stored = match stored_hash(host, &user.username) {
+            Ok(stored) => stored,
+            Err(err) => return refuse_change(PasswordRejectionKind::DirectoryError, &err),
+        };
+        let hash = stored.as_deref().unwrap_or(&user.password_hash);
+        if !host.verify_password(&change.old_password, hash) {
+            return refuse_change(PasswordRejectionKind::WrongPassword, "wrong password");
+        }
+        let min = self.settings.min_password_length;
+        if change.new_password.chars().count() < min {
+            return refuse_change(
+                PasswordRejectionKind::WeakPassword,
+                &format!("the new password is shorter than {min} characters"),
+            );
+        }
+        let same: bool = change
+            .new_password
+            .as_bytes()
+            .ct_eq(change.old_password.as_bytes())
+            .into();
+        if same {
+            return refuse_change(
+                PasswordRejectionKind::WeakPassword,
+                "the new password is the old one",
+            );
+        }
+        let new_hash = host.hash_password(&change.new_password);
+        if let Err(err) = host.store_set(&password_key(&user.username), &new_hash, None) {
+            return refuse_change(PasswordRejectionKind::DirectoryError, &err);
+        }
+        // What a login answers after a right password (a disabled user or one without desktops
+        // is still refused, as the login would).
+        let next = self
+            .refusal(user)
+            .unwrap_or_else(|| self.after_password(user));
+        PasswordChangeOutcome::Changed(next)
+    }
+
+    /// Step 3 of a login: a disabled user or one without desktops is refused.
+    fn refusal(&self, user: &User) -> Option<AuthOutcome> {
+        if user.disabled {
+            Some(reject(RejectionKind::AccessDenied, "account disabled"))
+        } else if self.settings.desktops_of(user).is_empty() {
+            Some(reject(
+                RejectionKind::NoResources,
+                "no desktops in the user's groups",
+            ))
+        } else {
+            None
+        }
+    }
+
+    /// Step 5: the disclaimer if configured, else what follows it.
+    fn after_password(&self, user: &User) -> AuthOutcome {
+        match &self.settings.disclaimer {
+            Some(text) => AuthOutcome::Disclaimer(Disclaimer {
+                text: text.clone(),
+                state: json!({"user": user.username, "stage": "disclaimer"}).to_string(),
+            }),
+            None => self.after_disclaimer(user),
+        }
+    }
+
+    /// The code dialog for users with `mfa`, else accepted.
+    fn after_disclaimer(&self, user: &User) -> AuthOutcome {
+        if user.mfa {
+            code_dialog(&user.username, 0, "")
+        } else {
+            self.accept(user)
+        }
     }
 
     fn desktops_of(&self, username: &str) -> Vec<&DesktopEntry> {
@@ -207,6 +486,12 @@ impl ExamplePolicy {
     }
 }
 
+/// The changed password hash of `username`, if one is stored.
+fn stored_hash(host: &dyn Host, username: &str) -> Result<Option<String>, String> {
+    host.store_get(&password_key(username))
+        .map_err(|err| format!("store: {err}"))
+}
+
 fn reject(kind: RejectionKind, reason: &str) -> AuthOutcome {
     AuthOutcome::Rejected(Rejection {
         kind,
@@ -214,8 +499,16 @@ fn reject(kind: RejectionKind, reason: &str) -> AuthOutcome {
     })
 }
 
-fn challenge(username: &str, attempts: u64, error_text: &str) -> AuthOutcome {
-    let state = serde_json::json!({"user": username, "attempts": attempts}).to_string();
+fn refuse_change(kind: PasswordRejectionKind, reason: &str) -> PasswordChangeOutcome {
+    PasswordChangeOutcome::Rejected(PasswordRejection {
+        kind,
+        reason: reason.to_owned(),
+    })
+}
+
+/// The one-time-code dialog.
+fn code_dialog(username: &str, attempts: u64, error_text: &str) -> AuthOutcome {
+    let state = json!({"user": username, "stage": "code", "attempts": attempts}).to_string();
     AuthOutcome::Challenge(Dialog {
         prompt: CODE_PROMPT.to_owned(),
         error_text: error_text.to_owned(),
@@ -224,15 +517,28 @@ fn challenge(username: &str, attempts: u64, error_text: &str) -> AuthOutcome {
             label: "Code".to_owned(),
             kind: FieldKind::Secret,
         }],
+        buttons: vec![
+            DialogButton {
+                id: "ok".to_owned(),
+                label: "Verify".to_owned(),
+                is_default: true,
+            },
+            DialogButton {
+                id: "cancel".to_owned(),
+                label: "Cancel".to_owned(),
+                is_default: false,
+            },
+        ],
         state,
     })
 }
 
-/// Logs one decision line and returns the outcome.
-fn decide(host: &dyn Host, outcome: AuthOutcome, username: &str) -> AuthOutcome {
-    let verdict = match &outcome {
+/// An outcome in the words of the log.
+fn verdict(outcome: &AuthOutcome) -> String {
+    match outcome {
         AuthOutcome::Accepted(_) => "accepted".to_owned(),
         AuthOutcome::Challenge(_) => "challenge".to_owned(),
+        AuthOutcome::Disclaimer(_) => "disclaimer".to_owned(),
         AuthOutcome::Rejected(rejection) => {
             let kind = match rejection.kind {
                 RejectionKind::BadCredentials => "bad-credentials",
@@ -242,257 +548,54 @@ fn decide(host: &dyn Host, outcome: AuthOutcome, username: &str) -> AuthOutcome 
             };
             format!("rejected ({kind}: {})", rejection.reason)
         }
-    };
+    }
+}
+
+fn password_rejection_kind(kind: PasswordRejectionKind) -> &'static str {
+    match kind {
+        PasswordRejectionKind::WrongPassword => "wrong-password",
+        PasswordRejectionKind::WeakPassword => "weak-password",
+        PasswordRejectionKind::TooManyAttempts => "too-many-attempts",
+        PasswordRejectionKind::DirectoryError => "directory-error",
+    }
+}
+
+/// Logs one decision line and returns the outcome.
+fn decide(host: &dyn Host, outcome: AuthOutcome, username: &str) -> AuthOutcome {
     host.log(
         Level::Info,
-        &format!("user {}: {verdict}", quoted(username)),
+        &format!("user {}: {}", quoted(username), verdict(&outcome)),
     );
     outcome
 }
 
 /// A string as a JSON literal, for unambiguous log lines.
-fn quoted(text: &str) -> String {
+pub(crate) fn quoted(text: &str) -> String {
     Value::String(text.to_owned()).to_string()
 }
 
-/// The pending user and the wrong codes so far, from a dialog state this mapper wrote.
-fn parse_state(state: &str) -> Result<(String, u64), String> {
+/// The pending step, from a state this mapper wrote.
+fn parse_state(state: &str) -> Result<Pending, String> {
     let parsed: Value =
         serde_json::from_str(state).map_err(|_| "challenge state is not valid JSON".to_owned())?;
-    match (
-        parsed.get("user").and_then(Value::as_str),
-        parsed.get("attempts").and_then(Value::as_u64),
-    ) {
-        (Some(user), Some(attempts)) => Ok((user.to_owned(), attempts)),
-        _ => Err("challenge state is malformed".to_owned()),
+    let malformed = || "challenge state is malformed".to_owned();
+    let user = parsed
+        .get("user")
+        .and_then(Value::as_str)
+        .ok_or_else(malformed)?
+        .to_owned();
+    match parsed.get("stage").and_then(Value::as_str) {
+        Some("disclaimer") => Ok(Pending::Disclaimer { user }),
+        Some("code") => {
+            let attempts = parsed
+                .get("attempts")
+                .and_then(Value::as_u64)
+                .ok_or_else(malformed)?;
+            Ok(Pending::Code { user, attempts })
+        }
+        _ => Err(malformed()),
     }
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
-
-    use std::cell::RefCell;
-
-    use super::*;
-    use crate::totp::{base32_decode, totp};
-
-    const EXAMPLE: &str = include_str!("../example.settings.json");
-    const NOW: i64 = 1_700_000_015;
-
-    /// A host whose "hashes" are the example's, each standing for one known password.
-    #[derive(Default)]
-    struct TestHost {
-        lines: RefCell<Vec<String>>,
-        checks: RefCell<usize>,
-    }
-
-    impl Host for TestHost {
-        fn log(&self, _level: Level, message: &str) {
-            self.lines.borrow_mut().push(message.to_owned());
-        }
-
-        fn verify_password(&self, password: &str, hash: &str) -> bool {
-            *self.checks.borrow_mut() += 1;
-            let expected = match hash {
-                "7f63efb0ab5a0592b47baebc069aaaee864e59d1461e3c85629c040160b26b96" => "alice-pw",
-                "8ff41da5ef01bf7ddb6aef29749422ebad97fb879df33126aed850aeb22325e8" => "bob-pw",
-                "684d234d891e694c6545dc91afdf411da0f8e938be04d4f562c39397d9194f55" => "carol-pw",
-                _ => return false,
-            };
-            password == expected
-        }
-
-        fn now_unix(&self) -> i64 {
-            NOW
-        }
-    }
-
-    fn policy() -> ExamplePolicy {
-        ExamplePolicy::new(Settings::parse(EXAMPLE).unwrap())
-    }
-
-    fn kind(outcome: &AuthOutcome) -> Option<RejectionKind> {
-        match outcome {
-            AuthOutcome::Rejected(rejection) => Some(rejection.kind),
-            _ => None,
-        }
-    }
-
-    fn dialog(outcome: AuthOutcome) -> Dialog {
-        match outcome {
-            AuthOutcome::Challenge(dialog) => dialog,
-            other => panic!("expected a challenge, got {other:?}"),
-        }
-    }
-
-    fn code(value: &str) -> Vec<FieldAnswer> {
-        vec![FieldAnswer {
-            id: "code".into(),
-            value: value.into(),
-        }]
-    }
-
-    #[test]
-    fn bob_is_accepted_with_his_groups() {
-        let host = TestHost::default();
-        let AuthOutcome::Accepted(identity) = policy().authenticate(&host, "bob", "bob-pw") else {
-            panic!("bob is accepted");
-        };
-        assert_eq!(identity.username, "bob");
-        assert_eq!(identity.domain, "EXAMPLE");
-        assert_eq!(identity.attributes[0].key, "groups");
-        assert_eq!(identity.attributes[0].value, "artists,render");
-        assert_eq!(host.lines.borrow().as_slice(), ["user \"bob\": accepted"]);
-    }
-
-    #[test]
-    fn refusals_and_the_decoy_check() {
-        let host = TestHost::default();
-        let p = policy();
-        for (user, password, expected) in [
-            ("bob", "wrong", RejectionKind::BadCredentials),
-            ("nobody", "bob-pw", RejectionKind::BadCredentials),
-            ("carol", "carol-pw", RejectionKind::AccessDenied),
-        ] {
-            assert_eq!(
-                kind(&p.authenticate(&host, user, password)),
-                Some(expected),
-                "{user}"
-            );
-        }
-        assert_eq!(
-            *host.checks.borrow(),
-            3,
-            "an unknown user costs one hash check"
-        );
-        assert!(
-            host.lines
-                .borrow()
-                .iter()
-                .all(|line| !line.contains("bob-pw") && !line.contains("carol-pw")),
-            "no password in the log"
-        );
-    }
-
-    #[test]
-    fn a_user_without_desktops_has_no_resources() {
-        let settings = Settings::parse(
-            r#"{"users": [{"username": "dan", "password_hash": "8ff41da5ef01bf7ddb6aef29749422ebad97fb879df33126aed850aeb22325e8"}]}"#,
-        )
-        .unwrap();
-        let outcome =
-            ExamplePolicy::new(settings).authenticate(&TestHost::default(), "dan", "bob-pw");
-        assert_eq!(kind(&outcome), Some(RejectionKind::NoResources));
-    }
-
-    #[test]
-    fn alice_needs_a_totp_code_and_gets_three_tries() {
-        let host = TestHost::default();
-        let p = policy();
-        let first = dialog(p.authenticate(&host, "alice", "alice-pw"));
-        assert_eq!(first.prompt, CODE_PROMPT);
-        assert_eq!(first.error_text, "");
-        assert_eq!(first.fields.len(), 1);
-        assert_eq!(first.fields[0].id, "code");
-        assert!(matches!(first.fields[0].kind, FieldKind::Secret));
-        assert_eq!(first.state, r#"{"user":"alice","attempts":0}"#);
-
-        let second = dialog(
-            p.continue_authentication(&host, &first.state, &code("000000"))
-                .unwrap(),
-        );
-        assert_eq!(second.error_text, WRONG_CODE_TEXT);
-        assert_eq!(second.state, r#"{"user":"alice","attempts":1}"#);
-
-        let key = base32_decode("JBSWY3DPEHPK3PXP").unwrap();
-        let right = totp(&key, NOW);
-        let accepted = p
-            .continue_authentication(&host, &second.state, &code(&right))
-            .unwrap();
-        assert!(matches!(accepted, AuthOutcome::Accepted(ref i) if i.username == "alice"));
-        assert!(
-            host.lines
-                .borrow()
-                .iter()
-                .all(|line| !line.contains(&right)),
-            "no code in the log"
-        );
-
-        let third = p
-            .continue_authentication(&host, r#"{"user":"alice","attempts":2}"#, &code("000000"))
-            .unwrap();
-        assert_eq!(kind(&third), Some(RejectionKind::BadCredentials));
-    }
-
-    #[test]
-    fn foreign_states_are_errors() {
-        let host = TestHost::default();
-        let p = policy();
-        assert_eq!(
-            p.continue_authentication(&host, "not json", &[])
-                .unwrap_err(),
-            "challenge state is not valid JSON"
-        );
-        for state in [
-            r#"{"user":"alice"}"#,
-            r#"{"user":1,"attempts":0}"#,
-            r#"{"user":"alice","attempts":-1}"#,
-            "[]",
-        ] {
-            assert_eq!(
-                p.continue_authentication(&host, state, &[]).unwrap_err(),
-                "challenge state is malformed",
-                "{state}"
-            );
-        }
-        let bob = p
-            .continue_authentication(&host, r#"{"user":"bob","attempts":0}"#, &code("123456"))
-            .unwrap();
-        assert_eq!(
-            kind(&bob),
-            Some(RejectionKind::AccessDenied),
-            "bob has no mfa"
-        );
-    }
-
-    #[test]
-    fn listing_and_allocation() {
-        let host = TestHost::default();
-        let p = policy();
-        let bob = Identity {
-            username: "bob".into(),
-            domain: String::new(),
-            attributes: Vec::new(),
-        };
-        let desktops = p.list_desktops(&host, &bob);
-        let ids: Vec<&str> = desktops.iter().map(|d| d.id.as_str()).collect();
-        assert_eq!(ids, ["ws-art-1-example-com", "render-7-example-com"]);
-        assert_eq!(desktops[1].agent_port, Some(60443));
-        assert!(matches!(desktops[0].session_kind, SessionKind::Vdi));
-
-        let Allocation::Launch(launch) = p.allocate(&host, &bob, "render-7-example-com") else {
-            panic!("bob may launch render-7");
-        };
-        assert_eq!(launch.hostname, "render-7.example.com");
-        assert_eq!(launch.agent_port, Some(60443));
-        assert!(launch.username.is_none() && launch.domain.is_none());
-
-        let alice = Identity {
-            username: "alice".into(),
-            ..bob.clone()
-        };
-        assert!(matches!(
-            p.allocate(&host, &alice, "render-7-example-com"),
-            Allocation::Refused((RefusalKind::UnknownDesktop, _))
-        ));
-        let carol = Identity {
-            username: "carol".into(),
-            ..bob
-        };
-        assert!(
-            p.list_desktops(&host, &carol).is_empty(),
-            "disabled users list nothing"
-        );
-    }
-}
+mod tests;

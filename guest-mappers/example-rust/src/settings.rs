@@ -10,10 +10,14 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-use crate::totp::base32_decode;
-
 /// The longest desktop id the contract allows, in bytes.
 pub const MAX_ID_BYTES: usize = 128;
+
+/// The longest disclaimer the contract allows, in bytes.
+pub const MAX_DISCLAIMER_BYTES: usize = 4096;
+
+/// `min_password_length` when the settings name none.
+pub const DEFAULT_MIN_PASSWORD_LENGTH: usize = 12;
 
 /// A settings mistake: `path` names the key, `message` says what was expected.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,10 +67,12 @@ pub struct User {
     pub groups: Vec<String>,
     /// Whether a TOTP code is asked after the password.
     pub mfa: bool,
-    /// The decoded TOTP secret.
-    pub totp_key: Option<Vec<u8>>,
+    /// The TOTP secret as written (base32), checked by the host's `verify-totp`.
+    pub totp_secret: Option<String>,
     /// A disabled user is refused after a correct password.
     pub disabled: bool,
+    /// The password is right but must be changed (until a changed one is stored).
+    pub password_expired: bool,
 }
 
 /// The validated settings.
@@ -80,6 +86,12 @@ pub struct Settings {
     pub domains: Vec<String>,
     /// The domain put in accepted identities.
     pub logon_domain: String,
+    /// The notice every successful password step shows first, if any.
+    pub disclaimer: Option<String>,
+    /// The power API's base URL (no trailing slash); when set, desktops offer operations.
+    pub power_api: Option<String>,
+    /// The shortest new password `change-password` accepts, in characters.
+    pub min_password_length: usize,
 }
 
 impl Settings {
@@ -90,7 +102,19 @@ impl Settings {
             Err(err) => return fail("settings", format!("not valid JSON ({err})")),
         };
         let top = object(&raw, "settings")?;
-        allow_keys(top, "", &["users", "groups", "domains", "logon_domain"])?;
+        allow_keys(
+            top,
+            "",
+            &[
+                "users",
+                "groups",
+                "domains",
+                "logon_domain",
+                "disclaimer",
+                "power_api",
+                "min_password_length",
+            ],
+        )?;
 
         let groups = match top.get("groups") {
             None => Vec::new(),
@@ -104,6 +128,40 @@ impl Settings {
             None => String::new(),
             Some(Value::String(domain)) => domain.clone(),
             Some(_) => return fail("logon_domain", "expected a string"),
+        };
+        let disclaimer = match top.get("disclaimer") {
+            None => None,
+            Some(Value::String(text)) if !text.is_empty() && text.len() <= MAX_DISCLAIMER_BYTES => {
+                Some(text.clone())
+            }
+            Some(_) => {
+                return fail(
+                    "disclaimer",
+                    format!("expected a non-empty string of at most {MAX_DISCLAIMER_BYTES} bytes"),
+                );
+            }
+        };
+        let power_api = match top.get("power_api") {
+            None => None,
+            Some(Value::String(url)) if is_base_url(url) => Some(url.clone()),
+            Some(_) => {
+                return fail(
+                    "power_api",
+                    "expected an http:// or https:// URL without a trailing slash",
+                );
+            }
+        };
+        let min_password_length = match top.get("min_password_length") {
+            None => DEFAULT_MIN_PASSWORD_LENGTH,
+            Some(value) => match whole_number(value, 8, 128) {
+                Some(length) => usize::from(length),
+                None => {
+                    return fail(
+                        "min_password_length",
+                        "expected a whole number between 8 and 128",
+                    );
+                }
+            },
         };
 
         let entries = match top.get("users") {
@@ -127,6 +185,9 @@ impl Settings {
             groups,
             domains,
             logon_domain,
+            disclaimer,
+            power_api,
+            min_password_length,
         })
     }
 
@@ -229,7 +290,7 @@ fn parse_desktop(value: &Value, path: &str) -> Result<DesktopEntry, SettingsErro
     }
     let agent_port = match desktop.get("agent_port") {
         None => None,
-        Some(port) => Some(port_number(port).ok_or_else(|| SettingsError {
+        Some(port) => Some(whole_number(port, 1, 65535).ok_or_else(|| SettingsError {
             path: format!("{path}.agent_port"),
             message: "expected a port number between 1 and 65535".to_owned(),
         })?),
@@ -242,20 +303,55 @@ fn parse_desktop(value: &Value, path: &str) -> Result<DesktopEntry, SettingsErro
     })
 }
 
-/// A JSON number that is a whole port number; `60443.0` counts, as it does in JavaScript.
-fn port_number(value: &Value) -> Option<u16> {
+/// A JSON number that is a whole number in `min..=max`; `60443.0` counts, as it does in
+/// JavaScript.
+fn whole_number(value: &Value, min: u16, max: u16) -> Option<u16> {
     let number = value.as_number()?;
     let whole = match number.as_u64() {
         Some(whole) => whole,
         None => {
             let float = number.as_f64()?;
-            if float.fract() != 0.0 || !(1.0..=65535.0).contains(&float) {
+            if float.fract() != 0.0 || !(f64::from(min)..=f64::from(max)).contains(&float) {
                 return None;
             }
             float as u64
         }
     };
-    u16::try_from(whole).ok().filter(|port| *port >= 1)
+    u16::try_from(whole)
+        .ok()
+        .filter(|n| (min..=max).contains(n))
+}
+
+/// An `http://` or `https://` URL with a host, without a trailing slash, a query, a fragment,
+/// user info, spaces or control characters: a base that `/machines/...` is appended to.
+fn is_base_url(url: &str) -> bool {
+    let Some(rest) = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    !authority.is_empty()
+        && !authority.contains('@')
+        && !url.ends_with('/')
+        && !url
+            .bytes()
+            .any(|b| b.is_ascii_control() || matches!(b, b' ' | b'?' | b'#'))
+}
+
+/// A TOTP secret as `otpauth://` URIs carry it: base32 letters and digits (either case), with
+/// spaces and `=` padding ignored, as the host's `verify-totp` reads it.
+fn is_base32_secret(secret: &str) -> bool {
+    let mut letters = 0;
+    for c in secret.chars() {
+        match c {
+            'A'..='Z' | 'a'..='z' | '2'..='7' => letters += 1,
+            ' ' | '=' => {}
+            _ => return false,
+        }
+    }
+    letters > 0
 }
 
 fn parse_user(
@@ -274,6 +370,7 @@ fn parse_user(
             "mfa",
             "totp_secret",
             "disabled",
+            "password_expired",
         ],
     )?;
     let username = non_empty_string(user.get("username"), &format!("{path}.username"))?;
@@ -293,18 +390,22 @@ fn parse_user(
     }
     let mfa = boolean(user.get("mfa"), &format!("{path}.mfa"))?;
     let disabled = boolean(user.get("disabled"), &format!("{path}.disabled"))?;
-    let totp_key = match user.get("totp_secret") {
+    let password_expired = boolean(
+        user.get("password_expired"),
+        &format!("{path}.password_expired"),
+    )?;
+    let totp_secret = match user.get("totp_secret") {
         None => None,
         Some(secret) => {
             let secret_path = format!("{path}.totp_secret");
             let secret = non_empty_string(Some(secret), &secret_path)?;
-            match base32_decode(&secret) {
-                Some(key) if !key.is_empty() => Some(key),
-                _ => return fail(secret_path, "expected a base32 secret"),
+            if !is_base32_secret(&secret) {
+                return fail(secret_path, "expected a base32 secret");
             }
+            Some(secret)
         }
     };
-    if mfa && totp_key.is_none() {
+    if mfa && totp_secret.is_none() {
         return fail(
             format!("{path}.totp_secret"),
             "missing (required when mfa is true)",
@@ -315,8 +416,9 @@ fn parse_user(
         password_hash,
         groups: user_groups,
         mfa,
-        totp_key,
+        totp_secret,
         disabled,
+        password_expired,
     })
 }
 
@@ -394,16 +496,22 @@ mod tests {
     #[test]
     fn the_example_settings_parse() {
         let s = Settings::parse(EXAMPLE).unwrap();
-        assert_eq!(s.users.len(), 3);
+        assert_eq!(s.users.len(), 4);
         assert_eq!(s.domains, ["EXAMPLE"]);
         assert_eq!(s.logon_domain, "EXAMPLE");
-        let alice = &s.users["alice"];
-        assert!(alice.mfa && !alice.disabled);
         assert_eq!(
-            alice.totp_key.as_deref(),
-            Some(&b"Hello!\xde\xad\xbe\xef"[..])
+            s.disclaimer.as_deref(),
+            Some("This workstation is for authorised studio work only. Sessions may be monitored.")
         );
+        assert_eq!(s.power_api, None);
+        assert_eq!(s.min_password_length, 12);
+        let alice = &s.users["alice"];
+        assert!(alice.mfa && !alice.disabled && !alice.password_expired);
+        assert_eq!(alice.totp_secret.as_deref(), Some("JBSWY3DPEHPK3PXP"));
         assert!(s.users["carol"].disabled);
+        let dave = &s.users["dave"];
+        assert!(dave.password_expired && !dave.mfa);
+        assert_eq!(dave.groups, ["artists"]);
         let bob: Vec<(&str, Option<u16>)> = s
             .desktops_of(&s.users["bob"])
             .iter()
@@ -434,7 +542,39 @@ mod tests {
             (r#"{"users": {}}"#, "users: expected a list of users"),
             (
                 r#"{"users": [], "extra": 1}"#,
-                "extra: unknown key (expected one of: users, groups, domains, logon_domain)",
+                "extra: unknown key (expected one of: users, groups, domains, logon_domain, disclaimer, power_api, min_password_length)",
+            ),
+            (
+                r#"{"users": [], "disclaimer": 1}"#,
+                "disclaimer: expected a non-empty string of at most 4096 bytes",
+            ),
+            (
+                r#"{"users": [], "disclaimer": ""}"#,
+                "disclaimer: expected a non-empty string of at most 4096 bytes",
+            ),
+            (
+                r#"{"users": [], "power_api": "http://power.example.com/"}"#,
+                "power_api: expected an http:// or https:// URL without a trailing slash",
+            ),
+            (
+                r#"{"users": [], "power_api": "ftp://power.example.com"}"#,
+                "power_api: expected an http:// or https:// URL without a trailing slash",
+            ),
+            (
+                r#"{"users": [], "min_password_length": 7}"#,
+                "min_password_length: expected a whole number between 8 and 128",
+            ),
+            (
+                r#"{"users": [], "min_password_length": 129}"#,
+                "min_password_length: expected a whole number between 8 and 128",
+            ),
+            (
+                r#"{"users": [], "min_password_length": "12"}"#,
+                "min_password_length: expected a whole number between 8 and 128",
+            ),
+            (
+                r#"{"users": [{"username": "u", "password_hash": "h", "password_expired": 1}]}"#,
+                "users[0].password_expired: expected true or false",
             ),
             (
                 r#"{"users": [], "domains": [1]}"#,
@@ -526,11 +666,31 @@ mod tests {
 
     #[test]
     fn ports_are_whole_numbers_in_range() {
-        assert_eq!(port_number(&serde_json::json!(60443)), Some(60443));
-        assert_eq!(port_number(&serde_json::json!(60443.0)), Some(60443));
-        assert_eq!(port_number(&serde_json::json!(1.5)), None);
-        assert_eq!(port_number(&serde_json::json!(65536)), None);
-        assert_eq!(port_number(&serde_json::json!(-1)), None);
-        assert_eq!(port_number(&serde_json::json!(true)), None);
+        let port = |value| whole_number(&value, 1, 65535);
+        assert_eq!(port(serde_json::json!(60443)), Some(60443));
+        assert_eq!(port(serde_json::json!(60443.0)), Some(60443));
+        assert_eq!(port(serde_json::json!(1.5)), None);
+        assert_eq!(port(serde_json::json!(65536)), None);
+        assert_eq!(port(serde_json::json!(0)), None);
+        assert_eq!(port(serde_json::json!(-1)), None);
+        assert_eq!(port(serde_json::json!(true)), None);
+    }
+
+    #[test]
+    fn the_new_keys_parse() {
+        let s = Settings::parse(
+            r#"{"users": [], "power_api": "https://power.example.com:8443/v1", "min_password_length": 16.0}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            s.power_api.as_deref(),
+            Some("https://power.example.com:8443/v1")
+        );
+        assert_eq!(s.min_password_length, 16);
+        assert_eq!(s.disclaimer, None);
+        let long = format!(r#"{{"users": [], "disclaimer": "{}"}}"#, "x".repeat(4097));
+        assert!(Settings::parse(&long).is_err());
+        assert!(is_base32_secret("jbsw y3dp ehpk 3pxp===="));
+        assert!(!is_base32_secret("===="));
     }
 }

@@ -9,7 +9,8 @@ use std::cell::RefCell;
 
 use crate::Mapper;
 use crate::types::{
-    Allocation, AuthOutcome, ClientInfo, Desktop, FieldAnswer, Identity, PasswordLogin,
+    Allocation, AuthOutcome, ClientInfo, Desktop, Identity, Operation, OperationOutcome,
+    PasswordChange, PasswordChangeOutcome, PasswordLogin, StepAnswer,
 };
 
 /// The answer to a call that arrives before a successful `configure`, which the host never
@@ -55,10 +56,10 @@ pub fn authenticate<M: Mapper>(login: PasswordLogin) -> Result<AuthOutcome, Stri
 /// `continue-authentication`.
 pub fn continue_authentication<M: Mapper>(
     state: String,
-    answers: Vec<FieldAnswer>,
+    answer: StepAnswer,
     client: ClientInfo,
 ) -> Result<AuthOutcome, String> {
-    with_settings::<M, _>(|settings| M::continue_authentication(settings, state, answers, client))?
+    with_settings::<M, _>(|settings| M::continue_authentication(settings, state, answer, client))?
 }
 
 /// `list-desktops`.
@@ -76,6 +77,21 @@ pub fn allocate<M: Mapper>(
     client: ClientInfo,
 ) -> Result<Allocation, String> {
     with_settings::<M, _>(|settings| M::allocate(settings, user, desktop_id, client))?
+}
+
+/// `operate`.
+pub fn operate<M: Mapper>(
+    user: Identity,
+    desktop_id: String,
+    op: Operation,
+    client: ClientInfo,
+) -> Result<OperationOutcome, String> {
+    with_settings::<M, _>(|settings| M::operate(settings, user, desktop_id, op, client))?
+}
+
+/// `change-password`.
+pub fn change_password<M: Mapper>(change: PasswordChange) -> Result<PasswordChangeOutcome, String> {
+    with_settings::<M, _>(|settings| M::change_password(settings, change))?
 }
 
 #[cfg(test)]
@@ -175,8 +191,32 @@ mod tests {
     #[test]
     fn the_default_continue_is_an_error() {
         configure::<Fixed>(r#""alice""#).unwrap();
-        let err = continue_authentication::<Fixed>(String::new(), Vec::new(), client());
+        let err = continue_authentication::<Fixed>(
+            String::new(),
+            StepAnswer::DisclaimerAccepted,
+            client(),
+        );
         assert!(err.unwrap_err().contains("never issues a challenge"));
+    }
+
+    #[test]
+    fn operate_and_change_password_are_unsupported_by_default() {
+        configure::<Fixed>(r#""alice""#).unwrap();
+        assert!(matches!(
+            operate::<Fixed>(identity(), "d".to_owned(), Operation::Restart, client()),
+            Ok(OperationOutcome::Unsupported)
+        ));
+        let change = PasswordChange {
+            username: "bob".to_owned(),
+            domain: String::new(),
+            old_password: "old".to_owned(),
+            new_password: "new".to_owned(),
+            client: client(),
+        };
+        assert!(matches!(
+            change_password::<Fixed>(change),
+            Ok(PasswordChangeOutcome::Unsupported)
+        ));
     }
 
     #[test]

@@ -81,33 +81,50 @@
 //! ```
 //!
 //! The crate is a `cdylib` built with `cargo build --release --target wasm32-wasip2`, which
-//! emits the component directly. `domains` (none) and `continue_authentication` (an error: no
-//! challenge was issued) have defaults. On other targets [`export_mapper!`] exports nothing,
-//! so `cargo test` runs the policy natively.
+//! emits the component directly. `domains` (none), `continue_authentication` (an error: no
+//! challenge was issued), `operate` (`unsupported`) and `change_password` (`unsupported`) have
+//! defaults. On other targets [`export_mapper!`] exports nothing, so `cargo test` runs the
+//! policy natively.
 //!
 //! # How a call runs
 //! The host creates a fresh instance for every call and calls `configure` first. The SDK hands
 //! the settings JSON to [`Mapper::configure`], keeps the parsed settings for the rest of that
 //! instance's life, and passes them to the one call that follows. Nothing survives the
-//! instance, so nothing leaks from one user to another.
+//! instance, so nothing leaks from one user to another: what must outlive a call goes in the
+//! host's [`store`], or in a dialog's or disclaimer's `state`.
 //!
 //! # Layout
 //! - [`Mapper`]: the policy trait a mapper implements.
 //! - [`export_mapper!`]: exports a [`Mapper`] as the component's `interstate:mapper/policy`.
 //! - [`settings`]: typed settings from `serde::Deserialize`, with errors that name the key.
-//! - [`types`] and [`host`]: the records of the contract and the host's imports, generated
-//!   from `wit/mapper.wit` (the WIT's doc comments are their reference).
+//! - [`types`]: the records of the contract, generated from `wit/mapper.wit` (package
+//!   `interstate:mapper@0.2.0`; the WIT's doc comments are their reference).
+//! - [`host`]: the host's services: `log`, `verify_password`, `hash_password`, `verify_totp`.
+//! - [`store`]: the key-value store shared by every broker node, plus typed helpers (strings,
+//!   serde JSON values, `Duration` TTLs).
+//! - [`directory`]: the operator's LDAP / Active Directory profiles.
+//! - [`http`]: one blocking HTTP request over `wasi:http/outgoing-handler`.
 //! - `export`: the instance's settings and the dispatch behind [`export_mapper!`].
+//!
+//! # Native builds
+//! The imports (`host`, `store`, `directory`, `http`) exist only in the component: called from
+//! a native build they panic. Test a policy natively by passing the host's services in through
+//! a trait of your own, as `../example-rust` and `../pool-rust` do.
 
+pub mod directory;
+pub mod host;
+pub mod http;
 pub mod settings;
+pub mod store;
 
 mod export;
 
 #[doc(inline)]
-pub use crate::bindings::interstate::mapper::{host, types};
+pub use crate::bindings::interstate::mapper::types;
 
 use crate::types::{
-    Allocation, AuthOutcome, ClientInfo, Desktop, FieldAnswer, Identity, PasswordLogin,
+    Allocation, AuthOutcome, ClientInfo, Desktop, Identity, Operation, OperationOutcome,
+    PasswordChange, PasswordChangeOutcome, PasswordLogin, StepAnswer,
 };
 
 /// The bindings of the `mapper` world, generated once here for every Rust mapper.
@@ -124,7 +141,9 @@ pub mod bindings {
 
     wit_bindgen::generate!({
         world: "mapper",
-        path: "../../wit/0.1",
+        path: "../../wit",
+        // So that mappers can compare outcomes in their tests.
+        additional_derives: [PartialEq, Eq],
         // The export macro runs in the mapper crate, which names these bindings by path.
         pub_export_macro: true,
         export_macro_name: "export_world",
@@ -136,7 +155,8 @@ pub mod bindings {
 pub mod __private {
     pub use crate::bindings::exports::interstate::mapper::policy::Guest;
     pub use crate::export::{
-        allocate, authenticate, configure, continue_authentication, domains, list_desktops,
+        allocate, authenticate, change_password, configure, continue_authentication, domains,
+        list_desktops, operate,
     };
 }
 
@@ -173,19 +193,21 @@ pub trait Mapper: 'static {
     fn authenticate(settings: &Self::Settings, login: PasswordLogin)
     -> Result<AuthOutcome, String>;
 
-    /// Continues an authentication that returned `AuthOutcome::Challenge`: `state` is the
-    /// dialog's state, `answers` the user's field values. By default an error, for mappers that
-    /// never challenge.
+    /// Continues an authentication that returned `AuthOutcome::Challenge` or
+    /// `AuthOutcome::Disclaimer`: `state` is that step's state, `answer` what the user did
+    /// (`StepAnswer::Dialog` with the field values and the button pressed, or
+    /// `StepAnswer::DisclaimerAccepted`). By default an error, for mappers that never ask for a
+    /// second step.
     ///
     /// # Errors
     /// A mapper failure, or a `state` this mapper did not write.
     fn continue_authentication(
         settings: &Self::Settings,
         state: String,
-        answers: Vec<FieldAnswer>,
+        answer: StepAnswer,
         client: ClientInfo,
     ) -> Result<AuthOutcome, String> {
-        let _ = (settings, state, answers, client);
+        let _ = (settings, state, answer, client);
         Err("this mapper never issues a challenge, so there is nothing to continue".to_owned())
     }
 
@@ -210,9 +232,42 @@ pub trait Mapper: 'static {
         desktop_id: String,
         client: ClientInfo,
     ) -> Result<Allocation, String>;
+
+    /// Performs `op` (restart, power down, power up) on the user's desktop `desktop_id`. The
+    /// host calls it only for a desktop the user listed with `op` among its `operations`. By
+    /// default `OperationOutcome::Unsupported`, for mappers that list no operations.
+    ///
+    /// # Errors
+    /// A mapper failure, which fails the request; a power API that failed is better answered
+    /// `Ok(OperationOutcome::Refused(..))`, which keeps the session.
+    fn operate(
+        settings: &Self::Settings,
+        user: Identity,
+        desktop_id: String,
+        op: Operation,
+        client: ClientInfo,
+    ) -> Result<OperationOutcome, String> {
+        let _ = (settings, user, desktop_id, op, client);
+        Ok(OperationOutcome::Unsupported)
+    }
+
+    /// Changes a password the client asked to change, after `RejectionKind::ExpiredPassword`.
+    /// A wrong current password is `Ok(PasswordChangeOutcome::Rejected(..))` with
+    /// `PasswordRejectionKind::WrongPassword`; a change is `Changed` with what the login does
+    /// next. By default `PasswordChangeOutcome::Unsupported`. Never log either password.
+    ///
+    /// # Errors
+    /// A mapper failure, which fails the request.
+    fn change_password(
+        settings: &Self::Settings,
+        change: PasswordChange,
+    ) -> Result<PasswordChangeOutcome, String> {
+        let _ = (settings, change);
+        Ok(PasswordChangeOutcome::Unsupported)
+    }
 }
 
-/// Exports a [`Mapper`] as the component's `interstate:mapper/policy`. Write it once, at the
+/// Exports a [`Mapper`] as the component's `interstate:mapper/policy@0.2.0`. Write it once, at the
 /// top level of the mapper crate (a `cdylib` built for `wasm32-wasip2`):
 ///
 /// ```ignore
@@ -249,10 +304,10 @@ macro_rules! export_mapper {
 
                 fn continue_authentication(
                     state: String,
-                    answers: Vec<$crate::types::FieldAnswer>,
+                    answer: $crate::types::StepAnswer,
                     client: $crate::types::ClientInfo,
                 ) -> Result<$crate::types::AuthOutcome, String> {
-                    $crate::__private::continue_authentication::<$mapper>(state, answers, client)
+                    $crate::__private::continue_authentication::<$mapper>(state, answer, client)
                 }
 
                 fn list_desktops(
@@ -269,6 +324,21 @@ macro_rules! export_mapper {
                 ) -> Result<$crate::types::Allocation, String> {
                     $crate::__private::allocate::<$mapper>(user, desktop_id, client)
                 }
+
+                fn operate(
+                    user: $crate::types::Identity,
+                    desktop_id: String,
+                    op: $crate::types::Operation,
+                    client: $crate::types::ClientInfo,
+                ) -> Result<$crate::types::OperationOutcome, String> {
+                    $crate::__private::operate::<$mapper>(user, desktop_id, op, client)
+                }
+
+                fn change_password(
+                    change: $crate::types::PasswordChange,
+                ) -> Result<$crate::types::PasswordChangeOutcome, String> {
+                    $crate::__private::change_password::<$mapper>(change)
+                }
             }
 
     $crate::bindings::export_world!(InterstateMapperExport with_types_in $crate::bindings);
@@ -284,6 +354,8 @@ macro_rules! export_mapper {
             let _ = $crate::__private::continue_authentication::<$mapper>;
             let _ = $crate::__private::list_desktops::<$mapper>;
             let _ = $crate::__private::allocate::<$mapper>;
+            let _ = $crate::__private::operate::<$mapper>;
+            let _ = $crate::__private::change_password::<$mapper>;
         };
     };
 }

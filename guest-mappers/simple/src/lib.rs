@@ -9,8 +9,8 @@ mod settings;
 use interstate_mapper_sdk::Mapper;
 use interstate_mapper_sdk::host::{self, Level};
 use interstate_mapper_sdk::types::{
-    Allocation, AuthOutcome, ClientInfo, Desktop, DesktopState, FieldAnswer, Identity, Launch,
-    PasswordLogin, RefusalKind, Rejection, RejectionKind, SessionKind,
+    Allocation, AuthOutcome, ClientInfo, Desktop, DesktopState, Identity, Launch, PasswordLogin,
+    RefusalKind, Rejection, RejectionKind, SessionKind, StepAnswer,
 };
 use sha2::{Digest, Sha256};
 
@@ -78,7 +78,7 @@ impl Mapper for SimpleMapper {
     fn continue_authentication(
         _settings: &Settings,
         _state: String,
-        _answers: Vec<FieldAnswer>,
+        _answer: StepAnswer,
         _client: ClientInfo,
     ) -> Result<AuthOutcome, String> {
         host::log(

@@ -24,9 +24,11 @@ pub mod wire;
 use interstate_mapper_sdk::Mapper;
 use interstate_mapper_sdk::host::{Level, log};
 use interstate_mapper_sdk::types::{
-    Allocation, AuthOutcome, ClientInfo, Desktop, FieldAnswer, Identity, PasswordLogin, Rejection,
-    RejectionKind,
+    Allocation, AuthOutcome, ClientInfo, Desktop, Identity, Operation, OperationOutcome,
+    PasswordChange, PasswordChangeOutcome, PasswordLogin, PasswordRejection, PasswordRejectionKind,
+    Rejection, RejectionKind, StepAnswer,
 };
+use policy::ChangeVerdict;
 use settings::Settings;
 
 interstate_mapper_sdk::export_mapper!(WebserviceMapper);
@@ -47,46 +49,13 @@ impl Mapper for WebserviceMapper {
     }
 
     fn authenticate(settings: &Settings, login: PasswordLogin) -> Result<AuthOutcome, String> {
-        let basic_user = format!("{}{}", login.username, settings.auth_username_suffix);
-        let authorization = match wire::basic_authorization(&basic_user, &login.password) {
-            Ok(value) => value,
-            Err(reason) => {
-                log(
-                    Level::Info,
-                    &format!("rejected {:?}: {reason}", login.username),
-                );
-                return Ok(AuthOutcome::Rejected(Rejection {
-                    kind: RejectionKind::BadCredentials,
-                    reason,
-                }));
-            }
-        };
-        let response = http::get(
-            &settings.cookie_auth_url,
-            &[("authorization", &authorization)],
-            settings.timeout_ms,
-        )?;
-        let outcome = policy::login_outcome(settings, &response, &login.username, &login.domain)?;
-        let verdict = match &outcome {
-            AuthOutcome::Accepted(_) => "accepted",
-            AuthOutcome::Rejected(_) => "rejected (bad credentials)",
-            AuthOutcome::Challenge(_) => "challenged",
-        };
-        log(
-            Level::Info,
-            &format!(
-                "login of {:?} {verdict} by {}",
-                login.username,
-                settings.cookie_auth_url.host()
-            ),
-        );
-        Ok(outcome)
+        log_in(settings, &login.username, &login.password, &login.domain)
     }
 
     fn continue_authentication(
         _settings: &Settings,
         _state: String,
-        _answers: Vec<FieldAnswer>,
+        _answer: StepAnswer,
         _client: ClientInfo,
     ) -> Result<AuthOutcome, String> {
         Err("this mapper never issues a challenge, so there is nothing to continue".to_owned())
@@ -124,6 +93,147 @@ impl Mapper for WebserviceMapper {
         );
         Ok(allocation)
     }
+
+    fn operate(
+        settings: &Settings,
+        user: Identity,
+        desktop_id: String,
+        op: Operation,
+        _client: ClientInfo,
+    ) -> Result<OperationOutcome, String> {
+        let hosts = fetch_hosts(settings, &user)?;
+        let operation = wire::operation_name(op);
+        let Some(host) = hosts.iter().find(|h| h.id == desktop_id) else {
+            log(
+                Level::Info,
+                &format!(
+                    "{operation} {desktop_id:?} for {:?}: unknown desktop",
+                    user.username
+                ),
+            );
+            return Ok(OperationOutcome::Refused(format!(
+                "{:?} has no desktop with id {desktop_id:?}",
+                user.username
+            )));
+        };
+        let (_, cookie) = policy::listing_request(settings, &user)?;
+        let url = settings.base_url.endpoint("operate");
+        let body = wire::operate_body(&user.username, host, op);
+        let outcome =
+            match http::post_json(&url, &[("cookie", &cookie)], &body, settings.timeout_ms) {
+                Ok(response) => policy::operation_outcome(settings, &response),
+                Err(e) => OperationOutcome::Refused(e),
+            };
+        let verdict = match &outcome {
+            OperationOutcome::Done(detail) => format!("done ({detail})"),
+            OperationOutcome::TryAgain(detail) => format!("try again ({detail})"),
+            OperationOutcome::Refused(reason) => format!("refused: {reason}"),
+            OperationOutcome::Unsupported => "unsupported".to_owned(),
+        };
+        log(
+            Level::Info,
+            &format!(
+                "{operation} {desktop_id:?} for {:?}: {verdict}",
+                user.username
+            ),
+        );
+        Ok(outcome)
+    }
+
+    fn change_password(
+        settings: &Settings,
+        change: PasswordChange,
+    ) -> Result<PasswordChangeOutcome, String> {
+        let url = settings.base_url.endpoint("change-password");
+        let body = wire::change_password_body(
+            &change.username,
+            &change.domain,
+            &change.old_password,
+            &change.new_password,
+        );
+        let verdict = match http::post_json(&url, &[], &body, settings.timeout_ms) {
+            Ok(response) => policy::change_verdict(settings, &response),
+            Err(e) => ChangeVerdict::Rejected(PasswordRejection {
+                kind: PasswordRejectionKind::DirectoryError,
+                reason: e,
+            }),
+        };
+        let outcome = match verdict {
+            ChangeVerdict::Unsupported => PasswordChangeOutcome::Unsupported,
+            ChangeVerdict::Rejected(rejection) => PasswordChangeOutcome::Rejected(rejection),
+            // The new password logs the user in, as a login would: the identity needs the
+            // service's session cookie. A login that fails now asks for the password again.
+            ChangeVerdict::Changed => PasswordChangeOutcome::Changed(
+                log_in(
+                    settings,
+                    &change.username,
+                    &change.new_password,
+                    &change.domain,
+                )
+                .unwrap_or_else(|reason| {
+                    AuthOutcome::Rejected(Rejection {
+                        kind: RejectionKind::BadCredentials,
+                        reason,
+                    })
+                }),
+            ),
+        };
+        let verdict = match &outcome {
+            PasswordChangeOutcome::Changed(_) => "changed".to_owned(),
+            PasswordChangeOutcome::Rejected(rejection) => {
+                format!("rejected: {}", rejection.reason)
+            }
+            PasswordChangeOutcome::Unsupported => "unsupported by the service".to_owned(),
+        };
+        log(
+            Level::Info,
+            &format!("password change of {:?}: {verdict}", change.username),
+        );
+        Ok(outcome)
+    }
+}
+
+/// A login by HTTP Basic against `cookie_auth_url`, logged in one line.
+fn log_in(
+    settings: &Settings,
+    username: &str,
+    password: &str,
+    domain: &str,
+) -> Result<AuthOutcome, String> {
+    let basic_user = format!("{username}{}", settings.auth_username_suffix);
+    let authorization = match wire::basic_authorization(&basic_user, password) {
+        Ok(value) => value,
+        Err(reason) => {
+            log(Level::Info, &format!("rejected {username:?}: {reason}"));
+            return Ok(AuthOutcome::Rejected(Rejection {
+                kind: RejectionKind::BadCredentials,
+                reason,
+            }));
+        }
+    };
+    let response = http::get(
+        &settings.cookie_auth_url,
+        &[("authorization", &authorization)],
+        settings.timeout_ms,
+    )?;
+    let outcome = policy::login_outcome(settings, &response, username, domain)?;
+    let verdict = match &outcome {
+        AuthOutcome::Accepted(_) => "accepted",
+        AuthOutcome::Rejected(Rejection {
+            kind: RejectionKind::ExpiredPassword,
+            ..
+        }) => "rejected (expired password)",
+        AuthOutcome::Rejected(_) => "rejected (bad credentials)",
+        AuthOutcome::Challenge(_) | AuthOutcome::Disclaimer(_) => "challenged",
+    };
+    log(
+        Level::Info,
+        &format!(
+            "login of {username:?} {verdict} by {}",
+            settings.cookie_auth_url.host()
+        ),
+    );
+    Ok(outcome)
 }
 
 fn fetch_hosts(settings: &Settings, user: &Identity) -> Result<Vec<wire::Host>, String> {

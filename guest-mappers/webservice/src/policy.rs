@@ -6,8 +6,8 @@ use crate::settings::Settings;
 use crate::url::Url;
 use crate::wire::{self, Host, MAX_TOKEN_BYTES};
 use interstate_mapper_sdk::types::{
-    Allocation, Attribute, AuthOutcome, Desktop, DesktopState, Identity, Launch, RefusalKind,
-    Rejection, RejectionKind, SessionKind,
+    Allocation, Attribute, AuthOutcome, Desktop, DesktopState, Identity, Launch, OperationOutcome,
+    PasswordRejection, PasswordRejectionKind, RefusalKind, Rejection, RejectionKind, SessionKind,
 };
 
 /// The identity attribute that carries the session cookie's value between calls.
@@ -46,11 +46,115 @@ pub fn login_outcome(
                 }],
             }))
         }
+        401 if says_expired(&response.body) => Ok(AuthOutcome::Rejected(Rejection {
+            kind: RejectionKind::ExpiredPassword,
+            reason: format!("login at {host}: the password has expired (HTTP 401)"),
+        })),
         401 => Ok(AuthOutcome::Rejected(Rejection {
             kind: RejectionKind::BadCredentials,
             reason: format!("login at {host} refused the credentials (HTTP 401)"),
         })),
         status => Err(format!("login at {host}: unexpected HTTP status {status}")),
+    }
+}
+
+/// True for a 401 body `{"result": "expired-password"}`: the password is right but must be
+/// changed. Any other 401 body (ILS services send whatever they like) is a wrong password.
+fn says_expired(body: &[u8]) -> bool {
+    matches!(wire::parse_result(body), Ok((result, _)) if result == "expired-password")
+}
+
+/// The service's verdict on `POST {base_url}/change-password`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeVerdict {
+    /// Changed: the mapper logs in again with the new password.
+    Changed,
+    /// Not changed.
+    Rejected(PasswordRejection),
+    /// The service has no such endpoint (404).
+    Unsupported,
+}
+
+/// Turns the change-password endpoint's answer into a verdict. A service that fails (a status
+/// other than 2xx or 404, an answer that is not the documented JSON) is a
+/// `directory-error`: the user stays on the password-change step.
+pub fn change_verdict(settings: &Settings, response: &Response) -> ChangeVerdict {
+    let host = settings.base_url.host();
+    let rejected =
+        |kind, reason: String| ChangeVerdict::Rejected(PasswordRejection { kind, reason });
+    if response.status == 404 {
+        return ChangeVerdict::Unsupported;
+    }
+    if !(200..300).contains(&response.status) {
+        return rejected(
+            PasswordRejectionKind::DirectoryError,
+            format!(
+                "change-password at {host}: unexpected HTTP status {}",
+                response.status
+            ),
+        );
+    }
+    let (result, detail) = match wire::parse_result(&response.body) {
+        Ok(answer) => answer,
+        Err(e) => {
+            return rejected(
+                PasswordRejectionKind::DirectoryError,
+                format!("change-password at {host}: {e}"),
+            );
+        }
+    };
+    let kind = match result.as_str() {
+        "changed" => return ChangeVerdict::Changed,
+        "wrong-password" => PasswordRejectionKind::WrongPassword,
+        "weak-password" => PasswordRejectionKind::WeakPassword,
+        "too-many-attempts" => PasswordRejectionKind::TooManyAttempts,
+        "directory-error" => PasswordRejectionKind::DirectoryError,
+        other => {
+            return rejected(
+                PasswordRejectionKind::DirectoryError,
+                format!("change-password at {host}: unknown result {other:?}"),
+            );
+        }
+    };
+    rejected(
+        kind,
+        format!("change-password at {host}: {result}{}", suffix(&detail)),
+    )
+}
+
+/// Turns the operate endpoint's answer into an outcome. A 404 is `unsupported`; a service that
+/// fails is `refused` (never an `err`: the user gets a clean "could not" and the session goes
+/// on).
+pub fn operation_outcome(settings: &Settings, response: &Response) -> OperationOutcome {
+    let host = settings.base_url.host();
+    if response.status == 404 {
+        return OperationOutcome::Unsupported;
+    }
+    if !(200..300).contains(&response.status) {
+        return OperationOutcome::Refused(format!(
+            "operate at {host}: unexpected HTTP status {}",
+            response.status
+        ));
+    }
+    match wire::parse_result(&response.body) {
+        Ok((result, detail)) => match result.as_str() {
+            "done" => OperationOutcome::Done(detail),
+            "try-again" => OperationOutcome::TryAgain(detail),
+            "refused" => OperationOutcome::Refused(detail),
+            "unsupported" => OperationOutcome::Unsupported,
+            other => {
+                OperationOutcome::Refused(format!("operate at {host}: unknown result {other:?}"))
+            }
+        },
+        Err(e) => OperationOutcome::Refused(format!("operate at {host}: {e}")),
+    }
+}
+
+fn suffix(detail: &str) -> String {
+    if detail.is_empty() {
+        String::new()
+    } else {
+        format!(" ({detail})")
     }
 }
 
@@ -98,7 +202,7 @@ pub fn desktop(host: Host) -> Desktop {
         agent_port: None,
         session_kind: SessionKind::Vdi,
         state: DesktopState::Unknown,
-        operations: Vec::new(),
+        operations: host.operations,
     }
 }
 
@@ -209,6 +313,124 @@ mod tests {
                 .starts_with("listing at 127.0.0.1: the host list is not valid JSON")
         );
         assert!(listing_outcome(&s, &response(500, &[], "")).is_err());
+    }
+
+    #[test]
+    fn a_401_that_says_expired_asks_for_a_change() {
+        let s = settings();
+        let expired = login_outcome(
+            &s,
+            &response(401, &[], r#"{"result":"expired-password"}"#),
+            "a",
+            "",
+        )
+        .unwrap();
+        assert!(matches!(
+            expired,
+            AuthOutcome::Rejected(Rejection {
+                kind: RejectionKind::ExpiredPassword,
+                ..
+            })
+        ));
+        let other = login_outcome(&s, &response(401, &[], r#"{"result":"nope"}"#), "a", "");
+        assert!(matches!(
+            other,
+            Ok(AuthOutcome::Rejected(Rejection {
+                kind: RejectionKind::BadCredentials,
+                ..
+            }))
+        ));
+    }
+
+    #[test]
+    fn change_verdicts() {
+        let s = settings();
+        let verdict = |status, body| change_verdict(&s, &response(status, &[], body));
+        assert_eq!(
+            verdict(200, r#"{"result":"changed"}"#),
+            ChangeVerdict::Changed
+        );
+        assert_eq!(verdict(404, ""), ChangeVerdict::Unsupported);
+        for (body, kind) in [
+            (
+                r#"{"result":"wrong-password"}"#,
+                PasswordRejectionKind::WrongPassword,
+            ),
+            (
+                r#"{"result":"weak-password","detail":"too short"}"#,
+                PasswordRejectionKind::WeakPassword,
+            ),
+            (
+                r#"{"result":"too-many-attempts"}"#,
+                PasswordRejectionKind::TooManyAttempts,
+            ),
+            (
+                r#"{"result":"directory-error"}"#,
+                PasswordRejectionKind::DirectoryError,
+            ),
+            (
+                r#"{"result":"maybe"}"#,
+                PasswordRejectionKind::DirectoryError,
+            ),
+            ("not json", PasswordRejectionKind::DirectoryError),
+        ] {
+            match verdict(200, body) {
+                ChangeVerdict::Rejected(rejection) => assert_eq!(rejection.kind, kind, "{body}"),
+                other => panic!("{body}: {other:?}"),
+            }
+        }
+        let ChangeVerdict::Rejected(weak) =
+            verdict(200, r#"{"result":"weak-password","detail":"too short"}"#)
+        else {
+            panic!("weak");
+        };
+        assert_eq!(
+            weak.reason,
+            "change-password at 127.0.0.1: weak-password (too short)"
+        );
+        let ChangeVerdict::Rejected(failed) = verdict(502, "") else {
+            panic!("a 502 is a directory error");
+        };
+        assert_eq!(failed.kind, PasswordRejectionKind::DirectoryError);
+        assert_eq!(
+            failed.reason,
+            "change-password at 127.0.0.1: unexpected HTTP status 502"
+        );
+    }
+
+    #[test]
+    fn operation_outcomes() {
+        let s = settings();
+        let outcome = |status, body| operation_outcome(&s, &response(status, &[], body));
+        assert_eq!(
+            outcome(200, r#"{"result":"done","detail":"restarting"}"#),
+            OperationOutcome::Done("restarting".into())
+        );
+        assert_eq!(
+            outcome(200, r#"{"result":"try-again","detail":"booting"}"#),
+            OperationOutcome::TryAgain("booting".into())
+        );
+        assert_eq!(
+            outcome(200, r#"{"result":"refused","detail":"in use"}"#),
+            OperationOutcome::Refused("in use".into())
+        );
+        assert_eq!(
+            outcome(200, r#"{"result":"unsupported"}"#),
+            OperationOutcome::Unsupported
+        );
+        assert_eq!(outcome(404, ""), OperationOutcome::Unsupported);
+        assert_eq!(
+            outcome(500, ""),
+            OperationOutcome::Refused("operate at 127.0.0.1: unexpected HTTP status 500".into())
+        );
+        assert!(matches!(
+            outcome(200, "<html>"),
+            OperationOutcome::Refused(_)
+        ));
+        assert!(matches!(
+            outcome(200, r#"{"result":"later"}"#),
+            OperationOutcome::Refused(_)
+        ));
     }
 
     #[test]

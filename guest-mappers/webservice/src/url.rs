@@ -118,6 +118,19 @@ impl Url {
     }
 }
 
+impl Url {
+    /// A service endpoint beside the listing: `{base}/{name}` (`name` is a fixed path segment
+    /// such as `operate`).
+    pub fn endpoint(&self, name: &str) -> Self {
+        let base = self.path_with_query.trim_end_matches('/');
+        Self {
+            scheme: self.scheme,
+            authority: self.authority.clone(),
+            path_with_query: format!("{base}/{name}"),
+        }
+    }
+}
+
 impl fmt::Display for Url {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let scheme = match self.scheme {
@@ -197,6 +210,24 @@ mod tests {
         assert!(Url::parse("http://h/a b").is_err());
         let err = Url::parse("https://bob:secret@h/").unwrap_err();
         assert!(!err.contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn builds_the_endpoints_beside_the_listing() {
+        let base = Url::parse("https://hosts.example.com/api/")
+            .unwrap()
+            .without_trailing_slash();
+        assert_eq!(
+            base.endpoint("operate").to_string(),
+            "https://hosts.example.com/api/operate"
+        );
+        let root = Url::parse("http://127.0.0.1:8080")
+            .unwrap()
+            .without_trailing_slash();
+        assert_eq!(
+            root.endpoint("change-password").path_with_query(),
+            "/change-password"
+        );
     }
 
     #[test]

@@ -3,7 +3,8 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use serde_json::Value;
+use interstate_mapper_sdk::types::Operation;
+use serde_json::{Value, json};
 
 /// The most desktops the contract lets a mapper return.
 pub const MAX_HOSTS: usize = 512;
@@ -57,6 +58,8 @@ pub struct Host {
     pub name: String,
     /// The agent's host name.
     pub hostname: String,
+    /// The operations the service offers for this host (its optional `operations` list).
+    pub operations: Vec<Operation>,
 }
 
 /// Parses the listing body `{"hosts":[{"name":...,"hostname":...}]}`.
@@ -95,13 +98,101 @@ pub fn parse_hosts(body: &[u8]) -> Result<Vec<Host>, String> {
         };
         let name = field("name")?;
         let hostname = field("hostname")?;
+        let operations = parse_operations(entry.get("operations"), i)?;
         let id = desktop_id(&hostname);
         if out.iter().any(|h| h.id == id) {
             continue;
         }
-        out.push(Host { id, name, hostname });
+        out.push(Host {
+            id,
+            name,
+            hostname,
+            operations,
+        });
     }
     Ok(out)
+}
+
+/// An entry's optional `operations`: a list of `"restart"`, `"power-down"` and `"power-up"`
+/// (repeats dropped); absent or `null` means none.
+fn parse_operations(value: Option<&Value>, index: usize) -> Result<Vec<Operation>, String> {
+    let items = match value {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items,
+        Some(_) => return Err(format!("hosts[{index}].operations: expected a list")),
+    };
+    let mut operations = Vec::new();
+    for (j, item) in items.iter().enumerate() {
+        let operation = item.as_str().and_then(operation_from_name).ok_or_else(|| {
+            format!(
+                "hosts[{index}].operations[{j}]: expected \"restart\", \"power-down\" or \"power-up\""
+            )
+        })?;
+        if !operations.contains(&operation) {
+            operations.push(operation);
+        }
+    }
+    Ok(operations)
+}
+
+/// The wire name of an operation, as the WIT spells it.
+pub fn operation_name(operation: Operation) -> &'static str {
+    match operation {
+        Operation::Restart => "restart",
+        Operation::PowerDown => "power-down",
+        Operation::PowerUp => "power-up",
+    }
+}
+
+fn operation_from_name(name: &str) -> Option<Operation> {
+    match name {
+        "restart" => Some(Operation::Restart),
+        "power-down" => Some(Operation::PowerDown),
+        "power-up" => Some(Operation::PowerUp),
+        _ => None,
+    }
+}
+
+/// The body of `POST {base_url}/change-password`. It holds both passwords: never log it.
+pub fn change_password_body(
+    username: &str,
+    domain: &str,
+    old_password: &str,
+    new_password: &str,
+) -> Value {
+    json!({
+        "username": username,
+        "domain": domain,
+        "old_password": old_password,
+        "new_password": new_password,
+    })
+}
+
+/// The body of `POST {base_url}/operate`.
+pub fn operate_body(username: &str, host: &Host, operation: Operation) -> Value {
+    json!({
+        "username": username,
+        "desktop_id": host.id,
+        "hostname": host.hostname,
+        "operation": operation_name(operation),
+    })
+}
+
+/// The service's verdict `{"result": "...", "detail": "..."}` (`detail` optional, empty when
+/// absent).
+pub fn parse_result(body: &[u8]) -> Result<(String, String), String> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| format!("the answer is not valid JSON: {e}"))?;
+    let result = value
+        .get("result")
+        .and_then(Value::as_str)
+        .ok_or("the answer has no \"result\" string")?;
+    let detail = match value.get("detail") {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(detail)) => detail.clone(),
+        Some(_) => return Err("the answer's \"detail\" is not a string".to_owned()),
+    };
+    Ok((result.to_owned(), detail))
 }
 
 /// A desktop id derived from the host name alone, so it survives reordering of the list:
@@ -189,12 +280,14 @@ mod tests {
                 Host {
                     id: "jrr.tolkien.com".into(),
                     name: "Bilbo Baggins".into(),
-                    hostname: "JRR.tolkien.com".into()
+                    hostname: "JRR.tolkien.com".into(),
+                    operations: Vec::new(),
                 },
                 Host {
                     id: "orwell.mil".into(),
                     name: "Winston Smith".into(),
-                    hostname: "orwell.mil".into()
+                    hostname: "orwell.mil".into(),
+                    operations: Vec::new(),
                 },
             ]
         );
@@ -235,6 +328,60 @@ mod tests {
                 .unwrap_err()
                 .contains("at most 512")
         );
+    }
+
+    #[test]
+    fn hosts_may_offer_operations() {
+        let hosts = parse_hosts(
+            br#"{"hosts":[{"name":"a","hostname":"a","operations":["restart","power-up","restart"]},
+                          {"name":"b","hostname":"b","operations":null}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            hosts[0].operations,
+            [Operation::Restart, Operation::PowerUp]
+        );
+        assert!(hosts[1].operations.is_empty());
+        assert_eq!(
+            parse_hosts(br#"{"hosts":[{"name":"a","hostname":"a","operations":"restart"}]}"#)
+                .unwrap_err(),
+            "hosts[0].operations: expected a list"
+        );
+        assert_eq!(
+            parse_hosts(br#"{"hosts":[{"name":"a","hostname":"a","operations":["reboot"]}]}"#)
+                .unwrap_err(),
+            "hosts[0].operations[0]: expected \"restart\", \"power-down\" or \"power-up\""
+        );
+    }
+
+    #[test]
+    fn bodies_and_results() {
+        let body = change_password_body("o'brien", "EXAMPLE", "old", "new");
+        assert_eq!(
+            body,
+            json!({"username": "o'brien", "domain": "EXAMPLE", "old_password": "old", "new_password": "new"})
+        );
+        let host = Host {
+            id: "ws-1".into(),
+            name: "WS 1".into(),
+            hostname: "WS-1".into(),
+            operations: Vec::new(),
+        };
+        assert_eq!(
+            operate_body("bob", &host, Operation::PowerDown),
+            json!({"username": "bob", "desktop_id": "ws-1", "hostname": "WS-1", "operation": "power-down"})
+        );
+        assert_eq!(
+            parse_result(br#"{"result":"done","detail":"ok"}"#).unwrap(),
+            ("done".to_owned(), "ok".to_owned())
+        );
+        assert_eq!(
+            parse_result(br#"{"result":"changed"}"#).unwrap(),
+            ("changed".to_owned(), String::new())
+        );
+        assert!(parse_result(b"{}").is_err());
+        assert!(parse_result(br#"{"result":"done","detail":7}"#).is_err());
+        assert!(parse_result(b"<html>").is_err());
     }
 
     #[test]

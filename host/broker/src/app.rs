@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use interstate_mapper::{
-    LoadError, MapperRuntime, MapperSettings, MapperSource, RuntimeConfig, WasmMapper,
+    LoadError, MapperRuntime, MapperSettings, MapperSource, RuntimeConfig, StoreSettings,
+    WasmMapper,
 };
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -91,6 +92,7 @@ pub async fn load_mapper(
         memory_limit_bytes: settings.mapper.memory_limit_bytes,
         allowed_hosts: settings.mapper.allowed_hosts.clone(),
         deny_private_addresses: settings.mapper.deny_private_addresses,
+        store: StoreSettings::default(),
     };
     runtime
         .load(source, mapper_settings)

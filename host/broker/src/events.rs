@@ -4,7 +4,10 @@
 //! | type | channels |
 //! |---|---|
 //! | `session.created` | sessions |
-//! | `session.authenticated`, `session.auth_failed`, `session.rate_limited` | sessions, auth |
+//! | `session.authenticated`, `session.challenged`, `session.auth_failed`, `session.rate_limited` | sessions, auth |
+//! | `session.disclaimer` (`accepted`) | sessions, auth |
+//! | `session.password_changed`, `session.password_change_failed` (`reason`) | sessions, auth |
+//! | `session.operation` (`operation`, `result`, `outcome`) | sessions, allocations |
 //! | `session.resources_listed` | sessions |
 //! | `session.allocated`, `session.allocation_failed` | sessions, allocations |
 //! | `session.ended` (`reason`: bye, timeout, killed) | sessions |

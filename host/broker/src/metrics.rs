@@ -17,6 +17,8 @@
 //! | `interstate_mapper_calls_total` | counter | `export`, `outcome`: ok, error |
 //! | `interstate_mapper_call_duration_seconds` | histogram | `export`, `outcome` |
 //! | `interstate_allocations_total` | counter | `result`: success, refused, agent_failed |
+//! | `interstate_operations_total` | counter | `outcome`: done, try_again, refused, unsupported, error |
+//! | `interstate_password_changes_total` | counter | `outcome`: changed, rejected, unsupported, rate_limited, error |
 //! | `interstate_agent_latency_seconds` | histogram | `outcome`: ok, error |
 //! | `interstate_store_errors_total` | counter | `kind`: busy, conflict, full, unavailable |
 //! | `interstate_feed_connections` | gauge | |
@@ -109,6 +111,10 @@ pub struct Metrics {
     pub mapper_duration: Histograms<MapperCall>,
     /// Allocations by result.
     pub allocations: Family<AllocationResult, Counter>,
+    /// Desktop operations the mapper was asked for, by outcome.
+    pub operations: Family<Outcome, Counter>,
+    /// Password changes, by outcome.
+    pub password_changes: Family<Outcome, Counter>,
     /// Agent `launch-session` latency by outcome.
     pub agent_latency: Histograms<Outcome>,
     /// Store errors by kind.
@@ -169,6 +175,18 @@ impl Metrics {
             "Desktop allocations by result",
             allocations.clone(),
         );
+        let operations = Family::default();
+        registry.register(
+            "operations",
+            "Desktop operations (restart, power) by outcome",
+            operations.clone(),
+        );
+        let password_changes = Family::default();
+        registry.register(
+            "password_changes",
+            "Password changes by outcome",
+            password_changes.clone(),
+        );
         let agent_latency: Histograms<Outcome> = Family::new_with_constructor(latency_histogram);
         registry.register_with_unit(
             "agent_latency",
@@ -222,6 +240,8 @@ impl Metrics {
             mapper_calls,
             mapper_duration,
             allocations,
+            operations,
+            password_changes,
             agent_latency,
             store_errors,
             feed_connections,
@@ -252,6 +272,18 @@ impl Metrics {
     pub fn allocation(&self, result: &'static str) {
         self.allocations
             .get_or_create(&AllocationResult { result })
+            .inc();
+    }
+
+    /// Counts a desktop operation with `outcome`.
+    pub fn operation(&self, outcome: &'static str) {
+        self.operations.get_or_create(&Outcome { outcome }).inc();
+    }
+
+    /// Counts a password change with `outcome`.
+    pub fn password_change(&self, outcome: &'static str) {
+        self.password_changes
+            .get_or_create(&Outcome { outcome })
             .inc();
     }
 

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use interstate_config::defaults;
+use interstate_protocol::capability::KvLimits;
 
 /// The process-wide knobs of a [`MapperRuntime`](crate::MapperRuntime).
 #[derive(Debug, Clone)]
@@ -64,6 +65,18 @@ pub struct MapperSettings {
     /// Refuse an allowed host whose name resolves to (or that is) a private, loopback,
     /// link-local or otherwise non-public address; checked on the address connected to.
     pub deny_private_addresses: bool,
+    /// The mapper's namespace and bounds in the key-value store (0.2 `store`).
+    pub store: StoreSettings,
+}
+
+/// `mapper.store`: where and how much a mapper may keep in the key-value store.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreSettings {
+    /// The namespace; `None` means the mapper's name (the component's file stem, or
+    /// `SimpleMapper`).
+    pub namespace: Option<String>,
+    /// Key and value sizes, live keys and the longest TTL.
+    pub limits: KvLimits,
 }
 
 impl Default for MapperSettings {
@@ -74,6 +87,7 @@ impl Default for MapperSettings {
             memory_limit_bytes: defaults::MAPPER_MEMORY_MB << 20,
             allowed_hosts: Vec::new(),
             deny_private_addresses: defaults::MAPPER_DENY_PRIVATE_ADDRESSES,
+            store: StoreSettings::default(),
         }
     }
 }

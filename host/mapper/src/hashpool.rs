@@ -79,6 +79,13 @@ impl HashPool {
             .unwrap_or(false)
     }
 
+    /// A new PHC argon2id hash of `password` ([`password::hash_argon2id`]), computed on the
+    /// pool; `None` when the deadline passed before a slot was free.
+    pub async fn hash(&self, deadline: Instant, password: Zeroizing<String>) -> Option<String> {
+        self.run(deadline, move || password::hash_argon2id(&password))
+            .await
+    }
+
     /// Spends what checking a wrong password against an ILS hash costs, on the same pool: a
     /// refusal that needs no hash (a rate-limited login) then takes as long as one that does.
     pub async fn spend_like_a_check(&self, deadline: Instant) {

@@ -1,20 +1,30 @@
-//! The host imports every mapper gets: `log` and `verify-password`.
+//! The `host` interface of both contract versions: `log` and `verify-password` (0.1 and 0.2),
+//! `hash-password` and `verify-totp` (0.2).
 
 use zeroize::Zeroizing;
 
-use crate::bindings::Level;
-use crate::bindings::interstate::mapper::{host, types};
+use crate::bindings::{v01, v02};
 use crate::state::CallState;
+use crate::totp;
 
 /// Longest log line kept; the rest is cut at a character boundary.
 const MAX_LOG_BYTES: usize = 2048;
 /// Lines one call may log; later ones are dropped (one notice says so).
 const MAX_LOG_LINES: u32 = 100;
 
-impl types::Host for CallState {}
+/// A log level of either version.
+#[derive(Clone, Copy, Debug)]
+enum Level {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
 
-impl host::Host for CallState {
-    async fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
+impl CallState {
+    /// `log`: one line tagged with the mapper, within the call's line budget.
+    fn log_line(&mut self, level: Level, message: &str) {
         self.log_lines = self.log_lines.saturating_add(1);
         if self.log_lines > MAX_LOG_LINES {
             if self.log_lines == MAX_LOG_LINES + 1 {
@@ -24,9 +34,9 @@ impl host::Host for CallState {
                     "the mapper logged more than {MAX_LOG_LINES} lines in one call; dropping the rest"
                 );
             }
-            return Ok(());
+            return;
         }
-        let line = truncate(&message, MAX_LOG_BYTES);
+        let line = truncate(message, MAX_LOG_BYTES);
         let mapper = &*self.mapper;
         match level {
             Level::Trace => tracing::trace!(target: "interstate::mapper", mapper, "{line}"),
@@ -35,15 +45,92 @@ impl host::Host for CallState {
             Level::Warn => tracing::warn!(target: "interstate::mapper", mapper, "{line}"),
             Level::Error => tracing::error!(target: "interstate::mapper", mapper, "{line}"),
         }
+    }
+
+    /// `verify-password`. PBKDF2 with 100k iterations or argon2 costs tens of milliseconds of
+    /// CPU: it runs on the bounded hash pool, off the async workers, and not at all once the
+    /// call's deadline has passed while it waited.
+    async fn check_password(&mut self, password: String, hash: String) -> bool {
+        let password = Zeroizing::new(password);
+        self.hashes.verify(self.deadline, password, hash).await
+    }
+}
+
+impl v01::wit::Host for CallState {}
+
+impl v01::interstate::mapper::host::Host for CallState {
+    async fn log(&mut self, level: v01::Level, message: String) -> wasmtime::Result<()> {
+        let level = match level {
+            v01::Level::Trace => Level::Trace,
+            v01::Level::Debug => Level::Debug,
+            v01::Level::Info => Level::Info,
+            v01::Level::Warn => Level::Warn,
+            v01::Level::Error => Level::Error,
+        };
+        self.log_line(level, &message);
         Ok(())
     }
 
     async fn verify_password(&mut self, password: String, hash: String) -> wasmtime::Result<bool> {
-        // PBKDF2 with 100k iterations or argon2 costs tens of milliseconds of CPU: it runs on
-        // the bounded hash pool, off the async workers, and not at all once the call's
-        // deadline has passed while it waited.
+        Ok(self.check_password(password, hash).await)
+    }
+}
+
+impl v02::wit::Host for CallState {}
+
+impl v02::interstate::mapper::host::Host for CallState {
+    async fn log(&mut self, level: v02::Level, message: String) -> wasmtime::Result<()> {
+        let level = match level {
+            v02::Level::Trace => Level::Trace,
+            v02::Level::Debug => Level::Debug,
+            v02::Level::Info => Level::Info,
+            v02::Level::Warn => Level::Warn,
+            v02::Level::Error => Level::Error,
+        };
+        self.log_line(level, &message);
+        Ok(())
+    }
+
+    async fn verify_password(&mut self, password: String, hash: String) -> wasmtime::Result<bool> {
+        Ok(self.check_password(password, hash).await)
+    }
+
+    /// A PHC argon2id string on the hash pool; a hash that cannot start before the call's
+    /// deadline traps the call (the request fails like a timeout) rather than answering a
+    /// string that is not a hash.
+    async fn hash_password(&mut self, password: String) -> wasmtime::Result<String> {
         let password = Zeroizing::new(password);
-        Ok(self.hashes.verify(self.deadline, password, hash).await)
+        self.hashes
+            .hash(self.deadline, password)
+            .await
+            .ok_or_else(|| {
+                wasmtime::Error::msg(
+                    "hash-password: the call's deadline passed before a hash slot was free",
+                )
+            })
+    }
+
+    async fn verify_totp(
+        &mut self,
+        secret: String,
+        code: String,
+    ) -> wasmtime::Result<v02::interstate::mapper::host::TotpVerdict> {
+        use v02::interstate::mapper::host::TotpVerdict;
+        let secret = Zeroizing::new(secret);
+        let code = Zeroizing::new(code);
+        let verdict = totp::verify(
+            &self.mapper,
+            self.services.kv.as_ref(),
+            &secret,
+            &code,
+            totp::unix_now(),
+        )
+        .await;
+        Ok(match verdict {
+            totp::Verdict::Accepted => TotpVerdict::Accepted,
+            totp::Verdict::Rejected => TotpVerdict::Rejected,
+            totp::Verdict::Replayed => TotpVerdict::Replayed,
+        })
     }
 }
 

@@ -3,11 +3,35 @@
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-/// The contract this host speaks: any `0.1.x` of `interstate:mapper/policy`.
-pub const SUPPORTED_POLICY: &str = "interstate:mapper/policy@0.1.x";
+/// The contracts this host speaks: any `0.1.x` or `0.2.x` of `interstate:mapper/policy`.
+pub const SUPPORTED_POLICY: &str =
+    "interstate:mapper/policy@0.1.x or interstate:mapper/policy@0.2.x";
 
-/// The export prefix of every supported version.
-const POLICY_PREFIX: &str = "interstate:mapper/policy@0.1.";
+/// The export name of the policy interface, before its version.
+const POLICY_EXPORT: &str = "interstate:mapper/policy@";
+
+/// A version of the mapper contract the host speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ContractVersion {
+    /// `0.1.x` (`wit/0.1/mapper.wit`, frozen).
+    V01,
+    /// `0.2.x` (`wit/mapper.wit`).
+    V02,
+}
+
+impl ContractVersion {
+    /// The version of a full version string such as `0.2.3`, if the host speaks it.
+    fn of(version: &str) -> Option<Self> {
+        let mut parts = version.splitn(3, '.');
+        let (major, minor) = (parts.next()?, parts.next()?);
+        parts.next()?;
+        match (major, minor) {
+            ("0", "1") => Some(Self::V01),
+            ("0", "2") => Some(Self::V02),
+            _ => None,
+        }
+    }
+}
 
 /// WASI packages the linker provides (filesystem and sockets are linked but deny everything:
 /// no preopens, no addresses, no name lookup).
@@ -46,12 +70,13 @@ impl Surface {
         }
     }
 
-    /// The version of the policy export (`0.1.3`), if the component exports a supported one.
-    pub(crate) fn policy_version(&self) -> Option<&str> {
-        self.exports
-            .iter()
-            .find_map(|name| name.strip_prefix(POLICY_PREFIX).map(|_| name.as_str()))
-            .and_then(|name| name.rsplit_once('@').map(|(_, version)| version))
+    /// The version of the policy export (`0.1.3`) and the contract it belongs to, if the
+    /// component exports a supported one.
+    pub(crate) fn policy_version(&self) -> Option<(ContractVersion, &str)> {
+        self.exports.iter().find_map(|name| {
+            let version = name.strip_prefix(POLICY_EXPORT)?;
+            Some((ContractVersion::of(version)?, version))
+        })
     }
 
     /// Imports outside the allow-list: `interstate:mapper/*` and the WASI packages we link.
@@ -79,13 +104,21 @@ mod tests {
     }
 
     #[test]
-    fn finds_any_0_1_patch() {
+    fn finds_any_0_1_or_0_2_patch() {
         let s = surface(&[], &["init", "interstate:mapper/policy@0.1.7"]);
-        assert_eq!(s.policy_version(), Some("0.1.7"));
+        assert_eq!(s.policy_version(), Some((ContractVersion::V01, "0.1.7")));
         let s = surface(&[], &["interstate:mapper/policy@0.2.0"]);
-        assert_eq!(s.policy_version(), None);
-        let s = surface(&[], &["interstate:mapper/policy"]);
-        assert_eq!(s.policy_version(), None);
+        assert_eq!(s.policy_version(), Some((ContractVersion::V02, "0.2.0")));
+        for refused in [
+            "interstate:mapper/policy@0.3.0",
+            "interstate:mapper/policy@1.1.0",
+            "interstate:mapper/policy@0.2",
+            "interstate:mapper/policy@0.10.0",
+            "interstate:mapper/policy",
+            "other:mapper/policy@0.1.0",
+        ] {
+            assert_eq!(surface(&[], &[refused]).policy_version(), None, "{refused}");
+        }
     }
 
     #[test]

@@ -7,9 +7,12 @@
 //! ```text
 //! MapperRuntime (one per process)
 //!  ├ Engine        async, epoch interruption (10 ms ticker), pooling allocator
-//!  ├ Linker        interstate:mapper/host + WASI p2 (async) + wasi:http (allow-listed)
+//!  ├ Linker        interstate:mapper/host@0.1 and host, store, directory @0.2
+//!  │               + WASI p2 (async) + wasi:http (allow-listed)
+//!  ├ KeyValue      MemoryKv unless the broker gives its Redis one; Directory if configured
 //!  └ load(source, settings) ─► WasmMapper (Arc inside, cheap to clone)
-//!       compile or read the cache → check exports/imports → InstancePre
+//!       compile or read the cache → the contract version from the exports → check imports
+//!       → InstancePre of that version
 //!       → configure + domains once
 //!
 //! WasmMapper call (interstate_protocol::policy::Mapper)
@@ -21,8 +24,12 @@
 //! - [`runtime`]: the engine, linker and epoch ticker; `load`.
 //! - `cache`: the on-disk compile cache.
 //! - `inspect`: the world version from the exports, the import allow-list.
-//! - `call`: one call in a fresh store: limits, deadline, error classification.
+//! - `bindings`: the two contract versions, `0.1.x` (frozen) and `0.2.x`.
+//! - `call`: one call in a fresh store: limits, deadline, error classification; per version.
 //! - `state`, `host`, `http`: the store's data, the host imports, the wasi:http allow-list.
+//! - `store`, [`MemoryKv`]: 0.2's `store` on the runtime's `KeyValue`, and the in-memory one.
+//! - `totp`: 0.2's `verify-totp` (RFC 6238, replay record in the `KeyValue`).
+//! - `directory`: 0.2's `directory` on the runtime's `Directory`.
 //! - `convert`: bindings ↔ `interstate_protocol::policy` types, with the contract's bounds.
 //! - [`password`]: `verify-password` (ILS PBKDF2, PHC argon2id and pbkdf2-sha256).
 //! - [`check`](mod@check): the report behind `interstate mapper check`.
@@ -33,24 +40,31 @@ mod call;
 pub mod check;
 mod config;
 mod convert;
+mod directory;
 mod error;
 mod guest_build;
 pub mod hashpool;
 mod host;
 mod http;
 mod inspect;
+#[cfg(feature = "testing")]
+mod kv_contract;
 mod mapper;
+mod memory_kv;
 mod outgoing;
 pub mod password;
 pub mod runtime;
 mod state;
+mod store;
+mod totp;
 
 pub use crate::check::{CheckLogin, CheckReport, check};
-pub use crate::config::{MapperSettings, MapperSource, RuntimeConfig};
+pub use crate::config::{MapperSettings, MapperSource, RuntimeConfig, StoreSettings};
 pub use crate::error::LoadError;
 pub use crate::hashpool::HashPool;
 pub use crate::inspect::SUPPORTED_POLICY;
 pub use crate::mapper::{MapperInfo, WasmMapper};
+pub use crate::memory_kv::MemoryKv;
 pub use crate::runtime::MapperRuntime;
 
 /// The embedded SimpleMapper component (`guest-mappers/simple`, built by `build.rs`).
@@ -72,6 +86,7 @@ pub mod testing {
 
     pub use crate::guest_build::GuestBuildError;
     use crate::guest_build::GuestBuilder;
+    pub use crate::kv_contract::{CONTRACT_LIMITS, key_value_contract};
 
     /// Builds the Rust guest `package` of `guest-mappers/` (release, wasm32-wasip2) exactly
     /// as `build.rs` builds the SimpleMapper, and returns the path of its component. Safe to
@@ -83,6 +98,12 @@ pub mod testing {
             target_dir: PathBuf::from(env!("INTERSTATE_GUEST_TARGET_DIR")),
         }
         .build(package)
+    }
+
+    /// The 6-digit RFC 6238 code of the base32 `secret` at `unix_seconds` (SHA-1, 30 s), as
+    /// `verify-totp` expects it; `None` for a secret that is not base32.
+    pub fn totp_code(secret: &str, unix_seconds: u64) -> Option<String> {
+        crate::totp::code(secret, unix_seconds)
     }
 
     /// The path of the embedded SimpleMapper component as built by `build.rs`.

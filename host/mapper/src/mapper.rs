@@ -4,14 +4,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use interstate_protocol::policy::{
-    Allocation, AuthOutcome, BoxFuture, Capabilities, ClientContext, Desktop, FieldAnswer,
-    Identity, Mapper, MapperError, Operation, OperationOutcome, PasswordChange,
-    PasswordChangeOutcome, PasswordLogin, Secret, StepAnswer,
+    Allocation, AuthOutcome, BoxFuture, Capabilities, ClientContext, Desktop, Identity, Mapper,
+    MapperError, Operation, OperationOutcome, PasswordChange, PasswordChangeOutcome, PasswordLogin,
+    Secret, StepAnswer,
 };
-use zeroize::Zeroize;
 
 use crate::call::{CallError, Callable, Reply, Request};
-use crate::convert;
+use crate::inspect::ContractVersion;
 
 /// What the host learned about a mapper when it loaded it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,7 +61,12 @@ impl WasmMapper {
         &self.inner.info
     }
 
-    async fn invoke(&self, request: &Request) -> Result<Reply, MapperError> {
+    /// The contract version the component speaks.
+    fn version(&self) -> ContractVersion {
+        self.inner.callable.pre.version()
+    }
+
+    async fn invoke(&self, request: Request<'_>) -> Result<Reply, MapperError> {
         self.inner
             .callable
             .invoke(request)
@@ -75,17 +79,12 @@ impl WasmMapper {
             })
     }
 
-    async fn auth(&self, request: &Request) -> Result<AuthOutcome, MapperError> {
+    async fn auth(&self, request: Request<'_>) -> Result<AuthOutcome, MapperError> {
         match self.invoke(request).await? {
-            Reply::Auth(Ok(outcome)) => convert::auth_outcome(outcome),
-            Reply::Auth(Err(message)) => Err(guest(message)),
+            Reply::Auth(outcome) => Ok(outcome),
             other => Err(mismatch(&other)),
         }
     }
-}
-
-fn guest(message: String) -> MapperError {
-    MapperError::Guest(convert::guest_message(message))
 }
 
 fn mismatch(reply: &Reply) -> MapperError {
@@ -106,25 +105,28 @@ impl Mapper for WasmMapper {
         })
     }
 
+    /// The password is copied into the call and wiped when it returns.
     fn authenticate<'a>(
         &'a self,
         login: &'a PasswordLogin,
     ) -> BoxFuture<'a, Result<AuthOutcome, MapperError>> {
-        Box::pin(async move {
-            let mut request = Request::Authenticate(convert::login_to_wit(login));
-            let outcome = self.auth(&request).await;
-            if let Request::Authenticate(login) = &mut request {
-                login.password.zeroize();
-            }
-            outcome
-        })
+        Box::pin(self.auth(Request::Authenticate(login)))
     }
 
+    /// 0.2 components export `operate` and `change-password`; 0.1 components neither.
     fn capabilities(&self) -> Capabilities {
-        // 0.1.x: nothing beyond the 0.1 contract (until the 0.2 bindings land).
-        Capabilities::default()
+        match self.version() {
+            ContractVersion::V01 => Capabilities::default(),
+            ContractVersion::V02 => Capabilities {
+                operate: true,
+                change_password: true,
+            },
+        }
     }
 
+    /// A 0.1 component gets the dialog's field values (it has no buttons nor disclaimers: a
+    /// disclaimer answer is refused without a call). The state and the values are copied into
+    /// the call and wiped when it returns.
     fn continue_authentication<'a>(
         &'a self,
         state: &'a Secret,
@@ -132,23 +134,15 @@ impl Mapper for WasmMapper {
         client: &'a ClientContext,
     ) -> BoxFuture<'a, Result<AuthOutcome, MapperError>> {
         Box::pin(async move {
-            let answers: &[FieldAnswer] = match answer {
-                StepAnswer::Dialog { fields, .. } => fields,
-                StepAnswer::DisclaimerAccepted => &[],
-            };
-            let mut request = Request::Continue {
-                state: state.expose().to_owned(),
-                answers: convert::answers_to_wit(answers),
-                client: convert::client_to_wit(client),
-            };
-            let outcome = self.auth(&request).await;
-            if let Request::Continue { state, answers, .. } = &mut request {
-                state.zeroize();
-                for answer in answers {
-                    answer.value.zeroize();
-                }
+            if self.version() == ContractVersion::V01 && *answer == StepAnswer::DisclaimerAccepted {
+                return Err(crate::call::no_disclaimer_in_0_1());
             }
-            outcome
+            self.auth(Request::Continue {
+                state,
+                answer,
+                client,
+            })
+            .await
         })
     }
 
@@ -158,13 +152,8 @@ impl Mapper for WasmMapper {
         client: &'a ClientContext,
     ) -> BoxFuture<'a, Result<Vec<Desktop>, MapperError>> {
         Box::pin(async move {
-            let request = Request::ListDesktops {
-                user: convert::identity_to_wit(user),
-                client: convert::client_to_wit(client),
-            };
-            match self.invoke(&request).await? {
-                Reply::Desktops(Ok(desktops)) => convert::desktops(desktops),
-                Reply::Desktops(Err(message)) => Err(guest(message)),
+            match self.invoke(Request::ListDesktops { user, client }).await? {
+                Reply::Desktops(desktops) => Ok(desktops),
                 other => Err(mismatch(&other)),
             }
         })
@@ -178,32 +167,56 @@ impl Mapper for WasmMapper {
     ) -> BoxFuture<'a, Result<Allocation, MapperError>> {
         Box::pin(async move {
             let request = Request::Allocate {
-                user: convert::identity_to_wit(user),
-                desktop_id: desktop_id.to_owned(),
-                client: convert::client_to_wit(client),
+                user,
+                desktop_id,
+                client,
             };
-            match self.invoke(&request).await? {
-                Reply::Allocation(Ok(allocation)) => convert::allocation(allocation),
-                Reply::Allocation(Err(message)) => Err(guest(message)),
+            match self.invoke(request).await? {
+                Reply::Allocation(allocation) => Ok(allocation),
                 other => Err(mismatch(&other)),
             }
         })
     }
 
+    /// 0.2: the `operate` export. 0.1: `unsupported` without a call.
     fn operate<'a>(
         &'a self,
-        _user: &'a Identity,
-        _desktop_id: &'a str,
-        _op: Operation,
-        _client: &'a ClientContext,
+        user: &'a Identity,
+        desktop_id: &'a str,
+        op: Operation,
+        client: &'a ClientContext,
     ) -> BoxFuture<'a, Result<OperationOutcome, MapperError>> {
-        Box::pin(async { Ok(OperationOutcome::Unsupported) })
+        Box::pin(async move {
+            if self.version() == ContractVersion::V01 {
+                return Ok(OperationOutcome::Unsupported);
+            }
+            let request = Request::Operate {
+                user,
+                desktop_id,
+                op,
+                client,
+            };
+            match self.invoke(request).await? {
+                Reply::Operation(outcome) => Ok(outcome),
+                other => Err(mismatch(&other)),
+            }
+        })
     }
 
+    /// 0.2: the `change-password` export (both passwords wiped after the call). 0.1:
+    /// `unsupported` without a call.
     fn change_password<'a>(
         &'a self,
-        _change: &'a PasswordChange,
+        change: &'a PasswordChange,
     ) -> BoxFuture<'a, Result<PasswordChangeOutcome, MapperError>> {
-        Box::pin(async { Ok(PasswordChangeOutcome::Unsupported) })
+        Box::pin(async move {
+            if self.version() == ContractVersion::V01 {
+                return Ok(PasswordChangeOutcome::Unsupported);
+            }
+            match self.invoke(Request::ChangePassword(change)).await? {
+                Reply::PasswordChange(outcome) => Ok(outcome),
+                other => Err(mismatch(&other)),
+            }
+        })
     }
 }

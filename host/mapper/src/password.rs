@@ -51,13 +51,29 @@ pub fn hash_ils(password: &str) -> String {
     hex::encode(*ils_key(password))
 }
 
-/// A PHC argon2id hash of `password` with a random salt and argon2's default costs.
+/// argon2id's memory cost for new hashes, in KiB (OWASP's first recommendation).
+pub const ARGON2_MEMORY_KIB: u32 = 19_456;
+/// argon2id's passes for new hashes.
+pub const ARGON2_TIME: u32 = 2;
+/// argon2id's lanes for new hashes.
+pub const ARGON2_PARALLELISM: u32 = 1;
+
+/// A PHC argon2id hash of `password` (m=19456 KiB, t=2, p=1, a fresh random 16-byte salt):
+/// what `hash-password` and `interstate hash-password` produce, and [`verify`] accepts.
 pub fn hash_argon2id(password: &str) -> String {
     let salt = SaltString::generate(&mut password_hash::rand_core::OsRng);
-    match Argon2::default().hash_password(password.as_bytes(), &salt) {
+    let hasher = match argon2::Params::new(ARGON2_MEMORY_KIB, ARGON2_TIME, ARGON2_PARALLELISM, None)
+    {
+        Ok(params) => Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params),
+        // Only reachable with invalid parameters, and these constants are valid.
+        Err(err) => unreachable!(
+            "argon2 parameters {ARGON2_MEMORY_KIB}/{ARGON2_TIME}/{ARGON2_PARALLELISM} are invalid: {err}"
+        ),
+    };
+    match hasher.hash_password(password.as_bytes(), &salt) {
         Ok(hash) => hash.to_string(),
-        // Only reachable with invalid parameters, and the defaults are valid.
-        Err(err) => unreachable!("argon2 with default parameters failed: {err}"),
+        // Only reachable with invalid parameters, and these are valid.
+        Err(err) => unreachable!("argon2 with fixed valid parameters failed: {err}"),
     }
 }
 
@@ -242,7 +258,12 @@ mod tests {
     #[test]
     fn generated_hashes_round_trip() {
         let hash = hash_argon2id("s3cret ✓");
-        assert!(hash.starts_with("$argon2id$"), "{hash}");
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
+        let salt = hash.split('$').nth(4).unwrap_or_default();
+        assert_eq!(salt.len(), 22, "a 16-byte salt in unpadded base64: {hash}");
         assert!(verify("s3cret ✓", &hash));
         assert!(!verify("s3cret", &hash));
         assert_ne!(hash, hash_argon2id("s3cret ✓"), "salts must differ");

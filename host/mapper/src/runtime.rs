@@ -9,16 +9,19 @@ use tokio::sync::Semaphore;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use crate::bindings::{self, MapperPre};
+use interstate_protocol::capability::{Directory, KeyValue};
+
+use crate::bindings::{v01, v02};
 use crate::cache::CompileCache;
-use crate::call::{CallError, Callable, Reply, Request, Shared};
+use crate::call::{CallError, Callable, Pre, Reply, Request, Shared};
 use crate::config::{MapperSettings, MapperSource, RuntimeConfig};
 use crate::convert;
 use crate::error::LoadError;
 use crate::hashpool::HashPool;
-use crate::inspect::{SUPPORTED_POLICY, Surface};
+use crate::inspect::{ContractVersion, SUPPORTED_POLICY, Surface};
 use crate::mapper::{MapperInfo, WasmMapper};
-use crate::state::CallState;
+use crate::memory_kv::MemoryKv;
+use crate::state::{CallState, HostServices};
 
 /// How often the engine's epoch advances: the granularity of deadlines and of yielding.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -30,12 +33,17 @@ const MEMORIES_PER_COMPONENT: u32 = 16;
 const TABLES_PER_COMPONENT: u32 = 32;
 const CORE_INSTANCES_PER_COMPONENT: u32 = 64;
 
-/// The wasm engine, linker and compile cache shared by every mapper of the process.
+/// The wasm engine, linker and compile cache shared by every mapper of the process, and the
+/// host capabilities 0.2 mappers reach: the key-value store ([`MemoryKv`] unless
+/// [`with_key_value`](Self::with_key_value) says otherwise) and the directory (none unless
+/// [`with_directory`](Self::with_directory)).
 #[derive(Clone)]
 pub struct MapperRuntime {
     shared: Arc<Shared>,
     linker: Arc<Linker<CallState>>,
     cache: Option<CompileCache>,
+    kv: Arc<dyn KeyValue>,
+    directory: Option<Arc<dyn Directory>>,
 }
 
 impl std::fmt::Debug for MapperRuntime {
@@ -43,6 +51,7 @@ impl std::fmt::Debug for MapperRuntime {
         f.debug_struct("MapperRuntime")
             .field("max_calls", &self.shared.max_calls)
             .field("cache", &self.cache)
+            .field("directory", &self.directory.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -94,7 +103,25 @@ impl MapperRuntime {
             }),
             linker: Arc::new(linker),
             cache,
+            kv: Arc::new(MemoryKv::new()),
+            directory: None,
         })
+    }
+
+    /// The key-value store behind 0.2's `store` and `verify-totp`'s replay record for the
+    /// mappers loaded from now on (the broker's Redis one when the brokers share a Redis).
+    #[must_use]
+    pub fn with_key_value(mut self, kv: Arc<dyn KeyValue>) -> Self {
+        self.kv = kv;
+        self
+    }
+
+    /// The directory behind 0.2's `directory` for the mappers loaded from now on; without one
+    /// every directory call fails `unknown-profile`.
+    #[must_use]
+    pub fn with_directory(mut self, directory: Option<Arc<dyn Directory>>) -> Self {
+        self.directory = directory;
+        self
     }
 
     /// Loads a mapper: reads and checks the component, compiles it (or reads the compile
@@ -114,7 +141,10 @@ impl MapperRuntime {
         let compile_time = compile_started.elapsed();
 
         let surface = Surface::of(&self.shared.engine, &component);
-        let Some(world_version) = surface.policy_version().map(str::to_owned) else {
+        let Some((version, world_version)) = surface
+            .policy_version()
+            .map(|(version, text)| (version, text.to_owned()))
+        else {
             return Err(LoadError::Incompatible {
                 name,
                 exports: surface.exports,
@@ -132,23 +162,42 @@ impl MapperRuntime {
                     name: name.clone(),
                     reason: format!("{err:#}"),
                 })?;
-        let pre = MapperPre::new(instance_pre).map_err(|err| LoadError::BadExport {
+        let bad_export = |err: wasmtime::Error| LoadError::BadExport {
             name: name.clone(),
             export: format!("interstate:mapper/policy@{world_version}"),
             reason: format!("{err:#}"),
-        })?;
+        };
+        let pre = match version {
+            ContractVersion::V01 => {
+                Pre::V01(v01::MapperPre::new(instance_pre).map_err(bad_export)?)
+            }
+            ContractVersion::V02 => {
+                Pre::V02(v02::MapperPre::new(instance_pre).map_err(bad_export)?)
+            }
+        };
 
+        let namespace = settings
+            .store
+            .namespace
+            .clone()
+            .unwrap_or_else(|| name.clone());
         let callable = Callable {
             shared: Arc::clone(&self.shared),
             pre,
             name: name.as_str().into(),
+            services: HostServices {
+                kv: Arc::clone(&self.kv),
+                namespace: namespace.into(),
+                kv_limits: settings.store.limits,
+                directory: self.directory.clone(),
+            },
             settings_json: settings.settings_json,
             timeout: settings.timeout,
             memory_limit_bytes: settings.memory_limit_bytes,
             allowed_hosts: settings.allowed_hosts.into(),
             deny_private_addresses: settings.deny_private_addresses,
         };
-        let domains = match callable.invoke(&Request::Domains).await {
+        let domains = match callable.invoke(Request::Domains).await {
             Ok(Reply::Domains(domains)) => {
                 convert::domains(domains).map_err(|err| LoadError::Domains(err.to_string()))?
             }
@@ -228,9 +277,11 @@ impl MapperRuntime {
     }
 }
 
-/// Adds the host interface, WASI p2 (async) and wasi:http to the linker.
+/// Adds both contract versions' imports (0.1 `host`; 0.2 `host`, `store` and `directory`),
+/// WASI p2 (async) and wasi:http to the linker.
 fn link(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
-    bindings::Mapper::add_to_linker::<CallState, HasSelf<CallState>>(linker, |state| state)?;
+    v01::Mapper::add_to_linker::<CallState, HasSelf<CallState>>(linker, |state| state)?;
+    v02::Mapper::add_to_linker::<CallState, HasSelf<CallState>>(linker, |state| state)?;
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
     Ok(())

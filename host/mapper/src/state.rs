@@ -8,8 +8,34 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use interstate_protocol::capability::{Directory, KeyValue, KvLimits};
+
 use crate::hashpool::HashPool;
 use crate::http::HttpPolicy;
+
+/// The host capabilities a 0.2 mapper's calls reach: its namespace of the key-value store and
+/// the directory. Cheap to clone (one per call).
+#[derive(Clone)]
+pub(crate) struct HostServices {
+    /// The key-value store (`store`, and `verify-totp`'s replay record).
+    pub(crate) kv: Arc<dyn KeyValue>,
+    /// The mapper's namespace in it.
+    pub(crate) namespace: Arc<str>,
+    /// The mapper's bounds in it.
+    pub(crate) kv_limits: KvLimits,
+    /// The directory profiles, when the operator configured any.
+    pub(crate) directory: Option<Arc<dyn Directory>>,
+}
+
+impl std::fmt::Debug for HostServices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostServices")
+            .field("namespace", &self.namespace)
+            .field("kv_limits", &self.kv_limits)
+            .field("directory", &self.directory.is_some())
+            .finish_non_exhaustive()
+    }
+}
 
 /// Core instances, tables and memories one store may create. Python components hold a dozen
 /// core instances and several memories; anything far beyond is not a mapper.
@@ -99,6 +125,8 @@ pub(crate) struct CallState {
     /// Lines logged so far in this call.
     pub(crate) log_lines: u32,
     pub(crate) limiter: MemoryLimiter,
+    /// The store, the directory and their bounds.
+    pub(crate) services: HostServices,
     wasi: WasiCtx,
     http: WasiHttpCtx,
     hooks: HttpPolicy,
@@ -112,6 +140,7 @@ impl std::fmt::Debug for CallState {
             .field("deadline", &self.deadline)
             .field("log_lines", &self.log_lines)
             .field("limiter", &self.limiter)
+            .field("services", &self.services)
             .finish_non_exhaustive()
     }
 }
@@ -126,6 +155,7 @@ impl CallState {
         memory_limit_bytes: u64,
         allowed_hosts: Arc<[String]>,
         deny_private_addresses: bool,
+        services: HostServices,
     ) -> Self {
         let wasi = WasiCtx::builder()
             .allow_tcp(false)
@@ -144,6 +174,7 @@ impl CallState {
             hashes,
             log_lines: 0,
             limiter: MemoryLimiter::new(memory_limit_bytes),
+            services,
             wasi,
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),

@@ -8,9 +8,13 @@
 #[path = "mapper/support.rs"]
 mod support;
 
+#[path = "mapper/capabilities.rs"]
+mod capabilities;
 #[path = "mapper/hostile.rs"]
 mod hostile;
 #[path = "mapper/loading.rs"]
 mod loading;
 #[path = "mapper/simple.rs"]
 mod simple;
+#[path = "mapper/versions.rs"]
+mod versions;

@@ -1,9 +1,9 @@
-//! The messages a client sends (reference §3.1, §3.3, §3.6, §3.8, §3.9).
+//! The messages a client sends (reference §3.1, §3.3, §3.5–3.9, §11.1).
 //!
 //! Unknown elements are ignored, so newer clients keep working; known ones may appear once.
 //! Text is trimmed, except a password, which is taken verbatim.
 
-use crate::policy::{FieldAnswer, Secret};
+use crate::policy::{FieldAnswer, Operation, Secret};
 use crate::xml::tree::Element;
 
 /// Most `<cap>`, `<field>`, `<protocol>` or `<resource-type>` entries read from one list;
@@ -16,6 +16,15 @@ pub const PROBE_PRODUCT_NAME: &str = "QueryBrokerClient";
 /// The capability a client advertises when it can show an authentication dialog.
 pub const CAP_DIALOG_AUTHENTICATION: &str = "CAP_DIALOG_AUTHENTICATION";
 
+/// The capability a client advertises when it can show a disclaimer.
+pub const CAP_DISCLAIMER_AUTHENTICATION: &str = "CAP_DISCLAIMER_AUTHENTICATION";
+
+/// The `accept` token of a disclaimer the user accepted.
+pub const DISCLAIMER_ACCEPTED: &str = "DISCLAIMER_ACCEPTED";
+
+/// The `accept` token of a disclaimer the user declined.
+pub const DISCLAIMER_REJECTED: &str = "DISCLAIMER_REJECTED";
+
 /// A message from the client.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ClientRequest {
@@ -27,9 +36,13 @@ pub enum ClientRequest {
     GetResourceList(GetResourceList),
     /// `allocate-resource`: connect to one desktop.
     AllocateResource(AllocateResource),
+    /// `perform-operation`: restart or power a desktop.
+    PerformOperation(PerformOperation),
+    /// `update-password`: change an expired password.
+    UpdatePassword(UpdatePassword),
     /// `bye`: end the broker session.
     Bye,
-    /// Any other message element (e.g. `perform-operation`), answered `ERR_UNSUPPORTED_REQUEST`.
+    /// Any other message element, answered `ERR_UNSUPPORTED_REQUEST`.
     Unsupported {
         /// The element name.
         name: String,
@@ -44,6 +57,8 @@ impl ClientRequest {
             ClientRequest::Authenticate(_) => "authenticate",
             ClientRequest::GetResourceList(_) => "get-resource-list",
             ClientRequest::AllocateResource(_) => "allocate-resource",
+            ClientRequest::PerformOperation(_) => "perform-operation",
+            ClientRequest::UpdatePassword(_) => "update-password",
             ClientRequest::Bye => "bye",
             ClientRequest::Unsupported { name } => name,
         }
@@ -122,7 +137,12 @@ pub enum Authenticate {
         /// `button-id`, when sent.
         button_id: Option<String>,
     },
-    /// Any other method (disclaimer, token, smart-card, ...).
+    /// `method="disclaimer"`: the user's answer to a disclaimer.
+    Disclaimer {
+        /// True for `DISCLAIMER_ACCEPTED`, false for `DISCLAIMER_REJECTED`.
+        accepted: bool,
+    },
+    /// Any other method (token, smart-card, ...).
     Other {
         /// The `method` attribute.
         method: String,
@@ -153,6 +173,52 @@ pub struct AllocateResource {
     pub time_zone_windows: String,
 }
 
+/// The operation a `perform-operation` names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RequestedOperation {
+    /// One of the operations a mapper can perform.
+    Known(Operation),
+    /// Anything else (`CMD_PWR_SLEEP`, `CMD_PWR_RESUME`, an unknown token), answered
+    /// `OP_FAILED_OPERATION_NOT_SUPPORTED`. The token is kept for the log.
+    Unknown(String),
+}
+
+impl RequestedOperation {
+    /// Reads an `operation` token: `CMD_OS_RESTART`, `CMD_PWR_DOWN` or `CMD_PWR_UP` are known.
+    pub fn from_token(token: &str) -> Self {
+        match token {
+            "CMD_OS_RESTART" => Self::Known(Operation::Restart),
+            "CMD_PWR_DOWN" => Self::Known(Operation::PowerDown),
+            "CMD_PWR_UP" => Self::Known(Operation::PowerUp),
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+}
+
+/// `perform-operation` (reference §11.1 \[R\]): `resource-id` and `operation`, both required.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PerformOperation {
+    /// `resource-id`: one of the last listing's ids.
+    pub resource_id: String,
+    /// `operation`.
+    pub operation: RequestedOperation,
+}
+
+/// `update-password` (reference §11.1 \[R\]): `username`, `old-password`, `new-password`,
+/// `domain`. The passwords are required and taken verbatim; the user name and domain are empty
+/// when absent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpdatePassword {
+    /// `username`, trimmed.
+    pub username: String,
+    /// `old-password`, verbatim.
+    pub old_password: Secret,
+    /// `new-password`, verbatim.
+    pub new_password: Secret,
+    /// `domain`, trimmed.
+    pub domain: String,
+}
+
 /// Maps a message element onto a request. An error is an `ERR_INVALID_INVALID_MSG_CONTENT`
 /// detail.
 pub(crate) fn from_element(message: &Element) -> Result<ClientRequest, String> {
@@ -164,6 +230,11 @@ pub(crate) fn from_element(message: &Element) -> Result<ClientRequest, String> {
             resource_types: list(message, "resource-types", "resource-type")?,
         }),
         "allocate-resource" => ClientRequest::AllocateResource(allocate(message)?),
+        "perform-operation" => ClientRequest::PerformOperation(PerformOperation {
+            resource_id: message.required_text("resource-id")?,
+            operation: RequestedOperation::from_token(&message.required_text("operation")?),
+        }),
+        "update-password" => ClientRequest::UpdatePassword(update_password(message)?),
         "bye" => ClientRequest::Bye,
         other => ClientRequest::Unsupported {
             name: other.to_owned(),
@@ -231,11 +302,38 @@ fn authenticate(message: &Element) -> Result<Authenticate, String> {
             answers,
             button_id: message.child_text("button-id")?,
         })
+    } else if method.eq_ignore_ascii_case("disclaimer") {
+        let accept = message.required_text("accept")?;
+        let accepted = if accept == DISCLAIMER_ACCEPTED {
+            true
+        } else if accept == DISCLAIMER_REJECTED {
+            false
+        } else {
+            return Err(
+                "<accept> is neither DISCLAIMER_ACCEPTED nor DISCLAIMER_REJECTED".to_owned(),
+            );
+        };
+        Ok(Authenticate::Disclaimer { accepted })
     } else {
         Ok(Authenticate::Other {
             method: method.to_owned(),
         })
     }
+}
+
+fn update_password(message: &Element) -> Result<UpdatePassword, String> {
+    let verbatim = |name: &str| -> Result<Secret, String> {
+        message
+            .child(name)?
+            .map(|element| Secret::new(element.text.as_str()))
+            .ok_or_else(|| format!("<update-password> has no <{name}>"))
+    };
+    Ok(UpdatePassword {
+        username: message.text_or_empty("username")?,
+        old_password: verbatim("old-password")?,
+        new_password: verbatim("new-password")?,
+        domain: message.text_or_empty("domain")?,
+    })
 }
 
 fn allocate(message: &Element) -> Result<AllocateResource, String> {
@@ -298,16 +396,32 @@ mod tests {
         assert_eq!(
             decode("<authenticate method='disclaimer'><accept>DISCLAIMER_ACCEPTED</accept></authenticate>")
                 .unwrap(),
+            ClientRequest::Authenticate(Authenticate::Disclaimer { accepted: true })
+        );
+        assert_eq!(
+            decode("<authenticate method='disclaimer'><accept> DISCLAIMER_REJECTED </accept></authenticate>")
+                .unwrap(),
+            ClientRequest::Authenticate(Authenticate::Disclaimer { accepted: false })
+        );
+        assert!(
+            decode("<authenticate method='disclaimer'><accept>YES</accept></authenticate>")
+                .is_err()
+        );
+        assert!(decode("<authenticate method='disclaimer'></authenticate>").is_err());
+        assert_eq!(
+            decode("<authenticate method='token'><auth-token>x</auth-token></authenticate>")
+                .unwrap(),
             ClientRequest::Authenticate(Authenticate::Other {
-                method: "disclaimer".into()
+                method: "token".into()
             })
         );
         assert_eq!(
-            decode("<perform-operation/>").unwrap(),
+            decode("<get-authentication-method/>").unwrap(),
             ClientRequest::Unsupported {
-                name: "perform-operation".into()
+                name: "get-authentication-method".into()
             }
         );
+        assert!(decode("<perform-operation/>").is_err());
         assert!(decode("<authenticate><username>a</username></authenticate>").is_err());
     }
 

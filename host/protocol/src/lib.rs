@@ -40,16 +40,19 @@ pub use agent::{
 };
 pub use client::{
     AllocateResource, Authenticate, ClientRequest, GetResourceList, Hello, HelloClientInfo,
-    ServerAddress,
+    PerformOperation, RequestedOperation, ServerAddress, UpdatePassword,
 };
 pub use message::{DecodeError, Request, Root, decode_request};
 pub use reply::{
     AllocateResp, AuthenticateResp, BrokerInfo, BrokerReply, DialogButton, DialogParameters,
-    ErrorResp, HelloResp, NextAuthentication, ResourceListResp, encode_reply,
+    ErrorResp, HelloResp, NextAuthentication, OperationResp, ResourceListResp, UpdatePasswordResp,
+    encode_reply,
 };
-pub use result_id::{AllocResult, AuthResult, ErrorId, ListResult};
+pub use result_id::{
+    AllocResult, AuthResult, ErrorId, ListResult, OperationResult, PasswordResult,
+};
 pub use session::{
-    AgentFailure, AllocStep, LaunchRequest, Limits, PendingAllocation, PendingDialog,
-    PendingLaunch, PendingListing, PendingLogin, Phase, RecordError, Session, SessionRecord, Step,
-    hello_reply,
+    AgentFailure, AllocStep, LaunchRequest, Limits, OPERATION_TRY_AGAIN_TEXT, PendingAllocation,
+    PendingDialog, PendingLaunch, PendingListing, PendingLogin, PendingOperation,
+    PendingPasswordChange, Phase, RecordError, Session, SessionRecord, Step, hello_reply,
 };

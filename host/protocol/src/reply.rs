@@ -1,4 +1,4 @@
-//! The broker's replies (reference §3.2, §3.4, §3.6, §3.8, §3.9, §3.10) and their encoding.
+//! The broker's replies (reference §3.2, §3.4–3.10) and their encoding.
 //!
 //! Every shape the HP Anyware 24.07.3 client library parses is written as reference §11 shows
 //! it was seen to work with that library \[R\]; where §11 and an older section disagree, §11 wins:
@@ -16,6 +16,11 @@
 //! - A disclaimer is `next-authentication/disclaimer`.
 //! - `error-resp` keeps its `<result>` wrapper and `<detected-by>`; `err-detail` is optional.
 //! - A resource may carry `health-state` and `supported-operations`, after `protocols`.
+//! - `perform-operation-resp` and `update-password-resp` are a `<result>` (§11.1); the latter
+//!   carries a `next-authentication` (a dialog, a disclaimer or the password) with
+//!   `PSWD_UPDATE_SUCCESSFUL_AUTH_INCOMPLETE`. A password `next-authentication` there is written
+//!   like `hello-resp`'s, with its `<domains>` \[I\]: the library accepted a password next step
+//!   after `update-password` (§11.1), but only `hello-resp`'s shape is known in detail.
 
 use crate::message::DecodeError;
 pub use crate::policy::{DEFAULT_BUTTON_ID, DialogButton};
@@ -23,7 +28,9 @@ use crate::policy::{
     Desktop, DesktopState, DialogField, FieldKind, HealthState, LaunchTarget, Operation,
     SessionKind,
 };
-use crate::result_id::{AllocResult, AuthResult, ErrorId, ListResult};
+use crate::result_id::{
+    AllocResult, AuthResult, ErrorId, ListResult, OperationResult, PasswordResult,
+};
 use crate::root::{PROTOCOL_VERSION, Root};
 use crate::xml::writer::XmlWriter;
 
@@ -47,6 +54,10 @@ pub enum BrokerReply {
     ResourceList(ResourceListResp),
     /// `allocate-resource-resp`.
     Allocate(AllocateResp),
+    /// `perform-operation-resp`.
+    Operation(OperationResp),
+    /// `update-password-resp`.
+    UpdatePassword(UpdatePasswordResp),
     /// `bye-resp`.
     Bye,
     /// `error-resp`.
@@ -70,6 +81,8 @@ impl BrokerReply {
             BrokerReply::Authenticate(_) => "authenticate-resp",
             BrokerReply::ResourceList(_) => "get-resource-list-resp",
             BrokerReply::Allocate(_) => "allocate-resource-resp",
+            BrokerReply::Operation(_) => "perform-operation-resp",
+            BrokerReply::UpdatePassword(_) => "update-password-resp",
             BrokerReply::Bye => "bye-resp",
             BrokerReply::Error(_) => "error-resp",
         }
@@ -82,6 +95,8 @@ impl BrokerReply {
             BrokerReply::Authenticate(resp) => Some(resp.result_id.as_str()),
             BrokerReply::ResourceList(resp) => Some(resp.result_id.as_str()),
             BrokerReply::Allocate(resp) => Some(resp.result_id.as_str()),
+            BrokerReply::Operation(resp) => Some(resp.result_id.as_str()),
+            BrokerReply::UpdatePassword(resp) => Some(resp.result_id.as_str()),
             BrokerReply::Error(resp) => Some(resp.result_id.as_str()),
         }
     }
@@ -135,6 +150,9 @@ pub enum NextAuthentication {
     Dialog(DialogParameters),
     /// `AUTHENTICATE_VIA_DISCLAIMER` with the disclaimer text.
     Disclaimer(String),
+    /// `AUTHENTICATE_VIA_PASSWORD` with the logon domains (sent as one empty `<domain>` when
+    /// empty, as in `hello-resp`).
+    Password(Vec<String>),
 }
 
 /// `authenticate-resp`.
@@ -176,6 +194,26 @@ pub struct AllocateResp {
     pub protocol: String,
 }
 
+/// `perform-operation-resp`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OperationResp {
+    /// `result/result-id`.
+    pub result_id: OperationResult,
+    /// `result/result-str`, shown to the user.
+    pub result_str: String,
+}
+
+/// `update-password-resp`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpdatePasswordResp {
+    /// `result/result-id`.
+    pub result_id: PasswordResult,
+    /// `result/result-str`, shown to the user.
+    pub result_str: String,
+    /// The next step, with `PSWD_UPDATE_SUCCESSFUL_AUTH_INCOMPLETE`.
+    pub next: Option<NextAuthentication>,
+}
+
 /// `error-resp`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ErrorResp {
@@ -207,6 +245,19 @@ pub fn encode_reply(root: Root, reply: &BrokerReply) -> Vec<u8> {
         BrokerReply::Authenticate(resp) => authenticate(&mut w, resp),
         BrokerReply::ResourceList(resp) => resource_list(&mut w, resp),
         BrokerReply::Allocate(resp) => allocate(&mut w, resp),
+        BrokerReply::Operation(resp) => {
+            w.open("perform-operation-resp", &[]);
+            result(&mut w, resp.result_id.as_str(), &resp.result_str);
+            w.close("perform-operation-resp");
+        }
+        BrokerReply::UpdatePassword(resp) => {
+            w.open("update-password-resp", &[]);
+            result(&mut w, resp.result_id.as_str(), &resp.result_str);
+            if let Some(next) = &resp.next {
+                next_authentication(&mut w, next);
+            }
+            w.close("update-password-resp");
+        }
         BrokerReply::Bye => w.leaf("bye-resp", ""),
         BrokerReply::Error(resp) => {
             w.open("error-resp", &[]);
@@ -242,20 +293,20 @@ fn hello(w: &mut XmlWriter, resp: &HelloResp) {
     w.leaf("hostname", &info.hostname);
     w.close("broker-info");
     w.close("brokers-info");
-    w.open("next-authentication", &[]);
-    w.open("authentication-methods", &[]);
-    w.leaf("method", AUTHENTICATE_VIA_PASSWORD);
-    w.close("authentication-methods");
+    next_authentication(w, &NextAuthentication::Password(resp.domains.clone()));
+    w.close("hello-resp");
+}
+
+/// `domains/domain`, with at least one `<domain>` (reference §11).
+fn domains(w: &mut XmlWriter, domains: &[String]) {
     w.open("domains", &[]);
-    if resp.domains.is_empty() {
+    if domains.is_empty() {
         w.leaf("domain", "");
     }
-    for domain in &resp.domains {
+    for domain in domains {
         w.leaf("domain", domain);
     }
     w.close("domains");
-    w.close("next-authentication");
-    w.close("hello-resp");
 }
 
 fn authenticate(w: &mut XmlWriter, resp: &AuthenticateResp) {
@@ -264,20 +315,29 @@ fn authenticate(w: &mut XmlWriter, resp: &AuthenticateResp) {
         None => w.open("authenticate-resp", &[]),
     }
     result(w, resp.result_id.as_str(), &resp.result_str);
-    match &resp.next {
-        None => {}
-        Some(NextAuthentication::Dialog(dialog)) => {
-            next_method(w, AUTHENTICATE_VIA_DIALOG);
-            dialog_parameters(w, dialog);
-            w.close("next-authentication");
-        }
-        Some(NextAuthentication::Disclaimer(text)) => {
-            next_method(w, AUTHENTICATE_VIA_DISCLAIMER);
-            w.leaf("disclaimer", text);
-            w.close("next-authentication");
-        }
+    if let Some(next) = &resp.next {
+        next_authentication(w, next);
     }
     w.close("authenticate-resp");
+}
+
+/// `next-authentication` with its one method and what that method needs.
+fn next_authentication(w: &mut XmlWriter, next: &NextAuthentication) {
+    match next {
+        NextAuthentication::Dialog(dialog) => {
+            next_method(w, AUTHENTICATE_VIA_DIALOG);
+            dialog_parameters(w, dialog);
+        }
+        NextAuthentication::Disclaimer(text) => {
+            next_method(w, AUTHENTICATE_VIA_DISCLAIMER);
+            w.leaf("disclaimer", text);
+        }
+        NextAuthentication::Password(list) => {
+            next_method(w, AUTHENTICATE_VIA_PASSWORD);
+            domains(w, list);
+        }
+    }
+    w.close("next-authentication");
 }
 
 /// Opens `next-authentication` with its one method.

@@ -77,9 +77,63 @@ result_ids! {
         /// A dialog answer was not acceptable.
         FailedDialogInvalidUserEntry => "AUTH_FAILED_DIALOG_INVALID_USER_ENTRY",
             "The value entered is not valid. Please try again.";
-        /// A dialog answer named a field or button the dialog did not have.
+        /// A dialog answer named a button the dialog did not have.
         FailedInvalidFieldButtonId => "AUTH_FAILED_INVALID_FIELD_BUTTON_ID",
-            "The dialog answer does not match the dialog. Please log in again.";
+            "The dialog answer does not match the dialog. Please try again.";
+        /// The user declined the disclaimer.
+        FailedDisclaimerRejected => "AUTH_FAILED_DISCLAIMER_REJECTED",
+            "The disclaimer was not accepted, so you cannot log in.";
+    }
+}
+
+result_ids! {
+    /// The outcome of `perform-operation` (`perform-operation-resp`, reference §11.1 \[R\]).
+    pub enum OperationResult {
+        /// Done, or accepted by the machine's power API.
+        Successful => "OP_SUCCESSFUL",
+            "The operation was performed.";
+        /// The resource id is not one of the last listing.
+        FailedInvalidParameter => "OP_FAILED_INVALID_PARAMETER",
+            "The remote workstation is not available to this user.";
+        /// Nobody is logged in on this session.
+        FailedNoUser => "OP_FAILED_NO_USER",
+            "No user is logged in. Please log in again.";
+        /// The desktop does not offer this operation.
+        FailedOperationNotSupported => "OP_FAILED_OPERATION_NOT_SUPPORTED",
+            "This operation is not supported for this remote workstation.";
+        /// The operation failed or was refused.
+        FailedToExecute => "OP_FAILED_TO_EXECUTE",
+            "The operation could not be performed.";
+    }
+}
+
+result_ids! {
+    /// The outcome of `update-password` (`update-password-resp`, reference §3.5, §11.1 \[R\]).
+    pub enum PasswordResult {
+        /// Changed; the user is in and goes straight to the desktop list.
+        SuccessfulAuthComplete => "PSWD_UPDATE_SUCCESSFUL_AUTH_COMPLETE",
+            "Your password was changed.";
+        /// Changed; another step follows (in `next-authentication`).
+        SuccessfulAuthIncomplete => "PSWD_UPDATE_SUCCESSFUL_AUTH_INCOMPLETE",
+            "Your password was changed. Additional authentication is required.";
+        /// Unknown user or wrong current password.
+        FailedUnknownUsernameOrPassword => "PSWD_UPDATE_FAILED_UNKNOWN_USERNAME_OR_PASSWORD",
+            "The user name or current password is not correct.";
+        /// The new password breaks the password policy.
+        FailedWeakPassword => "PSWD_UPDATE_FAILED_WEAK_PASSWORD",
+            "The new password does not meet the password policy.";
+        /// Too many attempts.
+        FailedMaxRetriesExceeded => "PSWD_UPDATE_FAILED_MAX_RETRIES_EXCEEDED",
+            "Too many attempts. Please try again later.";
+        /// The session already has a logged-in user.
+        FailedAlreadyAuthenticated => "PSWD_UPDATE_FAILED_ALREADY_AUTHENTICATED",
+            "You are already logged in.";
+        /// The broker cannot change passwords.
+        FailedNotSupported => "PSWD_UPDATE_FAILED_NOT_SUPPORTED",
+            "Changing the password is not supported here. Please contact your administrator.";
+        /// The directory or identity service failed.
+        FailedDcError => "PSWD_UPDATE_FAILED_DC_ERROR",
+            "The password could not be changed because of a directory error. Please try again later.";
     }
 }
 
@@ -176,6 +230,8 @@ mod tests {
             .map(|id| id.as_str())
             .chain(ListResult::ALL.iter().map(|id| id.as_str()))
             .chain(AllocResult::ALL.iter().map(|id| id.as_str()))
+            .chain(OperationResult::ALL.iter().map(|id| id.as_str()))
+            .chain(PasswordResult::ALL.iter().map(|id| id.as_str()))
             .chain(ErrorId::ALL.iter().map(|id| id.as_str()));
         for token in tokens {
             assert!(seen.insert(token), "duplicate {token}");
@@ -184,7 +240,7 @@ mod tests {
                 "{token}"
             );
         }
-        assert_eq!(seen.len(), 10 + 3 + 8 + 10);
+        assert_eq!(seen.len(), 11 + 3 + 8 + 5 + 8 + 10);
     }
 
     #[test]

@@ -116,6 +116,58 @@ pub fn dialog(id: &str, text: &str) -> String {
     )
 }
 
+/// `authenticate method="dialog"` as the 24.07 client sends it (reference §11 \[R\]): every field
+/// with `do-not-log`, and the `button-id` the user pressed.
+pub fn dialog_answer(fields: &[(&str, &str)], button_id: &str) -> String {
+    let fields: String = fields
+        .iter()
+        .map(|(id, text)| {
+            format!(
+                "<field><id>{}</id><text do-not-log=\"true\">{}</text></field>",
+                escape(id),
+                escape(text)
+            )
+        })
+        .collect();
+    format!(
+        "<authenticate method=\"dialog\"><fields>{fields}</fields><button-id>{}</button-id></authenticate>",
+        escape(button_id)
+    )
+}
+
+/// `authenticate method="disclaimer"`: `DISCLAIMER_ACCEPTED` or `DISCLAIMER_REJECTED`
+/// (reference §11 \[R\]).
+pub fn disclaimer(accept: bool) -> String {
+    let token = if accept {
+        "DISCLAIMER_ACCEPTED"
+    } else {
+        "DISCLAIMER_REJECTED"
+    };
+    format!("<authenticate method=\"disclaimer\"><accept>{token}</accept></authenticate>")
+}
+
+/// `perform-operation` (reference §11.1 \[R\]): `operation` is `CMD_OS_RESTART`,
+/// `CMD_PWR_DOWN`, `CMD_PWR_UP`, `CMD_PWR_SLEEP` or `CMD_PWR_RESUME`.
+pub fn perform_operation(resource_id: &str, operation: &str) -> String {
+    format!(
+        "<perform-operation><resource-id>{}</resource-id><operation>{}</operation></perform-operation>",
+        escape(resource_id),
+        escape(operation)
+    )
+}
+
+/// `update-password` after `AUTH_FAILED_EXPIRED_PASSWORD` (reference §11.1 \[R\]).
+pub fn update_password(username: &str, old: &str, new: &str, domain: &str) -> String {
+    format!(
+        "<update-password><username>{}</username><old-password>{}</old-password>\
+         <new-password>{}</new-password><domain>{}</domain></update-password>",
+        escape(username),
+        escape(old),
+        escape(new),
+        escape(domain)
+    )
+}
+
 /// `get-resource-list` as clients send it.
 pub fn list() -> String {
     "<get-resource-list><protocols><protocol>PCOIP</protocol></protocols>\
@@ -178,6 +230,11 @@ mod tests {
                 list(),
                 bye(),
                 dialog("otp", "1&2"),
+                dialog_answer(&[("code", "1&2")], "ok"),
+                disclaimer(true),
+                disclaimer(false),
+                perform_operation("x&y", "CMD_OS_RESTART"),
+                update_password("u", "o&", "n<", "D"),
                 authenticate("u", "p", None),
                 allocate("x&y", &identity),
             ] {
@@ -185,6 +242,43 @@ mod tests {
                     .unwrap();
             }
         }
+    }
+
+    #[test]
+    fn the_0_2_messages_decode_as_the_broker_reads_them() {
+        use interstate_protocol::{Authenticate, ClientRequest, RequestedOperation};
+        let decode = |message: &str| {
+            interstate_protocol::decode_request(wrap(Root::PcoipClient, message).as_bytes())
+                .unwrap()
+                .message
+        };
+        let ClientRequest::UpdatePassword(change) =
+            decode(&update_password("u", " o&", "n< ", "D"))
+        else {
+            panic!("not update-password");
+        };
+        assert_eq!(
+            (change.old_password.expose(), change.new_password.expose()),
+            (" o&", "n< ")
+        );
+        let ClientRequest::PerformOperation(op) = decode(&perform_operation("ws", "CMD_PWR_SLEEP"))
+        else {
+            panic!("not perform-operation");
+        };
+        assert_eq!(
+            op.operation,
+            RequestedOperation::Unknown("CMD_PWR_SLEEP".into())
+        );
+        assert_eq!(
+            decode(&disclaimer(false)),
+            ClientRequest::Authenticate(Authenticate::Disclaimer { accepted: false })
+        );
+        let ClientRequest::Authenticate(Authenticate::Dialog { answers, button_id }) =
+            decode(&dialog_answer(&[("code", "1"), ("pin", "2")], "cancel"))
+        else {
+            panic!("not a dialog answer");
+        };
+        assert_eq!((answers.len(), button_id.as_deref()), (2, Some("cancel")));
     }
 
     #[test]

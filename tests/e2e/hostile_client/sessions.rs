@@ -225,30 +225,45 @@ async fn client_in(broker: &TestBroker, state: State, resource: &str) -> TestCli
 async fn hostile_every_message_in_every_state() {
     let (_agent, broker) = broker_with(json!({})).await;
     let (_, resource) = logged_in(&broker).await;
-    let messages: [(&str, String); 7] = [
+    let messages: [(&str, String); 10] = [
         ("hello", msg::hello()),
-        ("authenticate password", msg::authenticate("kolmogorov", PASSWORD, None)),
+        (
+            "authenticate password",
+            msg::authenticate("kolmogorov", PASSWORD, None),
+        ),
         ("authenticate dialog", msg::dialog("code", "123456")),
+        ("authenticate disclaimer", msg::disclaimer(true)),
         ("list", msg::list()),
         ("allocate", msg::allocate(&resource)),
+        (
+            "perform-operation",
+            msg::perform_operation(&resource, "CMD_OS_RESTART"),
+        ),
+        (
+            "update-password",
+            msg::update_password("kolmogorov", PASSWORD, "n3w-password!", ""),
+        ),
         ("bye", msg::bye()),
         (
             "unknown",
-            "<perform-operation><resource-id>x</resource-id><operation>CMD_OS_RESTART</operation></perform-operation>"
-                .to_owned(),
+            "<get-authentication-method></get-authentication-method>".to_owned(),
         ),
     ];
     use State::{Allocated, Authenticated, Created, Ended};
-    // Rows follow `messages`.
-    let expected: [(State, [&str; 7]); 4] = [
+    // Rows follow `messages`. The SimpleMapper is a 0.1 mapper: it offers no operations and
+    // cannot change passwords.
+    let expected: [(State, [&str; 10]); 4] = [
         (
             Created,
             [
                 "hello-resp",
                 "AUTH_SUCCESSFUL_AND_COMPLETE",
                 "AUTH_FAILED_UNEXPECTED_METHOD",
+                "AUTH_FAILED_UNEXPECTED_METHOD",
                 "LIST_FAILED_NO_USER",
                 "ALLOC_FAILED_NO_USER",
+                "OP_FAILED_NO_USER",
+                "PSWD_UPDATE_FAILED_NOT_SUPPORTED",
                 "bye-resp",
                 "ERR_UNSUPPORTED_REQUEST",
             ],
@@ -259,8 +274,11 @@ async fn hostile_every_message_in_every_state() {
                 "hello-resp",
                 "AUTH_SUCCESSFUL_AND_COMPLETE",
                 "AUTH_FAILED_UNEXPECTED_METHOD",
+                "AUTH_FAILED_UNEXPECTED_METHOD",
                 "LIST_SUCCESSFUL",
                 "ALLOC_SUCCESSFUL",
+                "OP_FAILED_OPERATION_NOT_SUPPORTED",
+                "PSWD_UPDATE_FAILED_ALREADY_AUTHENTICATED",
                 "bye-resp",
                 "ERR_UNSUPPORTED_REQUEST",
             ],
@@ -271,8 +289,11 @@ async fn hostile_every_message_in_every_state() {
                 "hello-resp",
                 "AUTH_SUCCESSFUL_AND_COMPLETE",
                 "AUTH_FAILED_UNEXPECTED_METHOD",
+                "AUTH_FAILED_UNEXPECTED_METHOD",
                 "LIST_SUCCESSFUL",
                 "ALLOC_FAILED_NO_USER",
+                "OP_FAILED_OPERATION_NOT_SUPPORTED",
+                "PSWD_UPDATE_FAILED_ALREADY_AUTHENTICATED",
                 "bye-resp",
                 "ERR_UNSUPPORTED_REQUEST",
             ],
@@ -287,6 +308,10 @@ async fn hostile_every_message_in_every_state() {
                 "ERR_INVALID_SESSION",
                 "ERR_INVALID_SESSION",
                 "ERR_INVALID_SESSION",
+                "ERR_INVALID_SESSION",
+                "ERR_INVALID_SESSION",
+                // An unknown message is unsupported, session or not.
+                "ERR_UNSUPPORTED_REQUEST",
             ],
         ),
     ];

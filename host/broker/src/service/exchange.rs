@@ -9,9 +9,10 @@ use http::Response;
 use interstate_protocol::policy::{
     AuthOutcome, ClientContext, MapperError, PasswordLogin, Rejection, RejectionKind,
 };
+use interstate_protocol::session::unsupported;
 use interstate_protocol::{
-    AgentFailure, AllocStep, BrokerReply, ClientRequest, ErrorId, Hello, PendingDialog, Root,
-    Session, Step, decode_request,
+    AgentFailure, AllocStep, AuthResult, Authenticate, BrokerReply, ClientRequest, ErrorId, Hello,
+    Root, Session, Step, decode_request,
 };
 use tracing::{debug, error, info, warn};
 
@@ -56,6 +57,10 @@ impl Exchange<'_> {
         let (reply, cookie) = match request.message {
             ClientRequest::Hello(hello) if hello.is_probe() => (None, None),
             ClientRequest::Hello(hello) => self.hello(&hello).await,
+            // Answered alike with or without a session: the client library understands
+            // ERR_UNSUPPORTED_REQUEST wherever it sends something the broker does not do
+            // (reference §11.1), and a missing session would tell it something else.
+            ClientRequest::Unsupported { name } => (Some(unsupported(&name)), None),
             message => {
                 let (reply, cookie) = self.in_session(message).await;
                 (Some(reply), cookie)
@@ -172,7 +177,14 @@ impl Exchange<'_> {
         let now = self.now;
         let session_ref = session_ref(session.id());
         let bye = matches!(message, ClientRequest::Bye);
-        let reply = match session.on_request(message, now) {
+        let declining = matches!(
+            message,
+            ClientRequest::Authenticate(Authenticate::Disclaimer { accepted: false })
+        )
+        .then(|| session.typed_username().map(str::to_owned))
+        .flatten();
+        let capabilities = self.generation.mapper.capabilities();
+        let reply = match session.on_request_with(message, capabilities, now) {
             Step::Reply(reply) => reply,
             Step::End(reply) => {
                 let ended = Ended::of(&session);
@@ -195,19 +207,25 @@ impl Exchange<'_> {
                 pending.finish(&mut session, outcome, now)
             }
             Step::ContinueAuthentication(pending) => {
-                let user = session
-                    .identity()
-                    .map(|i| i.username.clone())
-                    .unwrap_or_default();
-                let outcome = match self
-                    .continue_authentication(&pending, session.client(), &session_ref, &user)
+                match self
+                    .continue_authentication(&mut session, pending, &session_ref)
                     .await
                 {
-                    Ok(outcome) => outcome,
+                    Ok(reply) => reply,
+                    // Nothing is kept: the checkout goes back as the last commit left it.
                     Err(e) => return (self.store_failed(&e), None),
-                };
-                pending.finish(&mut session, outcome, now)
+                }
             }
+            Step::ChangePassword(pending) => {
+                match self
+                    .change_password(&mut session, pending, &session_ref)
+                    .await
+                {
+                    Ok(reply) => reply,
+                    Err(e) => return (self.store_failed(&e), None),
+                }
+            }
+            Step::Operate(pending) => self.operate(&mut session, pending, &session_ref).await,
             Step::ListDesktops(pending) => {
                 let started = Instant::now();
                 let desktops = self
@@ -283,6 +301,11 @@ impl Exchange<'_> {
                 }
             }
         };
+        if let Some(user) = declining
+            && matches!(&reply, BrokerReply::Authenticate(r) if r.result_id == AuthResult::FailedDisclaimerRejected)
+        {
+            self.report_disclaimer(&session_ref, &user, false);
+        }
         if matches!(&reply, BrokerReply::Allocate(r) if r.target.is_some()) {
             self.broker
                 .stats
@@ -340,39 +363,6 @@ impl Exchange<'_> {
             Ok(AuthOutcome::Challenge(_) | AuthOutcome::Disclaimer(_)) | Err(_) => {
                 Outcome::Undecided
             }
-        };
-        ticket.settle(settled).await?;
-        Ok(outcome)
-    }
-
-    /// A dialog answer, unless the address is over its failure limit; counted like a password.
-    async fn continue_authentication(
-        &self,
-        pending: &PendingDialog,
-        client: &ClientContext,
-        session: &str,
-        user: &str,
-    ) -> Result<Result<AuthOutcome, MapperError>, StoreError> {
-        let limiter = &self.broker.limiter;
-        let ticket = match limiter.reserve(None, self.client_ip).await? {
-            Ok(ticket) => ticket,
-            Err(which) => {
-                self.report_rate_limited(session, None, which);
-                return Ok(Ok(rate_limited(which)));
-            }
-        };
-        let started = Instant::now();
-        let outcome = self
-            .generation
-            .mapper
-            .continue_authentication(pending.state(), pending.answer(), client)
-            .await;
-        self.mapper_done("continue-authentication", &outcome, started);
-        self.report_login(session, user, &outcome, started.elapsed());
-        let settled = if matches!(&outcome, Ok(AuthOutcome::Rejected(_))) {
-            Outcome::Failed
-        } else {
-            Outcome::Undecided
         };
         ticket.settle(settled).await?;
         Ok(outcome)

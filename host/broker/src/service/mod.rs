@@ -12,6 +12,8 @@
 //!
 //! - this module: the shared state ([`Broker`], [`Generation`]) and the routing ([`handle`]);
 //! - `exchange`: one protocol exchange, driving the session through the mapper and the agent;
+//! - `conversation`: the steps after the password (dialog answers, disclaimers), password
+//!   changes and desktop operations;
 //! - `response`: the HTTP answers (XML, plain text, the health page);
 //! - `headers`: what the request's headers say (cookie, client address).
 
@@ -38,10 +40,13 @@ use crate::ratelimit::AuthLimiter;
 use crate::settings::Settings;
 use crate::store::{SessionStore, StoreLimits};
 
+mod conversation;
 mod exchange;
 mod headers;
 pub(crate) mod report;
 mod response;
+#[cfg(test)]
+mod tests;
 
 use exchange::Exchange;
 

@@ -7,11 +7,16 @@
 
 use std::time::{Duration, Instant};
 
-use interstate_protocol::policy::{AuthOutcome, MapperError, RejectionKind};
+use interstate_protocol::policy::{
+    AuthOutcome, MapperError, Operation, OperationOutcome, PasswordChangeOutcome,
+    PasswordRejectionKind, RejectionKind,
+};
+use interstate_protocol::reply::operation_token;
 use interstate_protocol::{Phase, Session};
 use serde_json::{Value, json};
 
 use super::exchange::Exchange;
+use crate::audit::loggable;
 use crate::events::{channel, session_ref};
 use crate::ratelimit::Limit;
 use crate::store::Checkout;
@@ -200,11 +205,7 @@ impl Exchange<'_> {
             }
             Err(e) => {
                 self.broker.metrics().login("error");
-                let reason = if e.to_string().contains("timed out") {
-                    "plugin_timeout"
-                } else {
-                    "plugin_error"
-                };
+                let reason = mapper_failure(e);
                 self.broker
                     .audit()
                     .login_fail(user, self.client_ip, "mapper error");
@@ -287,5 +288,161 @@ impl Exchange<'_> {
                 json!({"session_id": session, "resource_id": desktop, "reason": reason}),
             );
         }
+    }
+}
+
+/// An operation the mapper answered, as [`Exchange::report_operation`] tells it.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct OperationDone<'a> {
+    /// Who asked.
+    pub(super) user: &'a str,
+    /// The desktop id.
+    pub(super) desktop: &'a str,
+    /// What was asked.
+    pub(super) operation: Operation,
+    /// The mapper's answer.
+    pub(super) outcome: &'a Result<OperationOutcome, MapperError>,
+    /// The reply's result id.
+    pub(super) result: &'a str,
+    /// How long the mapper took.
+    pub(super) elapsed: Duration,
+}
+
+/// The closed-vocabulary name of a password change outcome, for metrics and events.
+fn password_change_outcome(
+    outcome: &Result<PasswordChangeOutcome, MapperError>,
+) -> (&'static str, &'static str) {
+    match outcome {
+        Ok(PasswordChangeOutcome::Changed(_)) => ("changed", "changed"),
+        Ok(PasswordChangeOutcome::Rejected(r)) => (
+            "rejected",
+            match r.kind {
+                PasswordRejectionKind::WrongPassword => "invalid_credentials",
+                PasswordRejectionKind::WeakPassword => "weak_password",
+                PasswordRejectionKind::TooManyAttempts => "too_many_attempts",
+                PasswordRejectionKind::DirectoryError => "directory_error",
+            },
+        ),
+        Ok(PasswordChangeOutcome::Unsupported) => ("unsupported", "unsupported"),
+        Err(e) => ("error", mapper_failure(e)),
+    }
+}
+
+/// `plugin_timeout` or `plugin_error`, as `session.auth_failed` names a mapper failure.
+fn mapper_failure(e: &MapperError) -> &'static str {
+    if matches!(e, MapperError::Timeout(_)) {
+        "plugin_timeout"
+    } else {
+        "plugin_error"
+    }
+}
+
+impl Exchange<'_> {
+    /// The user answered a disclaimer.
+    pub(super) fn report_disclaimer(&self, session: &str, user: &str, accepted: bool) {
+        self.broker
+            .audit()
+            .disclaimer(user, self.client_ip, accepted);
+        self.broker.events().emit(
+            &[channel::SESSIONS, channel::AUTH],
+            "session.disclaimer",
+            Some(user),
+            json!({"session_id": session, "accepted": accepted}),
+        );
+    }
+
+    /// The mapper answered a password change (never a password here: the outcome holds none).
+    /// A change that goes on into a login reports that login too.
+    pub(super) fn report_password_change(
+        &self,
+        session: &str,
+        user: &str,
+        outcome: &Result<PasswordChangeOutcome, MapperError>,
+        elapsed: Duration,
+    ) {
+        let duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+        let (metric, reason) = password_change_outcome(outcome);
+        self.broker.metrics().password_change(metric);
+        let channels = [channel::SESSIONS, channel::AUTH];
+        if let Ok(PasswordChangeOutcome::Changed(login)) = outcome {
+            self.broker
+                .audit()
+                .password_change(user, self.client_ip, Ok(()));
+            self.broker.events().emit(
+                &channels,
+                "session.password_changed",
+                Some(user),
+                json!({"session_id": session, "duration_ms": duration_ms}),
+            );
+            self.report_login(session, user, &Ok(login.clone()), elapsed);
+            return;
+        }
+        let detail = match outcome {
+            Ok(PasswordChangeOutcome::Rejected(r)) => {
+                format!("{reason}: {}", loggable(&r.reason))
+            }
+            Err(_) => "mapper error".to_owned(),
+            Ok(_) => reason.to_owned(),
+        };
+        self.broker
+            .audit()
+            .password_change(user, self.client_ip, Err(&detail));
+        self.broker.events().emit(
+            &channels,
+            "session.password_change_failed",
+            Some(user),
+            json!({"session_id": session, "reason": reason, "duration_ms": duration_ms}),
+        );
+    }
+
+    /// A password change refused by the failure limits, without asking the mapper.
+    pub(super) fn report_password_change_limited(&self, session: &str, user: &str, which: Limit) {
+        self.broker.metrics().password_change("rate_limited");
+        self.report_rate_limited(session, Some(user), which);
+    }
+
+    /// The mapper answered an operation.
+    pub(super) fn report_operation(&self, session: &str, done: &OperationDone<'_>) {
+        let OperationDone {
+            user,
+            desktop,
+            operation,
+            outcome,
+            result,
+            elapsed,
+        } = *done;
+        let kind = match outcome {
+            Ok(OperationOutcome::Done(_)) => "done",
+            Ok(OperationOutcome::TryAgain(_)) => "try_again",
+            Ok(OperationOutcome::Refused(_)) => "refused",
+            Ok(OperationOutcome::Unsupported) => "unsupported",
+            Err(_) => "error",
+        };
+        if let Ok(
+            OperationOutcome::Done(text)
+            | OperationOutcome::TryAgain(text)
+            | OperationOutcome::Refused(text),
+        ) = outcome
+        {
+            tracing::info!(user = %loggable(user), desktop = %loggable(desktop), outcome = kind, detail = %loggable(text), "operation answered");
+        }
+        let token = operation_token(operation);
+        self.broker.metrics().operation(kind);
+        self.broker
+            .audit()
+            .desktop_operation(user, self.client_ip, desktop, token, result);
+        self.broker.events().emit(
+            &[channel::SESSIONS, channel::ALLOCATIONS],
+            "session.operation",
+            Some(user),
+            json!({
+                "session_id": session,
+                "resource_id": loggable(desktop),
+                "operation": token,
+                "result": result,
+                "outcome": kind,
+                "duration_ms": u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+            }),
+        );
     }
 }

@@ -113,11 +113,12 @@ async fn refuses_an_unknown_contract_version_naming_the_exports() {
     let message = err.to_string();
     assert!(matches!(err, LoadError::Incompatible { .. }), "{message}");
     assert!(
-        message.contains("interstate:mapper/policy@0.2.0"),
+        message.contains("interstate:mapper/policy@0.3.0"),
         "{message}"
     );
     assert!(
-        message.contains("interstate:mapper/policy@0.1.x"),
+        message.contains("interstate:mapper/policy@0.1.x")
+            && message.contains("interstate:mapper/policy@0.2.x"),
         "{message}"
     );
 }

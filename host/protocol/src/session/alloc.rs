@@ -12,11 +12,16 @@ use crate::result_id::{AllocResult, ErrorId, ListResult};
 #[derive(Debug)]
 pub struct PendingListing {
     user: Identity,
+    keep_operations: bool,
 }
 
 impl PendingListing {
-    pub(super) fn new(user: Identity) -> Self {
-        Self { user }
+    /// `keep_operations`: the mapper can operate, so the desktops keep their operations.
+    pub(super) fn new(user: Identity, keep_operations: bool) -> Self {
+        Self {
+            user,
+            keep_operations,
+        }
     }
 
     /// Whose desktops.
@@ -36,11 +41,12 @@ impl PendingListing {
             Err(_) => return BrokerReply::error(ErrorId::BrokerSysFailed, None),
             Ok(desktops) => desktops,
         };
-        // The broker answers `perform-operation` with ERR_UNSUPPORTED_REQUEST until the mapper
-        // contract can carry an operation (WIT 0.2): offering one would give the user a button
-        // that always fails.
-        for desktop in &mut desktops {
-            desktop.operations.clear();
+        // A mapper that cannot operate (a 0.1 component) offers no operation: a button that
+        // always fails helps nobody.
+        if !self.keep_operations {
+            for desktop in &mut desktops {
+                desktop.operations.clear();
+            }
         }
         if let Some(listing) = session.listing_mut() {
             listing.clone_from(&desktops);

@@ -10,31 +10,46 @@
 //!
 //! ```text
 //!            password ──▶ [PendingLogin] ──challenge──▶ Challenged ──dialog──▶ [PendingDialog]
-//!  Anonymous ◀──rejected──────┘ │                          ▲                     │ │
-//!      ▲                        └──accepted──▶ Authenticated ◀────accepted───────┘ └─challenge
-//!      │                                          │    ▲
+//!  Anonymous ◀──rejected──────┘ │ │                     ▲   ▲ bad code        │ │ │
+//!      ▲                        │ └─disclaimer─▶ Disclaimed ─accept─▶ [PendingDialog]
+//!      │  update-password ──▶ [PendingPasswordChange] ──changed──▶ (as a login outcome)
+//!      │                        └──accepted──▶ Authenticated ◀────accepted───────┘
+//!      │                                          │    ▲   perform-operation ──▶ [PendingOperation]
 //!      │                          allocate ──▶ [PendingAllocation] ──launch──▶ [PendingLaunch]
 //!      │                                               │ failed                     │ succeeded
 //!      └──────────── bye / new password ─────────── Allocated ◀────────────────────┘
 //! ```
 //!
 //! The typed password is kept (as a [`Secret`], wiped on drop) from the password step until
-//! the allocation succeeds, because the agent logon replays it; then it is dropped.
+//! the allocation succeeds, because the agent logon replays it; then it is dropped. After a
+//! password change, the new password is the one kept.
 //!
-//! - this module: [`Session`], its states and [`Session::on_request`];
-//! - [`auth`]: the password and dialog steps;
+//! What the mapper can do ([`Capabilities`]) is passed with each request
+//! ([`Session::on_request_with`]): without `operate`, listings carry no operations and
+//! `perform-operation` is answered without a mapper call; without `change_password`,
+//! `update-password` is answered `PSWD_UPDATE_FAILED_NOT_SUPPORTED`.
+//!
+//! - this module: [`Session`], its states and [`Session::on_request_with`];
+//! - [`auth`]: the password, dialog and disclaimer steps;
+//! - [`password`]: the `update-password` step;
+//! - [`operation`]: the `perform-operation` step;
 //! - [`alloc`]: listing, allocation and the agent's answer;
 //! - `reply` (private): the replies the steps send.
 
+use serde::{Deserialize, Serialize};
+
 use crate::client::{AllocateResource, Authenticate, ClientRequest, Hello};
 use crate::policy::{
-    ClientContext, DEFAULT_BUTTON_ID, Desktop, Identity, PasswordLogin, Secret, StepAnswer,
+    Capabilities, ClientContext, DEFAULT_BUTTON_ID, Desktop, Dialog, FieldAnswer, Identity,
+    PasswordLogin, Secret, StepAnswer,
 };
 use crate::reply::{BrokerInfo, BrokerReply, HelloResp};
 use crate::result_id::{AllocResult, AuthResult, ErrorId, ListResult};
 
 pub mod alloc;
 pub mod auth;
+pub mod operation;
+pub mod password;
 mod record;
 mod reply;
 
@@ -42,6 +57,8 @@ pub use alloc::{
     AgentFailure, AllocStep, LaunchRequest, PendingAllocation, PendingLaunch, PendingListing,
 };
 pub use auth::{PendingDialog, PendingLogin};
+pub use operation::{OPERATION_TRY_AGAIN_TEXT, PendingOperation};
+pub use password::PendingPasswordChange;
 pub use record::{RecordError, SessionRecord};
 
 use reply::{alloc_failure, auth_reply, list_reply, printable};
@@ -61,6 +78,14 @@ pub struct Limits {
     pub unauthenticated_ms: u64,
     /// A session this old has expired, however busy.
     pub absolute_ms: u64,
+}
+
+/// The `error-resp` for a message the broker does not handle.
+pub fn unsupported(name: &str) -> BrokerReply {
+    BrokerReply::error(
+        ErrorId::UnsupportedRequest,
+        Some(format!("the broker does not support <{}>", printable(name))),
+    )
 }
 
 impl Default for Limits {
@@ -84,7 +109,7 @@ pub fn hello_reply(info: &BrokerInfo, domains: Vec<String>) -> BrokerReply {
 /// Where a session is, as reported for tests and metrics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Phase {
-    /// After `hello`; no user yet (or a failed attempt, or a dialog pending).
+    /// After `hello`; no user yet (or a failed attempt, or a dialog or disclaimer pending).
     Created,
     /// A user is authenticated.
     Authenticated,
@@ -121,14 +146,51 @@ pub enum Phase {
 ///     PendingLaunch { request: todo!(), taken: todo!() }
 /// }
 /// ```
+///
+/// The same holds for the 0.2 steps. A password change is answered once:
+///
+/// ```compile_fail
+/// use interstate_protocol::policy::PasswordChangeOutcome;
+/// use interstate_protocol::{PendingPasswordChange, Session};
+/// fn answer_twice(session: &mut Session, change: PendingPasswordChange) {
+///     let _first = change.finish(session, Ok(PasswordChangeOutcome::Unsupported), 0);
+///     let _second = change.finish(session, Ok(PasswordChangeOutcome::Unsupported), 0);
+/// }
+/// ```
+///
+/// an operation the session did not check cannot be made up:
+///
+/// ```compile_fail
+/// use interstate_protocol::PendingOperation;
+/// use interstate_protocol::policy::{Identity, Operation};
+/// fn forge() -> PendingOperation {
+///     PendingOperation { user: Identity::default(), desktop_id: "any".into(), operation: Operation::PowerDown }
+/// }
+/// ```
+///
+/// and a dialog answer the failure limits refused is not also sent to the mapper:
+///
+/// ```compile_fail
+/// use interstate_protocol::{PendingDialog, Session};
+/// fn refuse_then_ask(session: &mut Session, answer: PendingDialog) {
+///     let _refused = answer.refuse(session, 0);
+///     let _asked = answer.finish(session, Err(todo!()), 0);
+/// }
+/// ```
 #[derive(Debug)]
 pub enum Step {
     /// Send this reply.
     Reply(BrokerReply),
     /// Run `Mapper::authenticate` with [`PendingLogin::login`], then [`PendingLogin::finish`].
     Authenticate(PendingLogin),
-    /// Run `Mapper::continue_authentication`, then [`PendingDialog::finish`].
+    /// Run `Mapper::continue_authentication` (a dialog answer or an accepted disclaimer), then
+    /// [`PendingDialog::finish`].
     ContinueAuthentication(PendingDialog),
+    /// Run `Mapper::change_password` with [`PendingPasswordChange::change`], then
+    /// [`PendingPasswordChange::finish`].
+    ChangePassword(PendingPasswordChange),
+    /// Run `Mapper::operate`, then [`PendingOperation::finish`].
+    Operate(PendingOperation),
     /// Run `Mapper::list_desktops`, then [`PendingListing::finish`].
     ListDesktops(PendingListing),
     /// Run `Mapper::allocate`, then [`PendingAllocation::finish`].
@@ -143,16 +205,64 @@ impl Step {
     pub fn holds_password(&self) -> bool {
         matches!(
             self,
-            Step::Authenticate(_) | Step::ContinueAuthentication(_) | Step::Allocate(_)
+            Step::Authenticate(_)
+                | Step::ContinueAuthentication(_)
+                | Step::ChangePassword(_)
+                | Step::Allocate(_)
         )
     }
 }
 
-/// The credentials typed at the password step.
+/// The credentials typed at the password step (or set by a password change).
 #[derive(Debug)]
 pub(crate) struct Login {
+    /// The user name as typed: the failure limits and the events name the user by it until
+    /// the mapper accepts an identity.
+    pub(crate) username: String,
     pub(crate) password: Secret,
     pub(crate) domain: String,
+}
+
+/// What a dialog that was shown accepts as its answer: the ids of its fields and buttons.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct DialogShape {
+    /// The field ids shown; `None` for a dialog recorded before the shape was kept, whose
+    /// answers all pass.
+    #[serde(default)]
+    pub(crate) fields: Option<Vec<String>>,
+    /// The button ids shown; empty for the default `ok` alone.
+    #[serde(default)]
+    pub(crate) buttons: Vec<String>,
+}
+
+impl DialogShape {
+    /// The shape of `dialog`.
+    pub(crate) fn of(dialog: &Dialog) -> Self {
+        Self {
+            fields: Some(dialog.fields.iter().map(|f| f.id.clone()).collect()),
+            buttons: dialog.buttons.iter().map(|b| b.id.clone()).collect(),
+        }
+    }
+
+    /// True when `button` is one the dialog showed.
+    pub(crate) fn has_button(&self, button: &str) -> bool {
+        if self.buttons.is_empty() {
+            button == DEFAULT_BUTTON_ID
+        } else {
+            self.buttons.iter().any(|b| b == button)
+        }
+    }
+
+    /// The answers for fields the dialog showed; the others are dropped.
+    pub(crate) fn keep(&self, answers: Vec<FieldAnswer>) -> Vec<FieldAnswer> {
+        match &self.fields {
+            None => answers,
+            Some(fields) => answers
+                .into_iter()
+                .filter(|answer| fields.contains(&answer.id))
+                .collect(),
+        }
+    }
 }
 
 /// Where the session is, with exactly what each place needs.
@@ -168,6 +278,15 @@ pub(crate) enum State {
         login: Login,
         /// The mapper's dialog state (never sent to the client).
         challenge: Secret,
+        /// The fields and buttons the dialog showed.
+        shape: DialogShape,
+    },
+    /// The mapper asked the user to accept a disclaimer first.
+    Disclaimed {
+        /// What was typed, kept for the agent logon.
+        login: Login,
+        /// The mapper's disclaimer state (never sent to the client).
+        disclaimer: Secret,
     },
     /// A user is in.
     Authenticated {
@@ -232,7 +351,9 @@ impl Session {
     /// Where the session is.
     pub fn phase(&self) -> Phase {
         match self.state {
-            State::Anonymous | State::Challenged { .. } => Phase::Created,
+            State::Anonymous | State::Challenged { .. } | State::Disclaimed { .. } => {
+                Phase::Created
+            }
             State::Authenticated { .. } => Phase::Authenticated,
             State::Allocated { .. } => Phase::Allocated,
         }
@@ -266,8 +387,19 @@ impl Session {
     pub fn holds_password(&self) -> bool {
         matches!(
             self.state,
-            State::Challenged { .. } | State::Authenticated { .. }
+            State::Challenged { .. } | State::Disclaimed { .. } | State::Authenticated { .. }
         )
+    }
+
+    /// The user name typed at the password step (or the password change) while the session
+    /// keeps that login: a dialog or disclaimer pending, or a user in who has not allocated.
+    pub fn typed_username(&self) -> Option<&str> {
+        match &self.state {
+            State::Challenged { login, .. }
+            | State::Disclaimed { login, .. }
+            | State::Authenticated { login, .. } => Some(&login.username),
+            State::Anonymous | State::Allocated { .. } => None,
+        }
     }
 
     /// The client.
@@ -281,7 +413,7 @@ impl Session {
             State::Authenticated { identity, .. } | State::Allocated { identity, .. } => {
                 Some(identity)
             }
-            State::Anonymous | State::Challenged { .. } => None,
+            State::Anonymous | State::Challenged { .. } | State::Disclaimed { .. } => None,
         }
     }
 
@@ -303,21 +435,27 @@ impl Session {
         self.last_seen
     }
 
-    /// Handles a request of this session.
+    /// Handles a request of this session for a mapper with no capabilities beyond the 0.1
+    /// contract (see [`Session::on_request_with`]).
     pub fn on_request(&mut self, request: ClientRequest, now: u64) -> Step {
+        self.on_request_with(request, Capabilities::default(), now)
+    }
+
+    /// Handles a request of this session; `capabilities` are those of the mapper that will
+    /// answer it.
+    pub fn on_request_with(
+        &mut self,
+        request: ClientRequest,
+        capabilities: Capabilities,
+        now: u64,
+    ) -> Step {
         self.last_seen = now;
         match request {
             ClientRequest::Hello(_) => Step::Reply(BrokerReply::error(
                 ErrorId::UnsupportedRequest,
                 Some("hello is only valid at the start of a session".into()),
             )),
-            ClientRequest::Unsupported { name } => Step::Reply(BrokerReply::error(
-                ErrorId::UnsupportedRequest,
-                Some(format!(
-                    "the broker does not support <{}>",
-                    printable(&name)
-                )),
-            )),
+            ClientRequest::Unsupported { name } => Step::Reply(unsupported(&name)),
             ClientRequest::Bye => {
                 self.state = State::Anonymous;
                 Step::End(BrokerReply::Bye)
@@ -331,37 +469,89 @@ impl Session {
                 self.state = State::Anonymous;
                 Step::Authenticate(PendingLogin::new(
                     PasswordLogin {
-                        username,
+                        username: username.clone(),
                         password: password.clone(),
                         domain: domain.clone(),
                         client: self.client.clone(),
                     },
-                    Login { password, domain },
+                    Login {
+                        username,
+                        password,
+                        domain,
+                    },
                 ))
             }
             ClientRequest::Authenticate(Authenticate::Dialog { answers, button_id }) => {
-                match std::mem::take(&mut self.state) {
-                    State::Challenged { login, challenge } => {
-                        let answer = StepAnswer::Dialog {
-                            fields: answers,
-                            button_id: button_id.unwrap_or_else(|| DEFAULT_BUTTON_ID.to_owned()),
-                        };
-                        Step::ContinueAuthentication(PendingDialog::new(login, challenge, answer))
-                    }
-                    other => {
-                        self.state = other;
-                        Step::Reply(auth_reply(None, AuthResult::FailedUnexpectedMethod))
-                    }
-                }
+                self.dialog_answer(answers, button_id)
+            }
+            ClientRequest::Authenticate(Authenticate::Disclaimer { accepted }) => {
+                self.disclaimer_answer(accepted, now)
             }
             ClientRequest::Authenticate(Authenticate::Other { .. }) => {
                 Step::Reply(auth_reply(None, AuthResult::FailedUnexpectedMethod))
             }
             ClientRequest::GetResourceList(_) => match self.identity() {
-                Some(identity) => Step::ListDesktops(PendingListing::new(identity.clone())),
+                Some(identity) => {
+                    Step::ListDesktops(PendingListing::new(identity.clone(), capabilities.operate))
+                }
                 None => Step::Reply(list_reply(ListResult::FailedNoUser, Vec::new())),
             },
             ClientRequest::AllocateResource(request) => self.allocate(request),
+            ClientRequest::PerformOperation(request) => {
+                operation::on_request(self, request, capabilities)
+            }
+            ClientRequest::UpdatePassword(request) => {
+                password::on_request(self, request, capabilities)
+            }
+        }
+    }
+
+    /// An answer to a dialog: only while one is open, naming one of its buttons.
+    fn dialog_answer(&mut self, answers: Vec<FieldAnswer>, button_id: Option<String>) -> Step {
+        match std::mem::take(&mut self.state) {
+            State::Challenged {
+                login,
+                challenge,
+                shape,
+            } => {
+                let button_id = button_id.unwrap_or_else(|| DEFAULT_BUTTON_ID.to_owned());
+                if !shape.has_button(&button_id) {
+                    // The dialog stays open, and the mapper is not asked.
+                    self.state = State::Challenged {
+                        login,
+                        challenge,
+                        shape,
+                    };
+                    return Step::Reply(auth_reply(None, AuthResult::FailedInvalidFieldButtonId));
+                }
+                let answer = StepAnswer::Dialog {
+                    fields: shape.keep(answers),
+                    button_id,
+                };
+                Step::ContinueAuthentication(PendingDialog::dialog(login, challenge, shape, answer))
+            }
+            other => {
+                self.state = other;
+                Step::Reply(auth_reply(None, AuthResult::FailedUnexpectedMethod))
+            }
+        }
+    }
+
+    /// An answer to a disclaimer: only while one is shown. Declining ends the attempt without
+    /// asking the mapper.
+    fn disclaimer_answer(&mut self, accepted: bool, now: u64) -> Step {
+        match std::mem::take(&mut self.state) {
+            State::Disclaimed { login, disclaimer } if accepted => {
+                Step::ContinueAuthentication(PendingDialog::disclaimer(login, disclaimer))
+            }
+            State::Disclaimed { .. } => {
+                self.enter(State::Anonymous, now);
+                Step::Reply(auth_reply(None, AuthResult::FailedDisclaimerRejected))
+            }
+            other => {
+                self.state = other;
+                Step::Reply(auth_reply(None, AuthResult::FailedUnexpectedMethod))
+            }
         }
     }
 
@@ -409,11 +599,19 @@ impl Session {
         self.last_seen = now;
     }
 
+    /// Whether the client advertised `cap`.
+    fn has_cap(&self, cap: &str) -> bool {
+        self.caps.iter().any(|c| c == cap)
+    }
+
     /// Whether the client can show a dialog.
     pub(crate) fn can_show_dialogs(&self) -> bool {
-        self.caps
-            .iter()
-            .any(|cap| cap == crate::client::CAP_DIALOG_AUTHENTICATION)
+        self.has_cap(crate::client::CAP_DIALOG_AUTHENTICATION)
+    }
+
+    /// Whether the client can show a disclaimer.
+    pub(crate) fn can_show_disclaimers(&self) -> bool {
+        self.has_cap(crate::client::CAP_DISCLAIMER_AUTHENTICATION)
     }
 
     /// The listing of the current user's state, to update after a listing.
@@ -422,7 +620,20 @@ impl Session {
             State::Authenticated { listing, .. } | State::Allocated { listing, .. } => {
                 Some(listing)
             }
-            State::Anonymous | State::Challenged { .. } => None,
+            State::Anonymous | State::Challenged { .. } | State::Disclaimed { .. } => None,
+        }
+    }
+
+    /// The user and the last listing, while a user is in.
+    pub(crate) fn user_and_listing(&self) -> Option<(&Identity, &[Desktop])> {
+        match &self.state {
+            State::Authenticated {
+                identity, listing, ..
+            }
+            | State::Allocated {
+                identity, listing, ..
+            } => Some((identity, listing)),
+            State::Anonymous | State::Challenged { .. } | State::Disclaimed { .. } => None,
         }
     }
 }

@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Login, Session, State};
+use super::{DialogShape, Login, Session, State};
 use crate::policy::{ClientContext, Desktop, Identity, Secret};
 
 /// Everything of a [`Session`] but the typed password.
@@ -21,16 +21,30 @@ pub struct SessionRecord {
     state: StateRecord,
 }
 
-/// [`State`] without the password.
+/// [`State`] without the password. Fields added after the first release default when a record
+/// written before them is read (a broker upgraded while sessions live in Redis).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "phase", rename_all = "snake_case")]
 enum StateRecord {
     Anonymous,
     Challenged {
+        #[serde(default)]
+        username: String,
         domain: String,
         challenge: Secret,
+        /// Absent in older records: every field answer passes, and only `ok` is a button.
+        #[serde(default)]
+        shape: DialogShape,
+    },
+    Disclaimed {
+        username: String,
+        domain: String,
+        disclaimer: Secret,
     },
     Authenticated {
+        /// Absent in older records: the identity's user name stands in.
+        #[serde(default)]
+        username: String,
         domain: String,
         identity: Identity,
         listing: Vec<Desktop>,
@@ -61,7 +75,9 @@ impl SessionRecord {
     /// Where the session is.
     pub fn phase(&self) -> super::Phase {
         match self.state {
-            StateRecord::Anonymous | StateRecord::Challenged { .. } => super::Phase::Created,
+            StateRecord::Anonymous
+            | StateRecord::Challenged { .. }
+            | StateRecord::Disclaimed { .. } => super::Phase::Created,
             StateRecord::Authenticated { .. } => super::Phase::Authenticated,
             StateRecord::Allocated { .. } => super::Phase::Allocated,
         }
@@ -72,7 +88,9 @@ impl SessionRecord {
         match &self.state {
             StateRecord::Authenticated { identity, .. }
             | StateRecord::Allocated { identity, .. } => Some(identity),
-            StateRecord::Anonymous | StateRecord::Challenged { .. } => None,
+            StateRecord::Anonymous
+            | StateRecord::Challenged { .. }
+            | StateRecord::Disclaimed { .. } => None,
         }
     }
 
@@ -100,10 +118,24 @@ impl Session {
     pub fn to_record(&self) -> (SessionRecord, Option<Secret>) {
         let (state, password) = match &self.state {
             State::Anonymous => (StateRecord::Anonymous, None),
-            State::Challenged { login, challenge } => (
+            State::Challenged {
+                login,
+                challenge,
+                shape,
+            } => (
                 StateRecord::Challenged {
+                    username: login.username.clone(),
                     domain: login.domain.clone(),
                     challenge: challenge.clone(),
+                    shape: shape.clone(),
+                },
+                Some(login.password.clone()),
+            ),
+            State::Disclaimed { login, disclaimer } => (
+                StateRecord::Disclaimed {
+                    username: login.username.clone(),
+                    domain: login.domain.clone(),
+                    disclaimer: disclaimer.clone(),
                 },
                 Some(login.password.clone()),
             ),
@@ -113,6 +145,7 @@ impl Session {
                 listing,
             } => (
                 StateRecord::Authenticated {
+                    username: login.username.clone(),
                     domain: login.domain.clone(),
                     identity: identity.clone(),
                     listing: listing.clone(),
@@ -147,25 +180,51 @@ impl Session {
         record: SessionRecord,
         password: Option<Secret>,
     ) -> Result<Session, RecordError> {
-        let login = |domain: String| match password {
-            Some(password) => Ok(Login { password, domain }),
+        let login = |username: String, domain: String| match password {
+            Some(password) => Ok(Login {
+                username,
+                password,
+                domain,
+            }),
             None => Err(RecordError::PasswordMissing),
         };
         let state = match record.state {
             StateRecord::Anonymous => State::Anonymous,
-            StateRecord::Challenged { domain, challenge } => State::Challenged {
-                login: login(domain)?,
+            StateRecord::Challenged {
+                username,
+                domain,
                 challenge,
+                shape,
+            } => State::Challenged {
+                login: login(username, domain)?,
+                challenge,
+                shape,
+            },
+            StateRecord::Disclaimed {
+                username,
+                domain,
+                disclaimer,
+            } => State::Disclaimed {
+                login: login(username, domain)?,
+                disclaimer,
             },
             StateRecord::Authenticated {
+                username,
                 domain,
                 identity,
                 listing,
-            } => State::Authenticated {
-                login: login(domain)?,
-                identity,
-                listing,
-            },
+            } => {
+                let username = if username.is_empty() {
+                    identity.username.clone()
+                } else {
+                    username
+                };
+                State::Authenticated {
+                    login: login(username, domain)?,
+                    identity,
+                    listing,
+                }
+            }
             StateRecord::Allocated {
                 identity,
                 listing,
@@ -202,6 +261,7 @@ mod tests {
             caps: vec!["CAP_DIALOG_AUTHENTICATION".into()],
             state: State::Authenticated {
                 login: Login {
+                    username: "Ada".into(),
                     password: Secret::new("hunter2"),
                     domain: "STUDIO".into(),
                 },
@@ -247,6 +307,73 @@ mod tests {
         assert_eq!(record.phase(), Phase::Allocated);
         let again = Session::from_record(record, None).expect("no password needed");
         assert_eq!(again.desktop(), Some("Render 7"));
+    }
+
+    #[test]
+    fn records_written_before_the_0_2_states_still_load() {
+        let challenged = r#"{"created_at":1,"last_seen":2,"client":{"address":"192.0.2.7","hostname":"","product_name":"","product_version":"","platform":"","locale":"","log_id":""},"caps":["CAP_DIALOG_AUTHENTICATION"],"state":{"phase":"challenged","domain":"D","challenge":"mapper-state"}}"#;
+        let record: SessionRecord = serde_json::from_str(challenged).expect("an old dialog");
+        let session = Session::from_record(record, Some(Secret::new("pw"))).expect("whole");
+        assert_eq!(session.phase(), Phase::Created);
+        assert_eq!(session.typed_username(), Some(""));
+        let State::Challenged { shape, .. } = &session.state else {
+            panic!("not challenged: {session:?}");
+        };
+        assert!(shape.has_button("ok") && !shape.has_button("cancel"));
+        assert_eq!(shape.fields, None, "every answer passes");
+
+        let authenticated = r#"{"created_at":1,"last_seen":2,"client":{"address":"","hostname":"","product_name":"","product_version":"","platform":"","locale":"","log_id":""},"caps":[],"state":{"phase":"authenticated","domain":"D","identity":{"username":"ada","domain":"D","attributes":[]},"listing":[]}}"#;
+        let record: SessionRecord = serde_json::from_str(authenticated).expect("an old login");
+        let session = Session::from_record(record, Some(Secret::new("pw"))).expect("whole");
+        assert_eq!(session.phase(), Phase::Authenticated);
+        assert_eq!(session.typed_username(), Some("ada"));
+    }
+
+    #[test]
+    fn a_disclaimer_and_a_dialog_shape_round_trip() {
+        let session = Session {
+            state: State::Disclaimed {
+                login: Login {
+                    username: "Ada".into(),
+                    password: Secret::new("hunter2"),
+                    domain: "STUDIO".into(),
+                },
+                disclaimer: Secret::new("disclaimer-state"),
+            },
+            ..authenticated()
+        };
+        let (record, password) = session.to_record();
+        let json = serde_json::to_string(&record).unwrap_or_default();
+        assert!(json.contains("\"phase\":\"disclaimed\""), "{json}");
+        let back: SessionRecord = serde_json::from_str(&json).expect("parses");
+        let again = Session::from_record(back, password).expect("whole");
+        assert_eq!(again.typed_username(), Some("Ada"));
+        assert!(matches!(again.state, State::Disclaimed { .. }));
+
+        let shape = DialogShape {
+            fields: Some(vec!["code".into()]),
+            buttons: vec!["ok".into(), "cancel".into()],
+        };
+        let session = Session {
+            state: State::Challenged {
+                login: Login {
+                    username: "Ada".into(),
+                    password: Secret::new("hunter2"),
+                    domain: String::new(),
+                },
+                challenge: Secret::new("s"),
+                shape: shape.clone(),
+            },
+            ..authenticated()
+        };
+        let (record, password) = session.to_record();
+        let json = serde_json::to_string(&record).unwrap_or_default();
+        let back: SessionRecord = serde_json::from_str(&json).expect("parses");
+        let again = Session::from_record(back, password).expect("whole");
+        let State::Challenged { shape: kept, .. } = &again.state else {
+            panic!("not challenged");
+        };
+        assert_eq!(kept, &shape);
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Decoding every request fixture: the protocol page's examples, ILS captures, a dialog answer.
 
+use interstate_protocol::policy::Operation;
 use interstate_protocol::{
-    AllocateResource, Authenticate, ClientRequest, Hello, Root, decode_request,
+    AllocateResource, Authenticate, ClientRequest, Hello, PerformOperation, RequestedOperation,
+    Root, decode_request,
 };
 
 use crate::fixtures::read;
@@ -152,4 +154,125 @@ fn dialog_answer() {
     assert_eq!(answers[0].id, "passcode");
     assert_eq!(answers[0].value.expose(), "123456");
     assert_eq!(button_id.as_deref(), Some("ok"));
+}
+
+/// The shapes the HP Anyware 24.07.3 client library sends (reference §11, §11.1 [R]).
+#[test]
+fn real_client_shapes() {
+    let ClientRequest::Authenticate(Authenticate::Dialog { answers, button_id }) =
+        decode("real-client-dialog-answer.xml").1
+    else {
+        panic!("not a dialog answer");
+    };
+    assert_eq!(answers.len(), 1);
+    assert_eq!(
+        (answers[0].id.as_str(), answers[0].value.expose()),
+        ("otp", "123456")
+    );
+    assert_eq!(button_id.as_deref(), Some("ok"));
+
+    assert_eq!(
+        decode("real-client-disclaimer-accepted.xml").1,
+        ClientRequest::Authenticate(Authenticate::Disclaimer { accepted: true })
+    );
+    assert_eq!(
+        decode("real-client-disclaimer-rejected.xml").1,
+        ClientRequest::Authenticate(Authenticate::Disclaimer { accepted: false })
+    );
+
+    assert_eq!(
+        decode("real-client-perform-operation.xml"),
+        (
+            Root::PcoipClient,
+            ClientRequest::PerformOperation(PerformOperation {
+                resource_id: "ws-7".into(),
+                operation: RequestedOperation::Known(Operation::Restart),
+            })
+        )
+    );
+    assert_eq!(
+        decode("real-client-perform-operation-sleep.xml").1,
+        ClientRequest::PerformOperation(PerformOperation {
+            resource_id: "ws-7".into(),
+            operation: RequestedOperation::Unknown("CMD_PWR_SLEEP".into()),
+        })
+    );
+    for (token, operation) in [
+        (
+            "CMD_OS_RESTART",
+            RequestedOperation::Known(Operation::Restart),
+        ),
+        (
+            "CMD_PWR_DOWN",
+            RequestedOperation::Known(Operation::PowerDown),
+        ),
+        ("CMD_PWR_UP", RequestedOperation::Known(Operation::PowerUp)),
+        (
+            "CMD_PWR_RESUME",
+            RequestedOperation::Unknown("CMD_PWR_RESUME".into()),
+        ),
+        (
+            "cmd_os_restart",
+            RequestedOperation::Unknown("cmd_os_restart".into()),
+        ),
+    ] {
+        assert_eq!(RequestedOperation::from_token(token), operation, "{token}");
+    }
+
+    let ClientRequest::UpdatePassword(change) = decode("real-client-update-password.xml").1 else {
+        panic!("not update-password");
+    };
+    assert_eq!(change.username, "dave");
+    assert_eq!(change.domain, "EXAMPLE");
+    assert_eq!(change.old_password.expose(), " dave-pw ", "verbatim");
+    assert_eq!(change.new_password.expose(), "n3w <pässword> ", "verbatim");
+    let debug = format!("{change:?}");
+    assert!(
+        !debug.contains("dave-pw") && !debug.contains("n3w"),
+        "{debug}"
+    );
+}
+
+#[test]
+fn incomplete_0_2_requests_are_invalid_content() {
+    for (body, missing) in [
+        (
+            "<perform-operation><operation>CMD_PWR_UP</operation></perform-operation>",
+            "resource-id",
+        ),
+        (
+            "<perform-operation><resource-id>ws-7</resource-id></perform-operation>",
+            "operation",
+        ),
+        (
+            "<update-password><username>u</username><new-password>n</new-password></update-password>",
+            "old-password",
+        ),
+        (
+            "<update-password><old-password>o</old-password></update-password>",
+            "new-password",
+        ),
+        (
+            "<authenticate method=\"disclaimer\"></authenticate>",
+            "accept",
+        ),
+    ] {
+        let wrapped = format!("<pcoip-client version=\"2.1\">{body}</pcoip-client>");
+        let error = decode_request(wrapped.as_bytes()).unwrap_err();
+        assert_eq!(
+            error.result_id.as_str(),
+            "ERR_INVALID_INVALID_MSG_CONTENT",
+            "{body}"
+        );
+        assert!(error.detail.contains(missing), "{body}: {}", error.detail);
+    }
+    // A change without a user name or domain is read: the session's login names the user.
+    let wrapped = "<pcoip-client version=\"2.1\"><update-password><old-password>o</old-password><new-password>n</new-password></update-password></pcoip-client>";
+    let Ok(request) = decode_request(wrapped.as_bytes()) else {
+        panic!("refused");
+    };
+    let ClientRequest::UpdatePassword(change) = request.message else {
+        panic!("not update-password");
+    };
+    assert!(change.username.is_empty() && change.domain.is_empty());
 }

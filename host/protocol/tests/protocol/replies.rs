@@ -8,7 +8,8 @@ use interstate_protocol::policy::{
 use interstate_protocol::{
     AllocResult, AllocateResp, AuthResult, AuthenticateResp, BrokerInfo, BrokerReply, DialogButton,
     DialogParameters, ErrorId, ErrorResp, HelloResp, ListResult, NextAuthentication,
-    ResourceListResp, Root, encode_reply,
+    OPERATION_TRY_AGAIN_TEXT, OperationResp, OperationResult, PasswordResult, ResourceListResp,
+    Root, UpdatePasswordResp, encode_reply,
 };
 
 use crate::fixtures::{assert_golden, canonical, read};
@@ -238,7 +239,126 @@ fn golden_replies() -> Vec<(&'static str, Root, BrokerReply)> {
             Root::PcoipClient,
             BrokerReply::error(ErrorId::InvalidSession, None),
         ),
+        (
+            "perform-operation-resp.xml",
+            Root::PcoipClient,
+            operation(OperationResult::Successful, None),
+        ),
+        (
+            "perform-operation-resp-try-again.xml",
+            Root::PcoipClient,
+            operation(
+                OperationResult::FailedToExecute,
+                Some(OPERATION_TRY_AGAIN_TEXT),
+            ),
+        ),
+        (
+            "update-password-resp-complete.xml",
+            Root::PcoipClient,
+            password(PasswordResult::SuccessfulAuthComplete, None),
+        ),
+        (
+            "update-password-resp-dialog.xml",
+            Root::PcoipClient,
+            password(
+                PasswordResult::SuccessfulAuthIncomplete,
+                Some(NextAuthentication::Dialog(DialogParameters {
+                    prompt: "Enter the 6-digit code from your authenticator app".into(),
+                    error_text: String::new(),
+                    fields: vec![DialogField {
+                        id: "code".into(),
+                        label: "Code".into(),
+                        kind: FieldKind::Secret,
+                    }],
+                    buttons: vec![
+                        DialogButton {
+                            id: "ok".into(),
+                            label: "Verify".into(),
+                            is_default: true,
+                        },
+                        DialogButton {
+                            id: "cancel".into(),
+                            label: "Cancel".into(),
+                            is_default: false,
+                        },
+                    ],
+                })),
+            ),
+        ),
+        (
+            "update-password-resp-password.xml",
+            Root::PcoipBroker,
+            password(
+                PasswordResult::SuccessfulAuthIncomplete,
+                Some(NextAuthentication::Password(vec!["EXAMPLE".into()])),
+            ),
+        ),
+        (
+            "update-password-resp-weak.xml",
+            Root::PcoipClient,
+            password(PasswordResult::FailedWeakPassword, None),
+        ),
     ]
+}
+
+fn operation(id: OperationResult, text: Option<&str>) -> BrokerReply {
+    BrokerReply::Operation(OperationResp {
+        result_id: id,
+        result_str: text.unwrap_or(id.default_text()).into(),
+    })
+}
+
+fn password(id: PasswordResult, next: Option<NextAuthentication>) -> BrokerReply {
+    BrokerReply::UpdatePassword(UpdatePasswordResp {
+        result_id: id,
+        result_str: id.default_text().into(),
+        next,
+    })
+}
+
+/// `perform-operation-resp` and `update-password-resp` as the real client library accepted them
+/// (reference §11.1 [R]); a password `next-authentication` in `update-password-resp` is written
+/// like `hello-resp`'s \[I\].
+#[test]
+fn operation_and_password_replies_have_the_shapes_the_real_client_library_parses() {
+    for id in OperationResult::ALL {
+        let seen = format!(
+            r#"<pcoip-client version="2.1"><perform-operation-resp><result><result-id>{id}</result-id><result-str>…</result-str></result></perform-operation-resp></pcoip-client>"#
+        );
+        let reply = BrokerReply::Operation(OperationResp {
+            result_id: *id,
+            result_str: "…".into(),
+        });
+        assert_eq!(
+            canonical(&encode_reply(Root::PcoipClient, &reply)),
+            canonical(seen.as_bytes())
+        );
+        assert_eq!(reply.name(), "perform-operation-resp");
+    }
+    for id in PasswordResult::ALL {
+        let seen = format!(
+            r#"<pcoip-client version="2.1"><update-password-resp><result><result-id>{id}</result-id><result-str>…</result-str></result></update-password-resp></pcoip-client>"#
+        );
+        let reply = BrokerReply::UpdatePassword(UpdatePasswordResp {
+            result_id: *id,
+            result_str: "…".into(),
+            next: None,
+        });
+        assert_eq!(
+            canonical(&encode_reply(Root::PcoipClient, &reply)),
+            canonical(seen.as_bytes())
+        );
+    }
+    let incomplete = BrokerReply::UpdatePassword(UpdatePasswordResp {
+        result_id: PasswordResult::SuccessfulAuthIncomplete,
+        result_str: "…".into(),
+        next: Some(NextAuthentication::Password(Vec::new())),
+    });
+    let expected = r#"<pcoip-client version="2.1"><update-password-resp><result><result-id>PSWD_UPDATE_SUCCESSFUL_AUTH_INCOMPLETE</result-id><result-str>…</result-str></result><next-authentication><authentication-methods><method>AUTHENTICATE_VIA_PASSWORD</method></authentication-methods><domains><domain></domain></domains></next-authentication></update-password-resp></pcoip-client>"#;
+    assert_eq!(
+        canonical(&encode_reply(Root::PcoipClient, &incomplete)),
+        canonical(expected.as_bytes())
+    );
 }
 
 #[test]

@@ -276,11 +276,11 @@ fn check_step(name: &str, step: &Step, expect: &Expect) {
 fn requests_in_every_phase() {
     type Start = fn() -> Session;
     let unsupported = || ClientRequest::Unsupported {
-        name: "perform-operation".into(),
+        name: "get-authentication-method".into(),
     };
     let disclaimer = || {
         ClientRequest::Authenticate(Authenticate::Other {
-            method: "disclaimer".into(),
+            method: "token".into(),
         })
     };
     #[rustfmt::skip]
@@ -301,7 +301,7 @@ fn requests_in_every_phase() {
         ("dialog with a challenge", challenged, dialog_request(), Expect::Continue, Phase::Created, true),
         ("dialog without a challenge", created, dialog_request(), Expect::Reply("AUTH_FAILED_UNEXPECTED_METHOD"), Phase::Created, false),
         ("dialog when authenticated", authenticated, dialog_request(), Expect::Reply("AUTH_FAILED_UNEXPECTED_METHOD"), Phase::Authenticated, true),
-        ("disclaimer", created, disclaimer(), Expect::Reply("AUTH_FAILED_UNEXPECTED_METHOD"), Phase::Created, false),
+        ("token", created, disclaimer(), Expect::Reply("AUTH_FAILED_UNEXPECTED_METHOD"), Phase::Created, false),
         ("list before login", created, list_request(), Expect::Reply("LIST_FAILED_NO_USER"), Phase::Created, false),
         ("list during a challenge", challenged, list_request(), Expect::Reply("LIST_FAILED_NO_USER"), Phase::Created, true),
         ("list after login", authenticated, list_request(), Expect::List, Phase::Authenticated, true),
@@ -370,7 +370,9 @@ fn authentication_outcomes() {
         ("mapper error", started, Err(MapperError::Timeout(5000)), "ERR_BROKER_SYS_FAILED", None, Phase::Created, false),
         ("dialog accepted", continued, Ok(AuthOutcome::Accepted(identity(""))), "AUTH_SUCCESSFUL_AND_COMPLETE", None, Phase::Authenticated, true),
         ("dialog answered wrong", continued, Ok(challenge("Wrong code, try again")), "AUTH_SUCCESSFUL_AND_INCOMPLETE", None, Phase::Created, true),
-        ("dialog rejected", continued, rejected(RejectionKind::BadCredentials), "AUTH_FAILED_DIALOG_INVALID_USER_ENTRY", None, Phase::Created, false),
+        // A wrong code keeps the dialog open (the failure limits end the attempts).
+        ("dialog rejected", continued, rejected(RejectionKind::BadCredentials), "AUTH_FAILED_DIALOG_INVALID_USER_ENTRY", None, Phase::Created, true),
+        ("dialog access denied", continued, rejected(RejectionKind::AccessDenied), "AUTH_FAILED_ACCESS_DENIED", None, Phase::Created, false),
         ("dialog mapper error", continued, Err(MapperError::Trap("unreachable".into())), "ERR_BROKER_SYS_FAILED", None, Phase::Created, true),
     ];
     for (name, start, outcome, id, method, phase, holds) in cases {
@@ -819,4 +821,620 @@ fn hello_reply_carries_the_domains() {
     };
     assert_eq!(resp.broker_info, info);
     assert_eq!(resp.domains, ["LAB"]);
+}
+
+/// The 0.2 conversation: disclaimers, dialog buttons, password changes and operations.
+mod v02 {
+    use super::*;
+    use interstate_protocol::policy::{
+        Capabilities, DialogButton, Disclaimer, Operation, OperationOutcome, PasswordChange,
+        PasswordChangeOutcome, PasswordRejection, PasswordRejectionKind,
+    };
+    use interstate_protocol::{
+        OPERATION_TRY_AGAIN_TEXT, PerformOperation, RequestedOperation, UpdatePassword,
+    };
+
+    const ALL: Capabilities = Capabilities {
+        operate: true,
+        change_password: true,
+    };
+    const NONE: Capabilities = Capabilities {
+        operate: false,
+        change_password: false,
+    };
+    const NEW_PASSWORD: &str = " n3w <pässword> ";
+
+    /// The reply encoded, without the indentation between elements.
+    fn compact(reply: &BrokerReply) -> String {
+        String::from_utf8(encode_reply(Root::PcoipClient, reply))
+            .unwrap()
+            .lines()
+            .map(str::trim)
+            .collect()
+    }
+
+    /// A 24.07 client's hello: dialogs and disclaimers.
+    fn created_v02() -> Session {
+        let mut hello = hello(true);
+        hello.caps.push("CAP_DISCLAIMER_AUTHENTICATION".into());
+        Session::new(&hello, client(), T0)
+    }
+
+    fn disclaimer_outcome() -> AuthOutcome {
+        AuthOutcome::Disclaimer(Disclaimer {
+            text: "Sessions may be monitored.".into(),
+            state: Secret::new("disclaimer-state-7"),
+        })
+    }
+
+    fn challenge_with_buttons() -> AuthOutcome {
+        let AuthOutcome::Challenge(mut dialog) = challenge("") else {
+            unreachable!()
+        };
+        dialog.buttons = vec![
+            DialogButton {
+                id: "ok".into(),
+                label: "Verify".into(),
+                is_default: true,
+            },
+            DialogButton {
+                id: "cancel".into(),
+                label: "Cancel".into(),
+                is_default: false,
+            },
+        ];
+        AuthOutcome::Challenge(dialog)
+    }
+
+    fn disclaimed() -> Session {
+        let mut session = created_v02();
+        let reply = logged_in(&mut session, disclaimer_outcome());
+        assert_eq!(reply.result_id(), Some("AUTH_SUCCESSFUL_AND_INCOMPLETE"));
+        session
+    }
+
+    fn challenged_with_buttons() -> Session {
+        let mut session = created_v02();
+        logged_in(&mut session, challenge_with_buttons());
+        session
+    }
+
+    fn disclaimer_answer(accepted: bool) -> ClientRequest {
+        ClientRequest::Authenticate(Authenticate::Disclaimer { accepted })
+    }
+
+    fn dialog_answer(fields: &[(&str, &str)], button: Option<&str>) -> ClientRequest {
+        ClientRequest::Authenticate(Authenticate::Dialog {
+            answers: fields
+                .iter()
+                .map(|(id, value)| FieldAnswer {
+                    id: (*id).into(),
+                    value: Secret::new(*value),
+                })
+                .collect(),
+            button_id: button.map(str::to_owned),
+        })
+    }
+
+    fn update_password(username: &str) -> ClientRequest {
+        ClientRequest::UpdatePassword(UpdatePassword {
+            username: username.into(),
+            old_password: Secret::new(PASSWORD),
+            new_password: Secret::new(NEW_PASSWORD),
+            domain: "EXAMPLE".into(),
+        })
+    }
+
+    fn operation(id: &str, token: &str) -> ClientRequest {
+        ClientRequest::PerformOperation(PerformOperation {
+            resource_id: id.into(),
+            operation: RequestedOperation::from_token(token),
+        })
+    }
+
+    fn operable_desktop() -> Desktop {
+        Desktop {
+            operations: vec![Operation::Restart, Operation::PowerUp],
+            ..desktop()
+        }
+    }
+
+    /// Logged in and listed by a mapper that can operate.
+    fn operable() -> Session {
+        let mut session = created_v02();
+        logged_in(&mut session, AuthOutcome::Accepted(identity("")));
+        let Step::ListDesktops(pending) = session.on_request_with(list_request(), ALL, T0 + 3)
+        else {
+            panic!("no list step");
+        };
+        pending.finish(&mut session, Ok(vec![operable_desktop()]), T0 + 4);
+        session
+    }
+
+    fn operable_allocated() -> Session {
+        let mut session = operable();
+        let Step::Allocate(pending) = session.on_request(allocate_request("ws-7"), T0 + 5) else {
+            panic!("no allocate step");
+        };
+        let AllocStep::Launch(launching) =
+            pending.finish(&mut session, Ok(Allocation::Launch(launch())), T0 + 6)
+        else {
+            panic!("no launch");
+        };
+        launching.finish(&mut session, Ok(agent_success("tag")), T0 + 7);
+        assert_eq!(session.phase(), Phase::Allocated);
+        session
+    }
+
+    /// What a 0.2 step should be.
+    #[derive(Debug)]
+    enum Want {
+        Reply(&'static str),
+        Continue(&'static str, StepAnswer),
+        ChangePassword,
+        Operate(Operation),
+        Authenticate,
+    }
+
+    fn check(name: &str, step: &Step, want: &Want) {
+        match (step, want) {
+            (Step::Reply(reply), Want::Reply(id)) => {
+                assert_eq!(reply.result_id(), Some(*id), "{name}: {reply:?}");
+            }
+            (Step::ContinueAuthentication(pending), Want::Continue(state, answer)) => {
+                assert_eq!(pending.state().expose(), *state, "{name}");
+                assert_eq!(pending.answer(), answer, "{name}");
+                assert_eq!(pending.username(), "alice", "{name}");
+            }
+            (Step::ChangePassword(pending), Want::ChangePassword) => {
+                let change = pending.change();
+                assert_eq!(change.username, "alice", "{name}");
+                assert_eq!(change.domain, "EXAMPLE", "{name}");
+                assert_eq!(change.old_password.expose(), PASSWORD, "{name}");
+                assert_eq!(change.new_password.expose(), NEW_PASSWORD, "{name}");
+                assert_eq!(change.client.address, "10.27.0.5", "{name}");
+            }
+            (Step::Operate(pending), Want::Operate(op)) => {
+                assert_eq!(pending.user().username, "alice", "{name}");
+                assert_eq!(pending.desktop_id(), "ws-7", "{name}");
+                assert_eq!(pending.operation(), *op, "{name}");
+            }
+            (Step::Authenticate(_), Want::Authenticate) => {}
+            _ => panic!("{name}: expected {want:?}, got {step:?}"),
+        }
+    }
+
+    fn code(value: &str) -> StepAnswer {
+        StepAnswer::Dialog {
+            fields: vec![FieldAnswer {
+                id: "otp".into(),
+                value: Secret::new(value),
+            }],
+            button_id: "ok".into(),
+        }
+    }
+
+    #[test]
+    fn requests_in_every_phase() {
+        type Start = fn() -> Session;
+        #[rustfmt::skip]
+        let cases: Vec<(&str, Start, ClientRequest, Capabilities, Want, Phase, bool)> = vec![
+            // name, start, request, mapper capabilities, expected step, phase after, password
+            // held after (by the session or the step)
+            // Disclaimers.
+            ("accept", disclaimed, disclaimer_answer(true), ALL, Want::Continue("disclaimer-state-7", StepAnswer::DisclaimerAccepted), Phase::Created, true),
+            ("decline", disclaimed, disclaimer_answer(false), ALL, Want::Reply("AUTH_FAILED_DISCLAIMER_REJECTED"), Phase::Created, false),
+            ("dialog answer to a disclaimer", disclaimed, dialog_request(), ALL, Want::Reply("AUTH_FAILED_UNEXPECTED_METHOD"), Phase::Created, true),
+            ("disclaimer answer to a dialog", challenged, disclaimer_answer(true), ALL, Want::Reply("AUTH_FAILED_UNEXPECTED_METHOD"), Phase::Created, true),
+            ("disclaimer answer, none shown", created, disclaimer_answer(true), ALL, Want::Reply("AUTH_FAILED_UNEXPECTED_METHOD"), Phase::Created, false),
+            ("disclaimer answer when in", authenticated, disclaimer_answer(false), ALL, Want::Reply("AUTH_FAILED_UNEXPECTED_METHOD"), Phase::Authenticated, true),
+            ("password during a disclaimer", disclaimed, password_request(""), ALL, Want::Authenticate, Phase::Created, true),
+            // Dialog buttons and fields.
+            ("the default button", challenged, dialog_answer(&[("otp", "1")], Some("ok")), ALL, Want::Continue("mapper-state-42", code("1")), Phase::Created, true),
+            ("no button is the default", challenged, dialog_answer(&[("otp", "1")], None), ALL, Want::Continue("mapper-state-42", code("1")), Phase::Created, true),
+            ("a button not shown", challenged, dialog_answer(&[("otp", "1")], Some("cancel")), ALL, Want::Reply("AUTH_FAILED_INVALID_FIELD_BUTTON_ID"), Phase::Created, true),
+            ("a listed button", challenged_with_buttons, dialog_answer(&[("otp", "1")], Some("cancel")), ALL, Want::Continue("mapper-state-42", StepAnswer::Dialog { fields: vec![FieldAnswer { id: "otp".into(), value: Secret::new("1") }], button_id: "cancel".into() }), Phase::Created, true),
+            ("an unlisted button", challenged_with_buttons, dialog_answer(&[("otp", "1")], Some("retry")), ALL, Want::Reply("AUTH_FAILED_INVALID_FIELD_BUTTON_ID"), Phase::Created, true),
+            ("fields not shown are dropped", challenged, dialog_answer(&[("user", "root"), ("otp", "2"), ("otp2", "3")], Some("ok")), ALL, Want::Continue("mapper-state-42", code("2")), Phase::Created, true),
+            // update-password.
+            ("change before login", created, update_password("alice"), ALL, Want::ChangePassword, Phase::Created, true),
+            ("change during a dialog", challenged, update_password(""), ALL, Want::ChangePassword, Phase::Created, true),
+            ("change during a disclaimer", disclaimed, update_password("alice"), ALL, Want::ChangePassword, Phase::Created, true),
+            ("change when in", authenticated, update_password("alice"), ALL, Want::Reply("PSWD_UPDATE_FAILED_ALREADY_AUTHENTICATED"), Phase::Authenticated, true),
+            ("change after allocation", allocated, update_password("alice"), ALL, Want::Reply("PSWD_UPDATE_FAILED_ALREADY_AUTHENTICATED"), Phase::Allocated, false),
+            ("change, mapper cannot", created, update_password("alice"), NONE, Want::Reply("PSWD_UPDATE_FAILED_NOT_SUPPORTED"), Phase::Created, false),
+            ("change, mapper cannot, dialog kept", challenged, update_password("alice"), NONE, Want::Reply("PSWD_UPDATE_FAILED_NOT_SUPPORTED"), Phase::Created, true),
+            // perform-operation.
+            ("operate before login", created, operation("ws-7", "CMD_OS_RESTART"), ALL, Want::Reply("OP_FAILED_NO_USER"), Phase::Created, false),
+            ("operate during a dialog", challenged, operation("ws-7", "CMD_OS_RESTART"), ALL, Want::Reply("OP_FAILED_NO_USER"), Phase::Created, true),
+            ("operate before listing", authenticated, operation("ws-7", "CMD_OS_RESTART"), ALL, Want::Reply("OP_FAILED_INVALID_PARAMETER"), Phase::Authenticated, true),
+            ("operate unknown id", operable, operation("ws-8", "CMD_OS_RESTART"), ALL, Want::Reply("OP_FAILED_INVALID_PARAMETER"), Phase::Authenticated, true),
+            ("restart", operable, operation("ws-7", "CMD_OS_RESTART"), ALL, Want::Operate(Operation::Restart), Phase::Authenticated, true),
+            ("power up", operable, operation("ws-7", "CMD_PWR_UP"), ALL, Want::Operate(Operation::PowerUp), Phase::Authenticated, true),
+            ("power down, not offered", operable, operation("ws-7", "CMD_PWR_DOWN"), ALL, Want::Reply("OP_FAILED_OPERATION_NOT_SUPPORTED"), Phase::Authenticated, true),
+            ("sleep", operable, operation("ws-7", "CMD_PWR_SLEEP"), ALL, Want::Reply("OP_FAILED_OPERATION_NOT_SUPPORTED"), Phase::Authenticated, true),
+            ("resume", operable, operation("ws-7", "CMD_PWR_RESUME"), ALL, Want::Reply("OP_FAILED_OPERATION_NOT_SUPPORTED"), Phase::Authenticated, true),
+            ("mapper cannot operate", operable, operation("ws-7", "CMD_OS_RESTART"), NONE, Want::Reply("OP_FAILED_OPERATION_NOT_SUPPORTED"), Phase::Authenticated, true),
+            ("restart after allocation", operable_allocated, operation("ws-7", "CMD_OS_RESTART"), ALL, Want::Operate(Operation::Restart), Phase::Allocated, false),
+        ];
+        for (name, start, request, capabilities, want, phase, holds) in cases {
+            let mut session = start();
+            let now = T0 + 100;
+            let step = session.on_request_with(request, capabilities, now);
+            check(name, &step, &want);
+            assert_eq!(session.phase(), phase, "{name}");
+            assert_eq!(
+                session.holds_password() || step.holds_password(),
+                holds,
+                "{name}"
+            );
+            assert_eq!(session.last_seen(), now, "{name}");
+            if let Step::Reply(reply) = &step {
+                let encoded = String::from_utf8(encode_reply(Root::PcoipClient, reply)).unwrap();
+                assert!(!encoded.contains("s3cr3t") && !encoded.contains("mapper-state"));
+            }
+        }
+    }
+
+    #[test]
+    fn a_refused_button_keeps_the_dialog_open() {
+        let mut session = challenged_with_buttons();
+        let step = session.on_request(dialog_answer(&[("otp", "1")], Some("nope")), T0 + 10);
+        check(
+            "refused",
+            &step,
+            &Want::Reply("AUTH_FAILED_INVALID_FIELD_BUTTON_ID"),
+        );
+        let Step::Reply(BrokerReply::Authenticate(resp)) = &step else {
+            unreachable!()
+        };
+        assert_eq!(resp.method, None);
+        let step = session.on_request(dialog_answer(&[("otp", "1")], Some("ok")), T0 + 11);
+        check("then", &step, &Want::Continue("mapper-state-42", code("1")));
+    }
+
+    #[test]
+    fn disclaimers() {
+        // Shown only to a client that advertised it.
+        let mut session = created_v02();
+        let reply = logged_in(&mut session, disclaimer_outcome());
+        let BrokerReply::Authenticate(resp) = &reply else {
+            panic!("{reply:?}")
+        };
+        assert_eq!(resp.method.as_deref(), Some("password"));
+        assert_eq!(
+            resp.next,
+            Some(NextAuthentication::Disclaimer(
+                "Sessions may be monitored.".into()
+            ))
+        );
+        assert_eq!(session.typed_username(), Some("alice"));
+        let encoded = String::from_utf8(encode_reply(Root::PcoipClient, &reply)).unwrap();
+        assert!(!encoded.contains("disclaimer-state-7"), "{encoded}");
+
+        let mut old_client = created();
+        let reply = logged_in(&mut old_client, disclaimer_outcome());
+        let BrokerReply::Authenticate(resp) = &reply else {
+            panic!("{reply:?}")
+        };
+        assert_eq!(resp.result_id.as_str(), "AUTH_FAILED_ACCESS_DENIED");
+        assert!(
+            resp.result_str.contains("cannot show"),
+            "{}",
+            resp.result_str
+        );
+        assert!(!old_client.holds_password());
+
+        // Accepting continues with the mapper; what it answers moves the session on, and the
+        // reply carries no method.
+        #[rustfmt::skip]
+        let cases: Vec<(&str, Result<AuthOutcome, MapperError>, &str, Phase, bool)> = vec![
+            ("accepted", Ok(AuthOutcome::Accepted(identity("EXAMPLE"))), "AUTH_SUCCESSFUL_AND_COMPLETE", Phase::Authenticated, true),
+            ("then a dialog", Ok(challenge("")), "AUTH_SUCCESSFUL_AND_INCOMPLETE", Phase::Created, true),
+            ("then refused", Ok(AuthOutcome::Rejected(Rejection { kind: RejectionKind::BadCredentials, reason: String::new() })), "AUTH_FAILED_UNKNOWN_USERNAME_OR_PASSWORD", Phase::Created, false),
+            ("mapper error keeps it", Err(MapperError::Timeout(5000)), "ERR_BROKER_SYS_FAILED", Phase::Created, true),
+        ];
+        for (name, outcome, id, phase, holds) in cases {
+            let mut session = disclaimed();
+            let Step::ContinueAuthentication(pending) =
+                session.on_request(disclaimer_answer(true), T0 + 10)
+            else {
+                panic!("{name}: no step");
+            };
+            assert!(!pending.is_dialog_answer(), "{name}");
+            let reply = pending.finish(&mut session, outcome, T0 + 11);
+            assert_eq!(reply.result_id(), Some(id), "{name}");
+            if let BrokerReply::Authenticate(resp) = &reply {
+                assert_eq!(resp.method, None, "{name}");
+            }
+            assert_eq!(session.phase(), phase, "{name}");
+            assert_eq!(session.holds_password(), holds, "{name}");
+            if name == "mapper error keeps it" {
+                let step = session.on_request(disclaimer_answer(true), T0 + 12);
+                check(
+                    name,
+                    &step,
+                    &Want::Continue("disclaimer-state-7", StepAnswer::DisclaimerAccepted),
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_wrong_code_keeps_the_dialog_and_its_state() {
+        let mut session = challenged();
+        assert_eq!(session.typed_username(), Some("alice"));
+        let Step::ContinueAuthentication(pending) = session.on_request(dialog_request(), T0 + 3)
+        else {
+            panic!("no dialog step");
+        };
+        assert!(pending.is_dialog_answer());
+        let reply = pending.finish(
+            &mut session,
+            Ok(AuthOutcome::Rejected(Rejection {
+                kind: RejectionKind::BadCredentials,
+                reason: "wrong code".into(),
+            })),
+            T0 + 4,
+        );
+        assert_eq!(
+            reply.result_id(),
+            Some("AUTH_FAILED_DIALOG_INVALID_USER_ENTRY")
+        );
+        assert!(session.holds_password());
+        let step = session.on_request(dialog_request(), T0 + 5);
+        check_step("again", &step, &Expect::Continue);
+
+        // The failure limits refuse an answer: the attempt ends, told like a wrong code.
+        let Step::ContinueAuthentication(pending) = step else {
+            unreachable!()
+        };
+        let reply = pending.refuse(&mut session, T0 + 6);
+        assert_eq!(
+            reply.result_id(),
+            Some("AUTH_FAILED_DIALOG_INVALID_USER_ENTRY")
+        );
+        assert!(!session.holds_password());
+        assert_eq!(session.typed_username(), None);
+        let step = session.on_request(dialog_request(), T0 + 7);
+        check_step(
+            "after",
+            &step,
+            &Expect::Reply("AUTH_FAILED_UNEXPECTED_METHOD"),
+        );
+    }
+
+    fn change_outcome(
+        outcome: Result<PasswordChangeOutcome, MapperError>,
+    ) -> (Session, BrokerReply) {
+        let mut session = created_v02();
+        let Step::ChangePassword(pending) =
+            session.on_request_with(update_password("alice"), ALL, T0 + 10)
+        else {
+            panic!("no change step");
+        };
+        let reply = pending.finish(&mut session, outcome, T0 + 11);
+        (session, reply)
+    }
+
+    #[test]
+    fn password_changes() {
+        let rejected = |kind| {
+            Ok(PasswordChangeOutcome::Rejected(PasswordRejection {
+                kind,
+                reason: "the directory said (secret detail)".into(),
+            }))
+        };
+        let changed = |outcome| Ok(PasswordChangeOutcome::Changed(outcome));
+        #[rustfmt::skip]
+        let cases: Vec<(&str, Result<PasswordChangeOutcome, MapperError>, &str, Option<&str>, Phase, bool)> = vec![
+            // name, outcome, result id, next method, phase after, holds a password
+            ("changed, in", changed(AuthOutcome::Accepted(identity("EXAMPLE"))), "PSWD_UPDATE_SUCCESSFUL_AUTH_COMPLETE", None, Phase::Authenticated, true),
+            ("changed, a dialog", changed(challenge("")), "PSWD_UPDATE_SUCCESSFUL_AUTH_INCOMPLETE", Some("AUTHENTICATE_VIA_DIALOG"), Phase::Created, true),
+            ("changed, a disclaimer", changed(disclaimer_outcome()), "PSWD_UPDATE_SUCCESSFUL_AUTH_INCOMPLETE", Some("AUTHENTICATE_VIA_DISCLAIMER"), Phase::Created, true),
+            ("changed, log in again", changed(AuthOutcome::Rejected(Rejection { kind: RejectionKind::AccessDenied, reason: String::new() })), "PSWD_UPDATE_SUCCESSFUL_AUTH_INCOMPLETE", Some("AUTHENTICATE_VIA_PASSWORD"), Phase::Created, false),
+            ("wrong password", rejected(PasswordRejectionKind::WrongPassword), "PSWD_UPDATE_FAILED_UNKNOWN_USERNAME_OR_PASSWORD", None, Phase::Created, false),
+            ("weak", rejected(PasswordRejectionKind::WeakPassword), "PSWD_UPDATE_FAILED_WEAK_PASSWORD", None, Phase::Created, false),
+            ("too many", rejected(PasswordRejectionKind::TooManyAttempts), "PSWD_UPDATE_FAILED_MAX_RETRIES_EXCEEDED", None, Phase::Created, false),
+            ("directory", rejected(PasswordRejectionKind::DirectoryError), "PSWD_UPDATE_FAILED_DC_ERROR", None, Phase::Created, false),
+            ("unsupported", Ok(PasswordChangeOutcome::Unsupported), "PSWD_UPDATE_FAILED_NOT_SUPPORTED", None, Phase::Created, false),
+            ("mapper error", Err(MapperError::Trap("unreachable".into())), "PSWD_UPDATE_FAILED_DC_ERROR", None, Phase::Created, false),
+        ];
+        for (name, outcome, id, next, phase, holds) in cases {
+            let (session, reply) = change_outcome(outcome);
+            assert_eq!(reply.result_id(), Some(id), "{name}");
+            assert_eq!(session.phase(), phase, "{name}");
+            assert_eq!(session.holds_password(), holds, "{name}");
+            let encoded = compact(&reply);
+            assert!(
+                encoded.contains("<update-password-resp><result>"),
+                "{encoded}"
+            );
+            for leak in [
+                "s3cr3t",
+                "n3w",
+                "secret detail",
+                "mapper-state",
+                "disclaimer-state",
+            ] {
+                assert!(!encoded.contains(leak), "{name}: {leak} in {encoded}");
+            }
+            match next {
+                Some(method) => {
+                    assert!(
+                        encoded.contains(&format!("<method>{method}</method>")),
+                        "{name}: {encoded}"
+                    );
+                }
+                None => assert!(!encoded.contains("next-authentication"), "{name}"),
+            }
+            if next == Some("AUTHENTICATE_VIA_PASSWORD") {
+                assert!(
+                    encoded.contains("<domains><domain>EXAMPLE</domain></domains>"),
+                    "{encoded}"
+                );
+            }
+            if holds {
+                assert_eq!(session.typed_username(), Some("alice"), "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_new_password_is_the_one_replayed() {
+        let (mut session, reply) = change_outcome(Ok(PasswordChangeOutcome::Changed(
+            AuthOutcome::Accepted(identity("")),
+        )));
+        assert_eq!(
+            reply.result_id(),
+            Some("PSWD_UPDATE_SUCCESSFUL_AUTH_COMPLETE")
+        );
+        list(&mut session, Ok(vec![desktop()]));
+        let Step::Allocate(pending) = session.on_request(allocate_request("ws-7"), T0 + 20) else {
+            panic!("no allocate step");
+        };
+        let AllocStep::Launch(launching) =
+            pending.finish(&mut session, Ok(Allocation::Launch(launch())), T0 + 21)
+        else {
+            panic!("no launch");
+        };
+        let sent = &launching.request().launch;
+        assert_eq!(sent.password.expose(), NEW_PASSWORD);
+        assert_eq!(sent.domain, "EXAMPLE", "the domain sent with the change");
+
+        // and through a dialog after the change too
+        let (mut session, _) = change_outcome(Ok(PasswordChangeOutcome::Changed(challenge(""))));
+        let Step::ContinueAuthentication(pending) = session.on_request(dialog_request(), T0 + 30)
+        else {
+            panic!("no dialog step");
+        };
+        pending.finish(
+            &mut session,
+            Ok(AuthOutcome::Accepted(identity(""))),
+            T0 + 31,
+        );
+        list(&mut session, Ok(vec![desktop()]));
+        let Step::Allocate(pending) = session.on_request(allocate_request("ws-7"), T0 + 32) else {
+            panic!("no allocate step");
+        };
+        let AllocStep::Launch(launching) =
+            pending.finish(&mut session, Ok(Allocation::Launch(launch())), T0 + 33)
+        else {
+            panic!("no launch");
+        };
+        assert_eq!(launching.request().launch.password.expose(), NEW_PASSWORD);
+    }
+
+    #[test]
+    fn a_change_after_an_expired_password() {
+        let mut session = created_v02();
+        let reply = logged_in(
+            &mut session,
+            AuthOutcome::Rejected(Rejection {
+                kind: RejectionKind::ExpiredPassword,
+                reason: String::new(),
+            }),
+        );
+        assert_eq!(reply.result_id(), Some("AUTH_FAILED_EXPIRED_PASSWORD"));
+        let step = session.on_request_with(update_password("alice"), ALL, T0 + 5);
+        check("change", &step, &Want::ChangePassword);
+        // A change that names no user is the dialog's user's.
+        let mut session = challenged();
+        let step = session.on_request_with(update_password(""), ALL, T0 + 5);
+        let Step::ChangePassword(pending) = step else {
+            panic!("{step:?}")
+        };
+        let PasswordChange { username, .. } = pending.change();
+        assert_eq!(username, "alice");
+        assert!(!format!("{pending:?}").contains("n3w"));
+        assert!(!format!("{pending:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn operations() {
+        #[rustfmt::skip]
+        let cases: Vec<(&str, Result<OperationOutcome, MapperError>, &str, Option<&str>)> = vec![
+            ("done", Ok(OperationOutcome::Done("running".into())), "OP_SUCCESSFUL", None),
+            ("try again", Ok(OperationOutcome::TryAgain("starting".into())), "OP_FAILED_TO_EXECUTE", Some(OPERATION_TRY_AGAIN_TEXT)),
+            ("refused", Ok(OperationOutcome::Refused("power API: 500 (secret detail)".into())), "OP_FAILED_TO_EXECUTE", None),
+            ("unsupported", Ok(OperationOutcome::Unsupported), "OP_FAILED_OPERATION_NOT_SUPPORTED", None),
+            ("mapper error", Err(MapperError::Guest("boom".into())), "OP_FAILED_TO_EXECUTE", None),
+        ];
+        for (name, outcome, id, text) in cases {
+            for start in [operable as fn() -> Session, operable_allocated] {
+                let mut session = start();
+                let phase = session.phase();
+                let holds = session.holds_password();
+                let Step::Operate(pending) =
+                    session.on_request_with(operation("ws-7", "CMD_OS_RESTART"), ALL, T0 + 10)
+                else {
+                    panic!("{name}: no operate step");
+                };
+                let reply = pending.finish(&mut session, outcome.clone(), T0 + 11);
+                assert_eq!(reply.result_id(), Some(id), "{name}");
+                assert_eq!(session.phase(), phase, "{name}: the session stays");
+                assert_eq!(session.holds_password(), holds, "{name}");
+                assert_eq!(session.last_seen(), T0 + 11, "{name}");
+                let BrokerReply::Operation(resp) = &reply else {
+                    panic!("{name}: {reply:?}")
+                };
+                assert_eq!(
+                    resp.result_str,
+                    text.unwrap_or(resp.result_id.default_text()),
+                    "{name}"
+                );
+                let encoded = String::from_utf8(encode_reply(Root::PcoipClient, &reply)).unwrap();
+                assert!(!encoded.contains("secret detail"), "{encoded}");
+            }
+        }
+        assert_eq!(
+            OPERATION_TRY_AGAIN_TEXT,
+            "The desktop is not ready yet. Please try again in a moment."
+        );
+        // Allocation still works after an operation, with the typed password.
+        let mut session = operable();
+        let Step::Operate(pending) =
+            session.on_request_with(operation("ws-7", "CMD_PWR_UP"), ALL, T0 + 10)
+        else {
+            panic!("no operate step");
+        };
+        pending.finish(
+            &mut session,
+            Ok(OperationOutcome::Done(String::new())),
+            T0 + 11,
+        );
+        let Step::Allocate(pending) = session.on_request(allocate_request("ws-7"), T0 + 12) else {
+            panic!("no allocate step");
+        };
+        let AllocStep::Launch(launching) =
+            pending.finish(&mut session, Ok(Allocation::Launch(launch())), T0 + 13)
+        else {
+            panic!("no launch");
+        };
+        assert_eq!(launching.request().launch.password.expose(), PASSWORD);
+    }
+
+    #[test]
+    fn listings_keep_operations_only_for_a_mapper_that_operates() {
+        for (capabilities, kept) in [(ALL, true), (NONE, false)] {
+            let mut session = authenticated();
+            let Step::ListDesktops(pending) =
+                session.on_request_with(list_request(), capabilities, T0 + 3)
+            else {
+                panic!("no list step");
+            };
+            let reply = pending.finish(&mut session, Ok(vec![operable_desktop()]), T0 + 4);
+            let encoded = compact(&reply);
+            assert_eq!(
+                encoded.contains(
+                    "<supported-operations><supported-operation>CMD_OS_RESTART</supported-operation>\
+                     <supported-operation>CMD_PWR_UP</supported-operation></supported-operations>"
+                ),
+                kept,
+                "{encoded}"
+            );
+            let step = session.on_request_with(operation("ws-7", "CMD_OS_RESTART"), ALL, T0 + 5);
+            assert_eq!(matches!(step, Step::Operate(_)), kept);
+        }
+    }
 }

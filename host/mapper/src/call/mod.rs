@@ -4,14 +4,23 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use interstate_protocol::policy::MapperError;
+use interstate_protocol::policy::{
+    Allocation, AuthOutcome, ClientContext, Desktop, Identity, MapperError, Operation,
+    OperationOutcome, PasswordChange, PasswordChangeOutcome, PasswordLogin, Secret, StepAnswer,
+};
 use tokio::sync::Semaphore;
 use wasmtime::{Engine, PoolConcurrencyLimitError, Store, Trap, UpdateDeadline};
 
-use crate::bindings::{MapperPre, wit};
+use crate::bindings;
 use crate::convert::guest_message;
 use crate::hashpool::HashPool;
-use crate::state::CallState;
+use crate::inspect::ContractVersion;
+use crate::state::{CallState, HostServices};
+
+mod v01;
+mod v02;
+
+pub(crate) use self::v01::no_disclaimer_in_0_1;
 
 /// How long a call waits for a free slot before it is refused as unavailable.
 const QUEUE_WAIT: Duration = Duration::from_millis(500);
@@ -37,34 +46,44 @@ pub(crate) struct Shared {
     pub(crate) hashes: HashPool,
 }
 
-/// What to ask the mapper after `configure`.
-#[derive(Debug)]
-pub(crate) enum Request {
+/// What to ask the mapper after `configure`, in the broker's types; each version's module
+/// converts it to its bindings (and wipes the secrets it copied once the call returns).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Request<'a> {
     Domains,
-    Authenticate(wit::PasswordLogin),
+    Authenticate(&'a PasswordLogin),
     Continue {
-        state: String,
-        answers: Vec<wit::FieldAnswer>,
-        client: wit::ClientInfo,
+        state: &'a Secret,
+        answer: &'a StepAnswer,
+        client: &'a ClientContext,
     },
     ListDesktops {
-        user: wit::Identity,
-        client: wit::ClientInfo,
+        user: &'a Identity,
+        client: &'a ClientContext,
     },
     Allocate {
-        user: wit::Identity,
-        desktop_id: String,
-        client: wit::ClientInfo,
+        user: &'a Identity,
+        desktop_id: &'a str,
+        client: &'a ClientContext,
     },
+    Operate {
+        user: &'a Identity,
+        desktop_id: &'a str,
+        op: Operation,
+        client: &'a ClientContext,
+    },
+    ChangePassword(&'a PasswordChange),
 }
 
-/// The mapper's raw answer, not yet converted or bounded.
+/// The mapper's answer, converted and bounded.
 #[derive(Debug)]
 pub(crate) enum Reply {
     Domains(Vec<String>),
-    Auth(Result<wit::AuthOutcome, String>),
-    Desktops(Result<Vec<wit::Desktop>, String>),
-    Allocation(Result<wit::Allocation, String>),
+    Auth(AuthOutcome),
+    Desktops(Vec<Desktop>),
+    Allocation(Allocation),
+    Operation(OperationOutcome),
+    PasswordChange(PasswordChangeOutcome),
 }
 
 impl Reply {
@@ -75,6 +94,26 @@ impl Reply {
             Self::Auth(_) => "authentication",
             Self::Desktops(_) => "desktop list",
             Self::Allocation(_) => "allocation",
+            Self::Operation(_) => "operation",
+            Self::PasswordChange(_) => "password change",
+        }
+    }
+}
+
+/// A component pre-instantiated for the contract version it exports.
+pub(crate) enum Pre {
+    /// `interstate:mapper@0.1.x`.
+    V01(bindings::v01::MapperPre<CallState>),
+    /// `interstate:mapper@0.2.x`.
+    V02(bindings::v02::MapperPre<CallState>),
+}
+
+impl Pre {
+    /// The contract version.
+    pub(crate) fn version(&self) -> ContractVersion {
+        match self {
+            Self::V01(_) => ContractVersion::V01,
+            Self::V02(_) => ContractVersion::V02,
         }
     }
 }
@@ -84,15 +123,29 @@ impl Reply {
 pub(crate) enum CallError {
     /// `configure` returned `err(message)`.
     Configure(String),
-    /// Anything else.
+    /// Anything else: the guest's own `err`, an answer out of bounds, a trap, a deadline.
     Mapper(MapperError),
+}
+
+impl CallError {
+    /// The guest answered `err(message)`.
+    pub(crate) fn guest(message: String) -> Self {
+        Self::Mapper(MapperError::Guest(guest_message(message)))
+    }
+}
+
+impl From<MapperError> for CallError {
+    fn from(err: MapperError) -> Self {
+        Self::Mapper(err)
+    }
 }
 
 /// A loaded component plus everything needed to call it.
 pub(crate) struct Callable {
     pub(crate) shared: Arc<Shared>,
-    pub(crate) pre: MapperPre<CallState>,
+    pub(crate) pre: Pre,
     pub(crate) name: Arc<str>,
+    pub(crate) services: HostServices,
     pub(crate) settings_json: String,
     pub(crate) timeout: Duration,
     pub(crate) memory_limit_bytes: u64,
@@ -104,6 +157,7 @@ impl std::fmt::Debug for Callable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Callable")
             .field("name", &self.name)
+            .field("version", &self.pre.version())
             .field("timeout", &self.timeout)
             .field("memory_limit_bytes", &self.memory_limit_bytes)
             .field("allowed_hosts", &self.allowed_hosts)
@@ -122,7 +176,7 @@ impl Callable {
     }
 
     /// Runs `request` in a fresh instance.
-    pub(crate) async fn invoke(&self, request: &Request) -> Result<Reply, CallError> {
+    pub(crate) async fn invoke(&self, request: Request<'_>) -> Result<Reply, CallError> {
         let permit =
             match tokio::time::timeout(QUEUE_WAIT, Arc::clone(&self.shared.calls).acquire_owned())
                 .await
@@ -146,6 +200,7 @@ impl Callable {
                 self.memory_limit_bytes,
                 Arc::clone(&self.allowed_hosts),
                 self.deny_private_addresses,
+                self.services.clone(),
             ),
         );
         store.limiter(|state| &mut state.limiter);
@@ -169,8 +224,7 @@ impl Callable {
         .await;
         let result = match outcome {
             Err(_elapsed) => Err(CallError::Mapper(MapperError::Timeout(self.timeout_ms()))),
-            Ok(Ok(Ok(reply))) => Ok(reply),
-            Ok(Ok(Err(message))) => Err(CallError::Configure(guest_message(message))),
+            Ok(Ok(answer)) => answer,
             Ok(Err(err)) => Err(CallError::Mapper(self.classify(&err, store.data()))),
         };
         // The store returns its pool slots when dropped: do that before the next call may
@@ -216,44 +270,84 @@ fn first_line(text: &str) -> String {
     text.lines().next().unwrap_or_default().to_owned()
 }
 
-/// Instantiates, configures, then makes the call. `Ok(Err(message))` is a configure refusal.
+/// Instantiates, configures, then makes the call through the component's version. The outer
+/// error is wasmtime's (a trap); the inner one a configure refusal or the guest's own answer.
 async fn run(
-    pre: &MapperPre<CallState>,
+    pre: &Pre,
     store: &mut Store<CallState>,
     settings_json: &str,
-    request: &Request,
-) -> wasmtime::Result<Result<Reply, String>> {
-    let instance = pre.instantiate_async(&mut *store).await?;
-    let policy = instance.interstate_mapper_policy();
-    if let Err(message) = policy.call_configure(&mut *store, settings_json).await? {
-        return Ok(Err(message));
+    request: Request<'_>,
+) -> wasmtime::Result<Result<Reply, CallError>> {
+    match pre {
+        Pre::V01(pre) => self::v01::run(pre, store, settings_json, request).await,
+        Pre::V02(pre) => self::v02::run(pre, store, settings_json, request).await,
     }
-    let reply = match request {
-        Request::Domains => Reply::Domains(policy.call_domains(&mut *store).await?),
-        Request::Authenticate(login) => {
-            Reply::Auth(policy.call_authenticate(&mut *store, login).await?)
-        }
-        Request::Continue {
-            state,
-            answers,
-            client,
-        } => Reply::Auth(
-            policy
-                .call_continue_authentication(&mut *store, state, answers, client)
-                .await?,
-        ),
-        Request::ListDesktops { user, client } => {
-            Reply::Desktops(policy.call_list_desktops(&mut *store, user, client).await?)
-        }
-        Request::Allocate {
-            user,
-            desktop_id,
-            client,
-        } => Reply::Allocation(
-            policy
-                .call_allocate(&mut *store, user, desktop_id, client)
-                .await?,
-        ),
-    };
-    Ok(Ok(reply))
 }
+
+/// The guest's `result` converted and bounded into a [`Reply`].
+fn reply<T, U>(
+    answer: Result<T, String>,
+    convert: impl FnOnce(T) -> Result<U, MapperError>,
+    wrap: impl FnOnce(U) -> Reply,
+) -> Result<Reply, CallError> {
+    match answer {
+        Ok(value) => Ok(wrap(convert(value)?)),
+        Err(message) => Err(CallError::guest(message)),
+    }
+}
+
+/// Instantiates `$pre`, runs `configure`, then the call `$request` asks for: the calls both
+/// versions share, and the version's own `$arms` (which see the instance's policy as
+/// `$policy`). `$to` is the version's conversion module. Secrets copied into the bindings are
+/// wiped as soon as the call returns, trap or not.
+macro_rules! call_policy {
+    ($pre:ident, $store:ident, $settings:ident, $request:ident, $to:path, $policy:ident,
+     { $($arms:tt)* }) => {{
+        use $to as to;
+        use zeroize::Zeroize as _;
+        use $crate::call::{CallError, Reply, Request, reply};
+        use $crate::convert::guest_message;
+
+        let instance = $pre.instantiate_async(&mut *$store).await?;
+        let $policy = instance.interstate_mapper_policy();
+        if let Err(message) = $policy.call_configure(&mut *$store, $settings).await? {
+            return Ok(Err(CallError::Configure(guest_message(message))));
+        }
+        Ok(match $request {
+            Request::Domains => Ok(Reply::Domains($policy.call_domains(&mut *$store).await?)),
+            Request::Authenticate(login) => {
+                let mut login = to::login_to_wit(login);
+                let answer = $policy.call_authenticate(&mut *$store, &login).await;
+                login.password.zeroize();
+                reply(answer?, to::auth_outcome, Reply::Auth)
+            }
+            Request::ListDesktops { user, client } => {
+                let answer = $policy
+                    .call_list_desktops(
+                        &mut *$store,
+                        &to::identity_to_wit(user),
+                        &to::client_to_wit(client),
+                    )
+                    .await?;
+                reply(answer, to::desktops, Reply::Desktops)
+            }
+            Request::Allocate {
+                user,
+                desktop_id,
+                client,
+            } => {
+                let answer = $policy
+                    .call_allocate(
+                        &mut *$store,
+                        &to::identity_to_wit(user),
+                        desktop_id,
+                        &to::client_to_wit(client),
+                    )
+                    .await?;
+                reply(answer, to::allocation, Reply::Allocation)
+            }
+            $($arms)*
+        })
+    }};
+}
+use call_policy;
