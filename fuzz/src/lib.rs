@@ -31,7 +31,7 @@ use interstate_protocol::{
 };
 
 /// The element names whose text is a secret in client requests.
-pub const CLIENT_SECRETS: &[&str] = &["password", "text"];
+pub const CLIENT_SECRETS: &[&str] = &["password", "text", "old-password", "new-password"];
 
 /// The element names whose text is a secret in agent answers.
 pub const AGENT_SECRETS: &[&str] = &["session-tag"];
@@ -93,8 +93,10 @@ pub fn check_client_request(data: &[u8]) {
     match &first {
         Ok(request) => {
             let debug = format!("{request:?}");
-            if let ClientRequest::Authenticate(auth) = &request.message {
-                let shown = format!("{auth:?}");
+            if let ClientRequest::Authenticate(_) | ClientRequest::UpdatePassword(_) =
+                &request.message
+            {
+                let shown = format!("{:?}", request.message);
                 assert!(
                     !shown.contains("password: \"") && !shown.contains("value: \""),
                     "a secret field printed as a plain string: {shown}"

@@ -371,7 +371,9 @@ async fn scenario(guest: Guest) {
         "{lang}: {text}"
     );
     let code = totp::totp(&key, unix_now());
-    let right = client.send(&msg::dialog_button("code", &code, "ok")).await;
+    let right = client
+        .send(&msg::dialog_answer(&[("code", &code)], "ok"))
+        .await;
     assert_eq!(
         result_id(&right),
         "AUTH_SUCCESSFUL_AND_COMPLETE",
@@ -401,7 +403,7 @@ async fn scenario(guest: Guest) {
     );
     // A button the dialog did not show is refused by the broker; Cancel ends the attempt.
     let forged = client
-        .send(&msg::dialog_button("code", "123456", "skip"))
+        .send(&msg::dialog_answer(&[("code", "123456")], "skip"))
         .await;
     assert_eq!(
         result_id(&forged),
@@ -409,7 +411,9 @@ async fn scenario(guest: Guest) {
         "{lang}: {}",
         forged.text()
     );
-    let cancel = client.send(&msg::dialog_button("code", "", "cancel")).await;
+    let cancel = client
+        .send(&msg::dialog_answer(&[("code", "")], "cancel"))
+        .await;
     assert_eq!(
         result_id(&cancel),
         "AUTH_FAILED_ACCESS_DENIED",
@@ -488,6 +492,13 @@ async fn scenario(guest: Guest) {
         "AUTH_SUCCESSFUL_AND_COMPLETE",
         "{lang}: {}",
         accepted.text()
+    );
+    let list = client.send(&msg::list()).await;
+    assert_eq!(
+        result_id(&list),
+        "LIST_SUCCESSFUL",
+        "{lang}: {}",
+        list.text()
     );
     let alloc = client.send(&msg::allocate(EXPECTED_IDS[0])).await;
     assert_eq!(

@@ -12,8 +12,8 @@ use interstate_tools::xml::element_text;
 use serde_json::{Value, json};
 
 /// `hashlib.pbkdf2_hmac('sha256', b'<user>-pw', b'IGNORED', 100000).hex()` for alice, bob and
-/// carol (the example mappers' users).
-const USERS: [(&str, &str); 3] = [
+/// carol (the example mappers' users), dan, erin and frank.
+const USERS: [(&str, &str); 6] = [
     (
         "alice",
         "7f63efb0ab5a0592b47baebc069aaaee864e59d1461e3c85629c040160b26b96",
@@ -25,6 +25,18 @@ const USERS: [(&str, &str); 3] = [
     (
         "carol",
         "684d234d891e694c6545dc91afdf411da0f8e938be04d4f562c39397d9194f55",
+    ),
+    (
+        "dan",
+        "b3cb88cd695169866136044b88e853c4aa493d79fd60324f944981d8eb4eef7a",
+    ),
+    (
+        "erin",
+        "8c4f9420434b46f1ec9dac067c8b8769dc8ea39620cca269a01ee86f8b84042c",
+    ),
+    (
+        "frank",
+        "23f37a9b34238011d9ac3d1f723a056c5516f2390ae566945f8ee7649624676d",
     ),
 ];
 
@@ -154,5 +166,51 @@ async fn two_users_fill_the_pool_a_third_is_refused_and_a_user_keeps_their_machi
     let (mut bob, ids) = log_in(&broker, "bob").await;
     assert_eq!(ids, ["pool", "machine---ffff-127-0-0-2"]);
     assert_eq!(allocate(&mut bob, &agent, "pool").await, Ok(second));
+    broker.stop().await;
+}
+
+/// Six users ask for the two machines at the same moment: `compare-and-swap` gives each machine
+/// to exactly one of them, and the other four are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_claims_never_share_a_machine() {
+    let agent = FakeAgent::start(AgentBehaviour::Succeed).await;
+    let broker = TestBroker::start(settings(agent.addr)).await;
+    let mut clients = Vec::new();
+    for (user, _) in USERS {
+        let (client, ids) = log_in(&broker, user).await;
+        assert_eq!(ids, ["pool"]);
+        clients.push((user, client));
+    }
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(clients.len()));
+    let mut tasks = Vec::new();
+    for (user, mut client) in clients {
+        let barrier = barrier.clone();
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let alloc = client.send(&msg::allocate("pool")).await;
+            (user, result_id(&alloc))
+        }));
+    }
+    let mut winners = Vec::new();
+    for task in tasks {
+        let (user, id) = task.await.unwrap();
+        match id.as_str() {
+            "ALLOC_SUCCESSFUL" => winners.push(user),
+            "ALLOC_FAILED_TO_ALLOCATE_AGENT" => {}
+            other => panic!("{user}: {other}"),
+        }
+    }
+    assert_eq!(winners.len(), 2, "one user per machine: {winners:?}");
+    let launches = agent.received.lock().unwrap().clone();
+    assert_eq!(launches.len(), 2);
+    assert_ne!(
+        launches[0].hostname, launches[1].hostname,
+        "two machines, two users"
+    );
+    // Each winner's next login lists the machine it got.
+    for user in winners {
+        let (_, ids) = log_in(&broker, user).await;
+        assert_eq!(ids.len(), 2, "{user}: {ids:?}");
+    }
     broker.stop().await;
 }

@@ -293,6 +293,47 @@ async fn wrong_passwords_leak_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_changes_leak_nothing() {
+    let password = Password::new();
+    let setup = Setup::start(&password, 2_000).await;
+    let mut client = TestClient::connect(setup.broker.addr).await;
+    client.send(&msg::hello()).await;
+    // The password as the current one and as the new one; the SimpleMapper cannot change
+    // passwords, and the request is refused before and after a login.
+    let other = format!("{}-next", password.plain);
+    for (old, new) in [(&password.plain, &other), (&other, &password.plain)] {
+        let change = client
+            .send(&msg::update_password("kolmogorov", old, new, "EXAMPLE"))
+            .await;
+        assert_eq!(
+            result_id(&change),
+            "PSWD_UPDATE_FAILED_NOT_SUPPORTED",
+            "{}",
+            change.text()
+        );
+        password.assert_absent("a password change refusal", &change.body);
+        let (holds, debug) = setup.session(&client).await;
+        assert!(!holds, "a refused change keeps no password");
+        password.assert_absent("the Debug output of the session", debug.as_bytes());
+    }
+    log_in(&mut client, &password.plain).await;
+    let change = client
+        .send(&msg::update_password(
+            "kolmogorov",
+            &password.plain,
+            &other,
+            "EXAMPLE",
+        ))
+        .await;
+    assert_eq!(
+        result_id(&change),
+        "PSWD_UPDATE_FAILED_ALREADY_AUTHENTICATED"
+    );
+    password.assert_absent("a password change refusal", &change.body);
+    setup.finish(&password).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_failures_leak_nothing() {
     let password = Password::new();
     let setup = Setup::start(&password, 400).await;

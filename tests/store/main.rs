@@ -24,6 +24,8 @@ use interstate_protocol::{ClientRequest, Limits, Phase, Session, Step, decode_re
 use interstate_tests::msg;
 use interstate_tests::redis::{KEY_A, KEY_B, RedisCluster, RedisServer, key_file};
 
+mod kv;
+
 const PASSWORD: &str = "Tr0ub4dor&3-plaintext";
 const ATTRIBUTE: &str = "employee-E-4242-attribute";
 const DIALOG_STATE: &str = "totp-secret-dialog-state-JBSWY3DP";

@@ -54,49 +54,6 @@ pub mod msg {
     pub fn allocate(id: &str) -> String {
         messages::allocate(id, &TEST_CLIENT)
     }
-
-    /// `authenticate method="disclaimer"`, accepting or declining (the 24.07 client's shape,
-    /// reference §11).
-    pub fn disclaimer(accept: bool) -> String {
-        let answer = if accept {
-            "DISCLAIMER_ACCEPTED"
-        } else {
-            "DISCLAIMER_REJECTED"
-        };
-        format!("<authenticate method=\"disclaimer\"><accept>{answer}</accept></authenticate>")
-    }
-
-    /// `authenticate method="dialog"` answering field `id` and pressing button `button`.
-    pub fn dialog_button(id: &str, text: &str, button: &str) -> String {
-        format!(
-            "<authenticate method=\"dialog\"><fields><field><id>{}</id><text do-not-log=\"true\">{}</text></field></fields><button-id>{}</button-id></authenticate>",
-            escape(id),
-            escape(text),
-            escape(button)
-        )
-    }
-
-    /// `perform-operation` on resource `id` (`CMD_OS_RESTART`, `CMD_PWR_DOWN`, `CMD_PWR_UP`, ...),
-    /// as the 24.07 client library sends it (reference §11.1).
-    pub fn perform_operation(id: &str, operation: &str) -> String {
-        format!(
-            "<perform-operation><resource-id>{}</resource-id><operation>{}</operation></perform-operation>",
-            escape(id),
-            escape(operation)
-        )
-    }
-
-    /// `update-password` after `AUTH_FAILED_EXPIRED_PASSWORD`, as the 24.07 client library
-    /// sends it (reference §11.1).
-    pub fn update_password(username: &str, old: &str, new: &str, domain: &str) -> String {
-        format!(
-            "<update-password><username>{}</username><old-password>{}</old-password><new-password>{}</new-password><domain>{}</domain></update-password>",
-            escape(username),
-            escape(old),
-            escape(new),
-            escape(domain)
-        )
-    }
 }
 
 /// A client connection with a cookie jar of one.

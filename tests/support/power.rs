@@ -1,7 +1,8 @@
 //! A fake machine power API on 127.0.0.1, the kind the example mappers' `operate` calls over
 //! `wasi:http`: `GET /machines/{m}` answers `{"state": ...}`, `POST /machines/{m}/{action}`
-//! records the action. A powered-up machine reports `starting` once, then `running`, so a
-//! client sees "try again" before "done".
+//! records the action. A machine that was powered up has booted by the next `GET` (it reports
+//! `running`), so a client sees "try again" (the power-up request) before "done"; a machine set
+//! to `starting` reports it once, then `running`.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -131,7 +132,7 @@ fn answer(
             reply(StatusCode::OK, format!("{{\"state\":\"{state}\"}}"))
         }
         (&Method::POST, "power-up") => {
-            machines.states.insert(machine, "starting");
+            machines.states.insert(machine, "running");
             reply(StatusCode::ACCEPTED, "{}".into())
         }
         (&Method::POST, "restart") => reply(StatusCode::ACCEPTED, "{}".into()),

@@ -79,6 +79,12 @@ fn kv(op: &str, key: &str, login: &PasswordLogin) -> String {
             Ok(()) => "ok".to_owned(),
             Err(err) => store_error(&err),
         },
+        "getset" => match store::get(key)
+            .and_then(|_| store::set(key, login.password.as_bytes(), ttl(&login.domain)))
+        {
+            Ok(()) => "ok".to_owned(),
+            Err(err) => store_error(&err),
+        },
         "delete" => match store::delete(key) {
             Ok(existed) => existed.to_string(),
             Err(err) => store_error(&err),

@@ -4,7 +4,7 @@
 //! `"mfa": true`, power operations through an optional power API, and password changes.
 //!
 //! The policy, the settings schema, the desktop ids and every message are those of the
-//! JavaScript, Python and Go examples (`/work/prompts/example-policy-0.2.md` is the spec); the
+//! JavaScript, Python and Go examples (`../EXAMPLE-POLICY.md` is the spec); the
 //! e2e conformance test plays one scenario against all four.
 //!
 //! # Layout

@@ -5,9 +5,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use interstate_mapper::{
-    LoadError, MapperRuntime, MapperSettings, MapperSource, RuntimeConfig, StoreSettings,
+    LoadError, MapperRuntime, MapperSettings, MapperSource, MemoryKv, RuntimeConfig, StoreSettings,
     WasmMapper,
 };
+use interstate_protocol::capability::{KeyValue, KvLimits};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::info;
@@ -20,9 +21,9 @@ use crate::ratelimit::{AttemptCounter, MemoryCounter, RedisCounter};
 use crate::server::{self, ConnectionCap};
 use crate::service::{Broker, Generation, store_limits};
 use crate::settings::AgentVerify;
-use crate::settings::StoreConfig;
+use crate::settings::{MapperStoreConfig, StoreConfig};
 use crate::settings::{PluginSource, Settings};
-use crate::store::{MemoryStore, PinStore, RedisStore, SealKeys, SessionStore};
+use crate::store::{MemoryStore, PinStore, RedisKv, RedisStore, SealKeys, SessionStore};
 use crate::tls::{Identity, TlsError};
 
 /// Why the broker could not start (or reload).
@@ -73,6 +74,19 @@ pub fn runtime_config(settings: &Settings) -> RuntimeConfig {
     }
 }
 
+/// `mapper.store` as the runtime takes it.
+pub fn store_settings(store: &MapperStoreConfig) -> StoreSettings {
+    StoreSettings {
+        namespace: store.namespace.clone(),
+        limits: KvLimits {
+            max_key_bytes: store.max_key_bytes,
+            max_value_bytes: store.max_value_bytes,
+            max_keys: store.max_keys,
+            max_ttl_ms: store.max_ttl_ms,
+        },
+    }
+}
+
 /// Loads the mapper named by the settings.
 pub async fn load_mapper(
     runtime: &MapperRuntime,
@@ -92,7 +106,7 @@ pub async fn load_mapper(
         memory_limit_bytes: settings.mapper.memory_limit_bytes,
         allowed_hosts: settings.mapper.allowed_hosts.clone(),
         deny_private_addresses: settings.mapper.deny_private_addresses,
-        store: StoreSettings::default(),
+        store: store_settings(&settings.mapper.store),
     };
     runtime
         .load(source, mapper_settings)
@@ -355,12 +369,7 @@ pub async fn start(
     } else {
         Arc::new(generated_identity(&settings)?)
     };
-    let runtime = Arc::new(
-        MapperRuntime::new(runtime_config(&settings)).map_err(|source| StartError::Mapper {
-            plugin: "(runtime)".into(),
-            source,
-        })?,
-    );
+
     let initial = settings.clone();
     let audit = Arc::new(
         Audit::open(&settings.node, settings.audit_file.as_deref()).map_err(|source| {
@@ -375,6 +384,16 @@ pub async fn start(
         })?,
     );
     let opened = open_store(&settings).await?;
+    // The mappers' key-value store lives where the sessions do, so that every node sharing
+    // the Redis store shares the mappers' values and TOTP replay records.
+    let runtime = Arc::new(
+        MapperRuntime::new(runtime_config(&settings))
+            .map_err(|source| StartError::Mapper {
+                plugin: "(runtime)".into(),
+                source,
+            })?
+            .with_key_value(opened.kv.clone()),
+    );
     let connections = Arc::new(ConnectionCap::new(settings.server.max_connections));
     let pins = opened.pins.clone();
     let generation = build_generation(&runtime, settings, pins.clone()).await?;
@@ -509,6 +528,8 @@ struct OpenedStore {
     sessions: Arc<dyn SessionStore>,
     pins: Arc<dyn PinStore>,
     counter: Arc<dyn AttemptCounter>,
+    /// The mappers' key-value store (0.2 `store`, `verify-totp`'s replay record).
+    kv: Arc<dyn KeyValue>,
     redis: Option<Arc<RedisStore>>,
 }
 
@@ -522,6 +543,7 @@ async fn open_store(settings: &Settings) -> Result<OpenedStore, StartError> {
                 sessions: store.clone(),
                 pins: store,
                 counter: Arc::new(MemoryCounter::default()),
+                kv: Arc::new(MemoryKv::new()),
                 redis: None,
             })
         }
@@ -537,6 +559,7 @@ async fn open_store(settings: &Settings) -> Result<OpenedStore, StartError> {
                 sessions: store.clone(),
                 pins: store.clone(),
                 counter: Arc::new(RedisCounter::new(store.clone())),
+                kv: Arc::new(RedisKv::new(store.clone())),
                 redis: Some(store),
             })
         }

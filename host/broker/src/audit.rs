@@ -1,10 +1,13 @@
 //! The audit log: security events as JSON lines, apart from the diagnostic log.
 //!
-//! # Where records go, and why not through `tracing`
+//! # Where records go, and why not only through `tracing`
 //!
-//! Records are written to `logging.audit_file` (appended; created if missing) or, when that is
+//! Every record is also emitted as a `tracing` event with target [`TARGET`]
+//! (`interstate::audit`, field `record` holding the JSON line), so an operator can route audit
+//! records with a `tracing` filter or layer of their own. The copy of record is the writer:
+//! records are written to `logging.audit_file` (appended; created if missing) or, when that is
 //! unset, to standard error, one JSON object per line. The broker writes them itself, under
-//! [`TARGET`] as their `logger` field, instead of through the process's `tracing` subscriber:
+//! [`TARGET`] as their `logger` field, not only through the process's `tracing` subscriber:
 //!
 //! - that subscriber's level and `INTERSTATE_LOG` filter are the operator's to turn down, and an
 //!   audit trail must not disappear with the debug noise;
@@ -374,6 +377,14 @@ impl Audit {
             record.extend(fields);
         }
         let mut line = Value::Object(record).to_string();
+        // The same record also goes out as a `tracing` event under [`TARGET`], so an operator
+        // can route it with the rest of the process's logs; the writer below stays the record
+        // of truth (never filtered, never dropped).
+        match level {
+            "ERROR" => tracing::error!(target: "interstate::audit", event, record = %line),
+            "WARN" => tracing::warn!(target: "interstate::audit", event, record = %line),
+            _ => tracing::info!(target: "interstate::audit", event, record = %line),
+        }
         line.push('\n');
         let mut sink = self.sink.lock().unwrap_or_else(PoisonError::into_inner);
         if let Err(e) = sink.write_all(line.as_bytes()).and_then(|()| sink.flush()) {
@@ -577,5 +588,30 @@ mod tests {
         assert_eq!(records[2]["result"], "declined");
         assert_eq!(records[3]["operation"], "CMD_OS_RESTART");
         assert_eq!(records[3]["result"], "OP_SUCCESSFUL");
+    }
+
+    #[test]
+    fn records_also_go_out_as_tracing_events_under_the_audit_target() {
+        let (audit, out) = audit();
+        let traced = Shared::default();
+        let writer = traced.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("interstate::audit=info"))
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            audit.login_success("kolmogorov", "192.0.2.1".parse().expect("ip"));
+        });
+        assert_eq!(out.records().len(), 1, "the writer keeps its record");
+        let bytes = traced
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let text = String::from_utf8(bytes).expect("utf-8");
+        assert!(text.contains("interstate::audit"), "{text}");
+        assert!(text.contains("authn_login_success"), "{text}");
+        assert!(text.contains("kolmogorov"), "{text}");
     }
 }

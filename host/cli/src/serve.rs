@@ -83,7 +83,9 @@ fn load_settings(args: &ServeArgs) -> Result<Settings> {
 fn init_logging(settings: &Settings) {
     let filter = EnvFilter::try_from_env("INTERSTATE_LOG").unwrap_or_else(|_| {
         EnvFilter::new(format!(
-            "{},wasmtime=warn,cranelift=warn",
+            // Audit records have their own writer (logging.audit_file or standard error); their
+            // `tracing` copies are off unless INTERSTATE_LOG asks for `interstate::audit`.
+            "{},wasmtime=warn,cranelift=warn,interstate::audit=off",
             settings.log_level.as_filter()
         ))
     });

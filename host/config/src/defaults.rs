@@ -35,6 +35,15 @@ pub const MAPPER_MAX_CONCURRENT_CALLS: usize = 256;
 /// allow-list itself already names exact origins; turn this on when the services a mapper
 /// calls are public, so that an allowed name pointed at 169.254.169.254 or loopback fails.
 pub const MAPPER_DENY_PRIVATE_ADDRESSES: bool = false;
+/// `mapper.store.max_keys`: live keys one mapper may keep in the key-value store.
+pub const MAPPER_STORE_MAX_KEYS: u64 = 10_000;
+/// `mapper.store.max_value_bytes`: the largest value one mapper may store (64 KiB).
+pub const MAPPER_STORE_MAX_VALUE_BYTES: usize = 64 * 1024;
+/// `mapper.store.max_ttl_ms`: how long a stored value may live at most (30 days); also the
+/// TTL of a write that names none.
+pub const MAPPER_STORE_MAX_TTL_MS: u64 = 30 * 24 * 3_600_000;
+/// The longest key a mapper may store, in bytes (the contract's bound, not a setting).
+pub const MAPPER_STORE_MAX_KEY_BYTES: usize = 256;
 /// The keys of the SimpleWebserviceMapper's settings whose URLs it calls; their origins are
 /// its default `mapper.allowed_hosts` (see [`mapper_allowed_hosts`]).
 pub const WEBSERVICE_URL_KEYS: [&str; 2] = ["base_url", "cookie_auth_url"];
@@ -217,6 +226,9 @@ fn url_origin(url: &str) -> Option<String> {
 /// `admin.max_connections`: room for an operations team's dashboards and a thousand feed
 /// subscribers, with a margin for scripts.
 pub const ADMIN_MAX_CONNECTIONS: usize = 2_048;
+
+/// `admin.user`: channelstream's default admin user name.
+pub const ADMIN_USER: &str = "admin";
 
 /// `admin.node`: the machine's host name (the kernel's), else `interstate`. Names that would not
 /// pass `admin.node`'s check fall back too, so the default is always valid.

@@ -36,13 +36,13 @@ mod values;
 pub use crate::error::SettingsError;
 pub use crate::fence::{AgentFence, Cidr, is_host_name};
 pub use crate::raw::{
-    RawAdmin, RawAgent, RawAgentTls, RawBeaker, RawLogging, RawMapper, RawMapperLimits, RawRedis,
-    RawSecurity, RawSentinel, RawServer, RawSession, RawSettings,
+    RawAdmin, RawAgent, RawAgentTls, RawBeaker, RawLogging, RawMapper, RawMapperLimits,
+    RawMapperStore, RawRedis, RawSecurity, RawSentinel, RawServer, RawSession, RawSettings,
 };
 pub use crate::restart::RESTART_ONLY;
 pub use crate::sections::{
-    AgentConfig, AgentVerify, MapperConfig, PluginSource, RateLimits, RedisConfig, RedisTopology,
-    ServerConfig, SessionConfig, StoreConfig,
+    AdminAccess, AgentConfig, AgentVerify, MapperConfig, MapperStoreConfig, PluginSource,
+    RateLimits, RedisConfig, RedisTopology, ServerConfig, SessionConfig, StoreConfig,
 };
 pub use crate::settings::Settings;
 pub use crate::validate::{parse_fingerprint, redact_url};

@@ -111,6 +111,8 @@ pub struct RawMapper {
     pub settings: serde_json::Value,
     /// Per-call limits.
     pub limits: RawMapperLimits,
+    /// The mapper's namespace and bounds in the key-value store.
+    pub store: RawMapperStore,
     /// Origins (`host` and `host:port` are https; `http://host:port` for plain HTTP) the
     /// mapper may call over HTTP.
     /// Unset, not `[]`, for the default ([`mapper_allowed_hosts`](d::mapper_allowed_hosts)),
@@ -129,6 +131,7 @@ impl Default for RawMapper {
             plugin: d::MAPPER_PLUGIN,
             settings: serde_json::Value::Object(serde_json::Map::new()),
             limits: RawMapperLimits::default(),
+            store: RawMapperStore::default(),
             allowed_hosts: None,
             deny_private_addresses: d::MAPPER_DENY_PRIVATE_ADDRESSES,
             cache_dir: None,
@@ -154,6 +157,32 @@ impl Default for RawMapperLimits {
             timeout_ms: d::MAPPER_TIMEOUT_MS,
             memory_mb: d::MAPPER_MEMORY_MB,
             max_concurrent_calls: d::MAPPER_MAX_CONCURRENT_CALLS,
+        }
+    }
+}
+
+/// `mapper.store`: the mapper's share of the key-value store (0.2 mappers' `store`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawMapperStore {
+    /// The namespace; unset for the component's file stem (or `SimpleMapper`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Live keys at most.
+    pub max_keys: u64,
+    /// Largest value, in bytes.
+    pub max_value_bytes: usize,
+    /// Longest time to live, in milliseconds.
+    pub max_ttl_ms: u64,
+}
+
+impl Default for RawMapperStore {
+    fn default() -> Self {
+        Self {
+            namespace: None,
+            max_keys: d::MAPPER_STORE_MAX_KEYS,
+            max_value_bytes: d::MAPPER_STORE_MAX_VALUE_BYTES,
+            max_ttl_ms: d::MAPPER_STORE_MAX_TTL_MS,
         }
     }
 }
@@ -350,6 +379,22 @@ pub struct RawAdmin {
     pub tls: bool,
     /// This node's name in feed events and session lists; the machine's host name when unset.
     pub node: Option<String>,
+    /// Addresses allowed to make signed API calls (channelstream's `allow_posting_from`), as
+    /// address blocks (`"10.0.0.0/8"`, a bare address is one address); empty: any address.
+    pub allow_posting_from: Vec<String>,
+    /// Refuse requests that did not arrive over HTTPS with 406 (channelstream's
+    /// `enforce_https`).
+    pub enforce_https: bool,
+    /// Origins (`https://app.example:8443`) allowed to call across origins (CORS); none by
+    /// default.
+    pub allow_cors: Vec<String>,
+    /// The user name of channelstream's admin sign-in (`/admin/sign_in`); `admin` when unset.
+    pub user: Option<String>,
+    /// The admin password as a hash (`interstate hash-password`), never the password itself;
+    /// the sign-in is off without it.
+    pub password_hash: Option<String>,
+    /// The key that signs the sign-in cookie (`auth_tkt`); required with `password_hash`.
+    pub cookie_secret: Option<String>,
 }
 
 /// `security`: authentication failure limits.

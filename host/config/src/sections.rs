@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::defaults as d;
-use crate::fence::AgentFence;
+use crate::fence::{AgentFence, Cidr};
 
 /// Bytes in a MiB, for `mapper.limits.memory_mb`.
 pub(crate) const MIB: u64 = 1024 * 1024;
@@ -44,6 +44,36 @@ pub struct MapperConfig {
     pub deny_private_addresses: bool,
     /// Compiled-component cache; `None` disables it.
     pub cache_dir: Option<PathBuf>,
+    /// `mapper.store`: the mapper's namespace and bounds in the key-value store.
+    pub store: MapperStoreConfig,
+}
+
+/// The mapper's share of the key-value store, validated (`mapper.store`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapperStoreConfig {
+    /// The namespace; `None` for the mapper's name (the component's file stem, or
+    /// `SimpleMapper`).
+    pub namespace: Option<String>,
+    /// Live keys at most.
+    pub max_keys: u64,
+    /// Largest value, in bytes.
+    pub max_value_bytes: usize,
+    /// Longest key, in bytes (the contract's 256).
+    pub max_key_bytes: usize,
+    /// Longest time to live, in milliseconds.
+    pub max_ttl_ms: u64,
+}
+
+impl Default for MapperStoreConfig {
+    fn default() -> Self {
+        Self {
+            namespace: None,
+            max_keys: d::MAPPER_STORE_MAX_KEYS,
+            max_value_bytes: d::MAPPER_STORE_MAX_VALUE_BYTES,
+            max_key_bytes: d::MAPPER_STORE_MAX_KEY_BYTES,
+            max_ttl_ms: d::MAPPER_STORE_MAX_TTL_MS,
+        }
+    }
 }
 
 impl Default for MapperConfig {
@@ -57,6 +87,7 @@ impl Default for MapperConfig {
             allowed_hosts: Vec::new(),
             deny_private_addresses: d::MAPPER_DENY_PRIVATE_ADDRESSES,
             cache_dir: d::mapper_cache_dir(),
+            store: MapperStoreConfig::default(),
         }
     }
 }
@@ -256,6 +287,38 @@ impl Default for RateLimits {
             window_ms: d::AUTH_WINDOW_S * 1000,
             max_entries: d::AUTH_MAX_ENTRIES,
             hash_workers: d::HASH_WORKERS,
+        }
+    }
+}
+
+/// The admin listener's channelstream-compatible access rules (`admin.allow_posting_from`,
+/// `admin.enforce_https`, `admin.allow_cors`, `admin.user`, `admin.password_hash`,
+/// `admin.cookie_secret`). The listener reads them on every request, so a reload applies them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminAccess {
+    /// Address blocks allowed to make signed API calls; empty: any address.
+    pub allow_posting_from: Vec<Cidr>,
+    /// Requests that did not arrive over HTTPS get 406.
+    pub enforce_https: bool,
+    /// Origins allowed across origins (`scheme://host:port`, lower case, port explicit).
+    pub allow_cors: Vec<String>,
+    /// The admin sign-in's user name.
+    pub user: String,
+    /// The admin password's hash; `None`: no sign-in.
+    pub password_hash: Option<String>,
+    /// The sign-in cookie's HMAC key (set whenever `password_hash` is).
+    pub cookie_secret: Option<String>,
+}
+
+impl Default for AdminAccess {
+    fn default() -> Self {
+        Self {
+            allow_posting_from: Vec::new(),
+            enforce_https: false,
+            allow_cors: Vec::new(),
+            user: d::ADMIN_USER.to_owned(),
+            password_hash: None,
+            cookie_secret: None,
         }
     }
 }

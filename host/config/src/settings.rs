@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use crate::defaults as d;
 use crate::error::SettingsError;
 use crate::raw::RawSettings;
-use crate::sections::{AgentConfig, MapperConfig, RateLimits, ServerConfig, SessionConfig};
+use crate::sections::{
+    AdminAccess, AgentConfig, MapperConfig, RateLimits, ServerConfig, SessionConfig,
+};
 use crate::values::{LogFormat, LogLevel};
 
 /// Validated settings.
@@ -40,6 +42,9 @@ pub struct Settings {
     pub admin_tls: bool,
     /// This node's name in feed events and session lists (`admin.node`, restart only).
     pub node: String,
+    /// The admin listener's channelstream-compatible access rules (allowlist, HTTPS, CORS,
+    /// sign-in).
+    pub admin_access: AdminAccess,
     /// Where audit records go (`logging.audit_file`, restart only); standard error when unset.
     pub audit_file: Option<PathBuf>,
     /// Authentication failure limits.
@@ -82,6 +87,7 @@ impl Settings {
             admin_max_connections: d::ADMIN_MAX_CONNECTIONS,
             admin_tls: false,
             node: d::node_name(),
+            admin_access: AdminAccess::default(),
             audit_file: None,
             rate_limits: RateLimits::default(),
         }

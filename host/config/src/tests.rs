@@ -117,6 +117,41 @@ fn misspelt_enum_values_name_the_key_and_the_spellings() {
             "string",
         ),
         (r#"{"mapper": {"plugin": ""}}"#, "mapper.plugin", ".wasm"),
+        (
+            r#"{"mapper": {"store": {"namespace": "a{b}"}}}"#,
+            "mapper.store.namespace",
+            "letters, digits",
+        ),
+        (
+            r#"{"mapper": {"store": {"namespace": ""}}}"#,
+            "mapper.store.namespace",
+            "1 to 128",
+        ),
+        (
+            r#"{"mapper": {"store": {"max_keys": 0}}}"#,
+            "mapper.store.max_keys",
+            "1 to 1000000",
+        ),
+        (
+            r#"{"mapper": {"store": {"max_value_bytes": 2000000}}}"#,
+            "mapper.store.max_value_bytes",
+            "1048576",
+        ),
+        (
+            r#"{"mapper": {"store": {"max_ttl_ms": 10}}}"#,
+            "mapper.store.max_ttl_ms",
+            "one second",
+        ),
+        (
+            r#"{"mapper": {"store": {"max_keys": -1}}}"#,
+            "mapper.store.max_keys",
+            "",
+        ),
+        (
+            r#"{"mapper": {"store": {"size": 1}}}"#,
+            "mapper.store.size",
+            "max_ttl_ms",
+        ),
     ] {
         let err = error(json);
         assert!(
@@ -371,4 +406,78 @@ fn a_cluster_and_sentinels_are_named_by_their_nodes() {
     )
     .expect("valid");
     assert_eq!(settings.restart_required(&other), vec!["session.store"]);
+}
+
+#[test]
+fn admin_access_keys_are_checked_and_named() {
+    let parse = |text: &str| Settings::parse(text, std::path::Path::new("/etc/i.json"));
+    let ok = parse(
+        r#"{"admin": {"allow_posting_from": ["10.0.0.0/8", "::1"], "enforce_https": true,
+            "allow_cors": ["https://App.example", "http://[::1]:8080"],
+            "password_hash": "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA",
+            "cookie_secret": "0123456789abcdef"}}"#,
+    )
+    .unwrap();
+    let access = &ok.admin_access;
+    assert_eq!(access.allow_posting_from.len(), 2);
+    assert!(access.enforce_https);
+    assert_eq!(
+        access.allow_cors,
+        ["https://app.example:443", "http://[::1]:8080"]
+    );
+    assert_eq!(access.user, "admin");
+    assert_eq!(
+        Settings::defaults().admin_access,
+        parse("{}").unwrap().admin_access
+    );
+    for (text, key) in [
+        (
+            r#"{"admin": {"allow_posting_from": ["10.0.0.0/33"]}}"#,
+            "admin.allow_posting_from[0]",
+        ),
+        (r#"{"admin": {"allow_cors": ["*"]}}"#, "admin.allow_cors[0]"),
+        (
+            r#"{"admin": {"allow_cors": ["https://a.example/path"]}}"#,
+            "admin.allow_cors[0]",
+        ),
+        (
+            r#"{"admin": {"password_hash": "hunter2", "cookie_secret": "0123456789abcdef"}}"#,
+            "admin.password_hash",
+        ),
+        (
+            r#"{"admin": {"password_hash": "$argon2id$v=19$x"}}"#,
+            "admin.cookie_secret",
+        ),
+        (r#"{"admin": {"user": ""}}"#, "admin.user"),
+    ] {
+        let error = parse(text).unwrap_err().to_string();
+        assert!(error.starts_with("/etc/i.json: "), "{error}");
+        assert!(error.contains(&format!(": {key}: ")), "{text}: {error}");
+    }
+}
+
+#[test]
+fn mapper_store_defaults_and_values() {
+    let s = parse("{}").unwrap();
+    assert_eq!(s.mapper.store, MapperStoreConfig::default());
+    assert_eq!(s.mapper.store.namespace, None);
+    assert_eq!(s.mapper.store.max_keys, 10_000);
+    assert_eq!(s.mapper.store.max_value_bytes, 65_536);
+    assert_eq!(s.mapper.store.max_key_bytes, 256);
+    assert_eq!(s.mapper.store.max_ttl_ms, 2_592_000_000);
+    let s = parse(
+        r#"{"mapper": {"store": {"namespace": "site-policy.v2", "max_keys": 50,
+            "max_value_bytes": 1024, "max_ttl_ms": 60000}}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        s.mapper.store,
+        MapperStoreConfig {
+            namespace: Some("site-policy.v2".to_owned()),
+            max_keys: 50,
+            max_value_bytes: 1024,
+            max_key_bytes: 256,
+            max_ttl_ms: 60_000,
+        }
+    );
 }

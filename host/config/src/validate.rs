@@ -11,12 +11,12 @@ use crate::error::SettingsError;
 use crate::fence::AgentFence;
 use crate::origin::Origin;
 use crate::raw::{
-    RawAdmin, RawAgent, RawBeaker, RawMapper, RawRedis, RawSecurity, RawServer, RawSession,
-    RawSettings,
+    RawAdmin, RawAgent, RawBeaker, RawMapper, RawMapperStore, RawRedis, RawSecurity, RawServer,
+    RawSession, RawSettings,
 };
 use crate::sections::{
-    AgentConfig, AgentVerify, MIB, MapperConfig, PluginSource, RateLimits, RedisConfig,
-    RedisTopology, ServerConfig, SessionConfig, StoreConfig,
+    AdminAccess, AgentConfig, AgentVerify, MIB, MapperConfig, MapperStoreConfig, PluginSource,
+    RateLimits, RedisConfig, RedisTopology, ServerConfig, SessionConfig, StoreConfig,
 };
 use crate::settings::Settings;
 use crate::values::{BeakerType, LogFormat, RawPlugin, SessionStore, VerifyMode};
@@ -57,6 +57,7 @@ pub(crate) fn settings(raw: RawSettings, path: &Path) -> Result<Settings, Settin
             ));
         }
     };
+    let admin_access = admin_access(&raw.admin, &origin)?;
     Ok(Settings {
         origin: path.to_owned(),
         log_level: raw.logging.level,
@@ -70,6 +71,7 @@ pub(crate) fn settings(raw: RawSettings, path: &Path) -> Result<Settings, Settin
         admin_max_connections,
         admin_tls: raw.admin.tls,
         node,
+        admin_access,
         audit_file: raw
             .logging
             .audit_file
@@ -144,6 +146,56 @@ fn mapper(raw: &RawMapper, origin: &Origin<'_>) -> Result<MapperConfig, Settings
             Some(dir) => Some(origin.resolve(dir)),
             None => defaults::mapper_cache_dir(),
         },
+        store: mapper_store(&raw.store, origin)?,
+    })
+}
+
+/// The longest `mapper.store.namespace`.
+const MAX_NAMESPACE_BYTES: usize = 128;
+
+fn mapper_store(
+    raw: &RawMapperStore,
+    origin: &Origin<'_>,
+) -> Result<MapperStoreConfig, SettingsError> {
+    if let Some(namespace) = &raw.namespace {
+        let shape_ok = !namespace.is_empty()
+            && namespace.len() <= MAX_NAMESPACE_BYTES
+            && namespace
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !shape_ok {
+            return Err(origin.bad(
+                "mapper.store.namespace",
+                format!(
+                    "expected 1 to {MAX_NAMESPACE_BYTES} letters, digits, '-', '_' or '.', got {namespace:?}"
+                ),
+            ));
+        }
+    }
+    origin.within(
+        "mapper.store.max_keys",
+        raw.max_keys,
+        1..=1_000_000,
+        "expected 1 to 1000000 keys",
+    )?;
+    origin.within(
+        "mapper.store.max_value_bytes",
+        raw.max_value_bytes,
+        1..=1024 * 1024,
+        "expected 1 to 1048576 bytes",
+    )?;
+    origin.within(
+        "mapper.store.max_ttl_ms",
+        raw.max_ttl_ms,
+        1_000..=365 * 24 * 3_600_000,
+        "expected 1000 (one second) to 31536000000 (365 days) milliseconds",
+    )?;
+    Ok(MapperStoreConfig {
+        namespace: raw.namespace.clone(),
+        max_keys: raw.max_keys,
+        max_value_bytes: raw.max_value_bytes,
+        max_key_bytes: defaults::MAPPER_STORE_MAX_KEY_BYTES,
+        max_ttl_ms: raw.max_ttl_ms,
     })
 }
 
@@ -550,4 +602,101 @@ fn admin(
         ));
     }
     Ok((listen, token))
+}
+
+/// The admin listener's channelstream-compatible access rules.
+fn admin_access(raw: &RawAdmin, origin: &Origin<'_>) -> Result<AdminAccess, SettingsError> {
+    let mut allow_posting_from = Vec::with_capacity(raw.allow_posting_from.len());
+    for (index, entry) in raw.allow_posting_from.iter().enumerate() {
+        let block = crate::fence::Cidr::parse(entry.trim()).ok_or_else(|| {
+            origin.bad(
+                format!("admin.allow_posting_from[{index}]"),
+                format!(
+                    "expected an address or address block such as \"10.0.0.0/8\", got {entry:?}"
+                ),
+            )
+        })?;
+        allow_posting_from.push(block);
+    }
+    let mut allow_cors = Vec::with_capacity(raw.allow_cors.len());
+    for (index, entry) in raw.allow_cors.iter().enumerate() {
+        let parsed = cors_origin(entry).ok_or_else(|| {
+            origin.bad(
+                format!("admin.allow_cors[{index}]"),
+                format!("expected an origin such as \"https://app.example:8443\" (scheme, host, optional port; no path), got {entry:?}"),
+            )
+        })?;
+        allow_cors.push(parsed);
+    }
+    let user = match raw.user.as_deref() {
+        None => defaults::ADMIN_USER.to_owned(),
+        Some(user)
+            if !user.is_empty() && user.len() <= 256 && !user.chars().any(char::is_control) =>
+        {
+            user.to_owned()
+        }
+        Some(_) => {
+            return Err(origin.bad(
+                "admin.user",
+                "expected 1 to 256 characters without control characters",
+            ));
+        }
+    };
+    let password_hash = raw.password_hash.clone().filter(|h| !h.is_empty());
+    if let Some(hash) = &password_hash {
+        let ils = hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit());
+        let phc = hash.starts_with("$argon2id$") || hash.starts_with("$pbkdf2-sha256$");
+        if !ils && !phc {
+            return Err(origin.bad(
+                "admin.password_hash",
+                "expected a password hash made by `interstate hash-password` ($argon2id$…, $pbkdf2-sha256$… or ILS's 64 hex digits), never the password itself",
+            ));
+        }
+    }
+    let cookie_secret = raw.cookie_secret.clone().filter(|s| !s.is_empty());
+    if password_hash.is_some() && cookie_secret.as_ref().is_none_or(|s| s.len() < 16) {
+        return Err(origin.bad(
+            "admin.cookie_secret",
+            "expected a secret of at least 16 characters when admin.password_hash is set (it signs the sign-in cookie)",
+        ));
+    }
+    Ok(AdminAccess {
+        allow_posting_from,
+        enforce_https: raw.enforce_https,
+        allow_cors,
+        user,
+        password_hash,
+        cookie_secret,
+    })
+}
+
+/// `scheme://host[:port]` with the port made explicit, lower case; `None` for anything else.
+fn cors_origin(text: &str) -> Option<String> {
+    let lower = text.trim().to_ascii_lowercase();
+    let (scheme, rest) = lower.split_once("://")?;
+    let default_port = match scheme {
+        "https" => 443,
+        "http" => 80,
+        _ => return None,
+    };
+    if rest.is_empty() || rest.contains(['/', '?', '#', '@']) {
+        return None;
+    }
+    let (host, port) = if rest.starts_with('[') {
+        let (host, after) = rest.split_at(rest.find(']')? + 1);
+        match after.strip_prefix(':') {
+            Some(port) => (host, port.parse::<u16>().ok()?),
+            None if after.is_empty() => (host, default_port),
+            None => return None,
+        }
+    } else {
+        match rest.split_once(':') {
+            Some((host, port)) => (host, port.parse::<u16>().ok()?),
+            None => (rest, default_port),
+        }
+    };
+    if host.is_empty() {
+        return None;
+    }
+    Some(format!("{scheme}://{host}:{port}"))
 }

@@ -146,6 +146,38 @@ impl Channel {
         }
     }
 
+    /// True when a ring of this channel holds the message `uuid`.
+    pub fn holds_message(&self, uuid: &str) -> bool {
+        self.history
+            .iter()
+            .chain(self.catchup.iter())
+            .any(|record| record.is_message(uuid))
+    }
+
+    /// Replaces the stored message `uuid` (in both rings) by `amend(old)`; true if it was found.
+    pub fn amend_message(
+        &mut self,
+        uuid: &str,
+        amend: &mut impl FnMut(&Arc<Record>) -> Arc<Record>,
+    ) -> bool {
+        let mut found = false;
+        for record in self.history.iter_mut().chain(self.catchup.iter_mut()) {
+            if record.is_message(uuid) {
+                *record = amend(record);
+                found = true;
+            }
+        }
+        found
+    }
+
+    /// Removes the stored message `uuid` from both rings; true if it was found.
+    pub fn remove_message(&mut self, uuid: &str) -> bool {
+        let before = self.history.len() + self.catchup.len();
+        self.history.retain(|record| !record.is_message(uuid));
+        self.catchup.retain(|record| !record.is_message(uuid));
+        before != self.history.len() + self.catchup.len()
+    }
+
     /// Events after `since` that `user` may see.
     pub fn catchup_after<'a>(
         &'a self,

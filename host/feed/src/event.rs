@@ -99,6 +99,8 @@ pub(crate) enum RecordKind {
     Presence,
     /// `user_state_change`.
     UserState,
+    /// `message:edit` and `message:delete`: kept for catch-up, never in the history.
+    Amendment,
 }
 
 /// A delivered event: public object, routing metadata, and its live frame serialised once.
@@ -149,6 +151,33 @@ impl Record {
     /// The frame replayed on catch-up (`"catchup": true`).
     pub fn catchup_frame(&self) -> Utf8Bytes {
         frame(&self.object, true)
+    }
+
+    /// True for a message published through `POST /message` with id `uuid`: what
+    /// `PATCH`/`DELETE /message` may change. The broker's own events are never editable.
+    pub fn is_message(&self, uuid: &str) -> bool {
+        self.kind == RecordKind::Message
+            && self.object.get("type").and_then(Value::as_str) == Some("message")
+            && self.object.get("uuid").and_then(Value::as_str) == Some(uuid)
+    }
+
+    /// This record with `changes` written over its public object (same `seq` and routing).
+    pub fn amended(&self, changes: &Map<String, Value>) -> Arc<Self> {
+        let mut object = self.object.clone();
+        for (key, value) in changes {
+            object.insert(key.clone(), value.clone());
+        }
+        Self::new(
+            self.seq,
+            self.kind,
+            object,
+            Routing {
+                pm_users: self.pm_users.clone(),
+                exclude_users: self.exclude_users.clone(),
+                subject: self.subject.clone(),
+                no_history: self.no_history,
+            },
+        )
     }
 }
 

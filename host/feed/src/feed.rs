@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use serde_json::{Map, Value};
 
-use crate::auth::{AuthMode, Authenticator};
+use crate::auth::{AuthError, AuthMode, Authenticator};
 use crate::bus::{BusError, BusSink, FeedBus, LocalBus};
 use crate::channel::ChannelConfig;
 use crate::clock::{Clock, Timestamp};
@@ -26,6 +26,8 @@ pub struct Feed {
     pub(crate) timing: Timing,
     pub(crate) clock: Arc<dyn Clock>,
     default_channel: ChannelConfig,
+    /// When the feed was made (`uptime` in [`Feed::admin_json`]).
+    started: Timestamp,
 }
 
 impl std::fmt::Debug for Feed {
@@ -116,6 +118,7 @@ impl Feed {
             mounts,
             limits: config.limits,
             timing: config.timing,
+            started: config.clock.now(),
             clock: config.clock,
             default_channel: config.default_channel,
         });
@@ -191,6 +194,44 @@ impl Feed {
     /// and tests); `None` without keys.
     pub fn sign(&self, value: &str) -> Option<String> {
         self.auth.sign(value, self.now())
+    }
+
+    /// Checks a token for one request under `mode` ([`crate::auth`]): for callers that route
+    /// requests to their own handlers but authenticate them like the feed (the broker's
+    /// `admin.json`). `endpoint` is the path relative to the mount, as [`AuthMode::Compat`]
+    /// tokens name it. The token is remembered (used once).
+    ///
+    /// # Errors
+    ///
+    /// Why the token was refused ([`AuthError::Missing`] without one).
+    pub fn verify(
+        &self,
+        token: Option<&str>,
+        mode: AuthMode,
+        method: &str,
+        target: &str,
+        endpoint: &str,
+        body: &[u8],
+    ) -> Result<(), AuthError> {
+        let path = target.split('?').next().unwrap_or(target);
+        let binding = crate::auth::RequestBinding {
+            method,
+            target,
+            path,
+            endpoint,
+            body,
+        };
+        self.auth.verify(token, mode, &binding, self.now())
+    }
+
+    /// channelstream's `admin.json` (study §3.11): `remembered_user_count`,
+    /// `unique_user_count`, `total_connections`, `total_channels`, `total_messages` (frames
+    /// delivered), `total_unique_messages` (events published), `uptime` (as Python prints a
+    /// `timedelta`), `version`, `channels` (info with history and users) and `users` (those
+    /// connected, public state only), plus `last_seq`.
+    pub fn admin_json(&self) -> Value {
+        let uptime = self.now().secs().saturating_sub(self.started.secs());
+        self.lock().admin_json(uptime, env!("CARGO_PKG_VERSION"))
     }
 
     /// Checks a strict-mode token for a request that is not a feed route (the broker's admin

@@ -57,9 +57,9 @@
 //!   reading is closed with 1008 "slow consumer" and slows nobody down.
 //! - Answers are JSON everywhere (channelstream sent HTML for 403/404 and 500 for bad JSON).
 //!
-//! Not carried over: long-polling, JSONP, the flash policy server, `PATCH`/`DELETE /message`,
-//! the IP allowlist (the broker's admin listener decides who can connect), CORS wildcards, and the
-//! admin pages.
+//! Not carried over: long-polling, JSONP, the flash policy server and CORS wildcards. The IP
+//! allowlist, `enforce_https`, CORS and the admin sign-in are the broker admin listener's
+//! (`admin.allow_posting_from`, …); the feed provides [`Feed::admin_json`].
 
 pub mod auth;
 pub mod bus;

@@ -304,3 +304,166 @@ pub(crate) fn channel_configs(body: &Value) -> Result<Vec<(String, ChannelConfig
         Err(errors)
     }
 }
+
+/// One element of `PATCH /message` (study §3.5): the message `uuid` and what changes, plus
+/// where the `message:edit` goes.
+#[derive(Debug)]
+pub(crate) struct Edit {
+    pub uuid: Uuid,
+    pub channel: Option<String>,
+    pub pm_users: Vec<String>,
+    pub exclude_users: Vec<String>,
+    pub no_history: bool,
+    pub timestamp: Option<Timestamp>,
+    pub user: Option<String>,
+    pub message: Option<Map<String, Value>>,
+    /// When the edit was made; now when absent.
+    pub edited: Option<Timestamp>,
+    /// Unknown keys: kept and delivered with the edit, as channelstream does.
+    pub extra: Map<String, Value>,
+}
+
+/// `PATCH /message`: an array of edits.
+pub(crate) fn edits(body: &Value, max_messages: usize) -> Result<Vec<Edit>, Errors> {
+    each(body, max_messages, edit)
+}
+
+fn edit(item: &Value) -> Result<Edit, Errors> {
+    let mut fields = Fields::of(item)?;
+    let uuid = required_uuid(&mut fields);
+    let channel = fields.nullable_string("channel", 256);
+    let pm_users = fields.strings("pm_users", 512, 0);
+    let exclude_users = fields.strings("exclude_users", 512, 0);
+    let no_history = fields.boolean("no_history");
+    let timestamp = fields.timestamp("timestamp");
+    let user = fields.nullable_string("user", 512);
+    let message = fields.object("message");
+    let edited = fields.timestamp("edited");
+    let extra: Map<String, Value> = fields
+        .unknown_keys()
+        .into_iter()
+        .filter_map(|key| item.get(key).map(|value| (key.clone(), value.clone())))
+        .collect();
+    for key in ["seq", "node", "type", "catchup"] {
+        if extra.contains_key(key) {
+            fields.reject(key, "Reserved field.");
+        }
+    }
+    fields.finish(false)?;
+    match (
+        uuid,
+        channel,
+        pm_users,
+        exclude_users,
+        no_history,
+        timestamp,
+        user,
+        message,
+        edited,
+    ) {
+        (
+            Some(uuid),
+            Some(channel),
+            Some(pm_users),
+            Some(exclude_users),
+            Some(no_history),
+            Some(timestamp),
+            Some(user),
+            Some(message),
+            Some(edited),
+        ) => Ok(Edit {
+            uuid,
+            channel,
+            pm_users: pm_users.unwrap_or_default(),
+            exclude_users: exclude_users.unwrap_or_default(),
+            no_history: no_history.unwrap_or(false),
+            timestamp,
+            user,
+            message,
+            edited,
+            extra,
+        }),
+        _ => Err(schema::error("_schema", schema::INVALID_TYPE)),
+    }
+}
+
+/// One element of `DELETE /message` (study §3.6).
+#[derive(Debug)]
+pub(crate) struct Deletion {
+    pub uuid: Uuid,
+    pub channel: Option<String>,
+    pub pm_users: Vec<String>,
+    pub exclude_users: Vec<String>,
+    pub no_history: bool,
+}
+
+/// `DELETE /message`: an array of deletions; unknown keys are refused.
+pub(crate) fn deletions(body: &Value, max_messages: usize) -> Result<Vec<Deletion>, Errors> {
+    each(body, max_messages, deletion)
+}
+
+fn deletion(item: &Value) -> Result<Deletion, Errors> {
+    let mut fields = Fields::of(item)?;
+    let uuid = required_uuid(&mut fields);
+    let channel = fields.nullable_string("channel", 256);
+    let pm_users = fields.strings("pm_users", 512, 0);
+    let exclude_users = fields.strings("exclude_users", 512, 0);
+    let no_history = fields.boolean("no_history");
+    fields.finish(true)?;
+    match (uuid, channel, pm_users, exclude_users, no_history) {
+        (Some(uuid), Some(channel), Some(pm_users), Some(exclude_users), Some(no_history)) => {
+            Ok(Deletion {
+                uuid,
+                channel,
+                pm_users: pm_users.unwrap_or_default(),
+                exclude_users: exclude_users.unwrap_or_default(),
+                no_history: no_history.unwrap_or(false),
+            })
+        }
+        _ => Err(schema::error("_schema", schema::INVALID_TYPE)),
+    }
+}
+
+/// A required `uuid`.
+fn required_uuid(fields: &mut Fields<'_>) -> Option<Uuid> {
+    match fields.uuid("uuid") {
+        Some(Some(id)) => Some(id),
+        Some(None) => {
+            fields.reject("uuid", schema::MISSING);
+            None
+        }
+        None => None,
+    }
+}
+
+/// An array body read element by element, errors keyed by index (study §3.12).
+fn each<T>(
+    body: &Value,
+    max_items: usize,
+    read: fn(&Value) -> Result<T, Errors>,
+) -> Result<Vec<T>, Errors> {
+    let Value::Array(items) = body else {
+        return Err(schema::error("_schema", schema::INVALID_TYPE));
+    };
+    if items.len() > max_items {
+        return Err(schema::error(
+            "_schema",
+            &format!("At most {max_items} messages per call."),
+        ));
+    }
+    let mut out = Vec::with_capacity(items.len());
+    let mut errors = Map::new();
+    for (index, item) in items.iter().enumerate() {
+        match read(item) {
+            Ok(parsed) => out.push(parsed),
+            Err(inner) => {
+                errors.insert(index.to_string(), Value::Object(inner));
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}

@@ -7,6 +7,7 @@
 //! | POST | `/subscribe`, `/unsubscribe` | channels, info, `subscribed_to` / `unsubscribed_from` |
 //! | POST | `/user_state` | `user_state`, `changed_state`, `public_keys` |
 //! | POST | `/message` | the accepted messages with defaults filled in |
+//! | PATCH, DELETE | `/message` | edits / deletes stored messages (`message:edit` / `message:delete`) |
 //! | POST | `/channel_config` | the channels' info |
 //! | GET, POST | `/info` | snapshot |
 //! | GET, POST, DELETE | `/disconnect` | `true` / `false` — signed, unlike channelstream |
@@ -14,9 +15,10 @@
 //!
 //! Errors: 401 `{"request":"Bad Signature"}`, 403 `{"request":"Forbidden"}` without a token,
 //! 400 for a `secret` query parameter or a body that is not JSON, 404/405 for unknown routes and
-//! methods, 413 for a body over the limit, 422 for field errors, 503 at a configured bound.
-//! Not carried over: `PATCH`/`DELETE /message` (the broker is the only publisher of its events,
-//! §8.2), long-polling, JSONP, CORS wildcards and the admin pages.
+//! methods, 404 `{"<index>": {"uuid": ["Unknown message."]}}` for an edit or delete of a message
+//! this node does not store, 413 for a body over the limit, 422 for field errors, 503 at a
+//! configured bound. Only messages published through `POST /message` can be edited or deleted,
+//! never the broker's own events. Not carried over: long-polling, JSONP and CORS wildcards.
 
 use std::sync::Arc;
 
@@ -73,6 +75,7 @@ impl Route {
             Self::Info => matches!(*method, Method::GET | Method::POST),
             Self::Disconnect => matches!(*method, Method::GET | Method::POST | Method::DELETE),
             Self::Socket => *method == Method::GET,
+            Self::Message => matches!(*method, Method::POST | Method::PATCH | Method::DELETE),
             _ => *method == Method::POST,
         }
     }
@@ -208,7 +211,7 @@ impl Feed {
             }
         };
         let query_conn = query_param(parts.uri.query(), "conn_id");
-        let result = self.dispatch(route, &value, query_conn.as_deref());
+        let result = self.dispatch(route, &parts.method, &value, query_conn.as_deref());
         match result {
             Ok(answer) => json_response(StatusCode::OK, &answer),
             Err(ApiError::Invalid(errors)) => {
@@ -218,12 +221,16 @@ impl Feed {
                 StatusCode::SERVICE_UNAVAILABLE,
                 &json!({"request": format!("Limit reached: {what}")}),
             ),
+            Err(ApiError::NotFound(errors)) => {
+                json_response(StatusCode::NOT_FOUND, &Value::Object(errors))
+            }
         }
     }
 
     fn dispatch(
         &self,
         route: Route,
+        method: &Method,
         body: &Value,
         query_conn: Option<&str>,
     ) -> Result<Value, ApiError> {
@@ -246,6 +253,8 @@ impl Feed {
                 let request = requests::user_state(body, max_state_keys)?;
                 self.lock().user_state(request, now)
             }
+            Route::Message if *method == Method::PATCH => self.edit_messages(body),
+            Route::Message if *method == Method::DELETE => self.delete_messages(body),
             Route::Message => self.post_messages(body),
             Route::ChannelConfig => {
                 let patches = requests::channel_configs(body)?;
@@ -313,6 +322,117 @@ impl Feed {
             accepted.push(Value::Object(echo));
         }
         Ok(Value::Array(accepted))
+    }
+
+    /// `PATCH /message` (study §3.5): each edit goes through the bus, so every node updates its
+    /// stored copy and delivers a `message:edit` frame routed like the message. A uuid this node
+    /// does not store (never published, or already out of every ring) refuses the whole call
+    /// with 404 and `{"<index>": {"uuid": ["Unknown message."]}}`; nothing is changed then.
+    fn edit_messages(&self, body: &Value) -> Result<Value, ApiError> {
+        let edits = requests::edits(body, self.limits.max_messages_per_call)?;
+        self.known_messages(edits.iter().map(|edit| edit.uuid))?;
+        let now = self.now();
+        let mut answer = Vec::with_capacity(edits.len());
+        for edit in edits {
+            let uuid = edit.uuid.to_string();
+            let mut fields = edit.extra;
+            if let Some(payload) = edit.message {
+                fields.insert("message".into(), Value::Object(payload));
+            }
+            if let Some(user) = edit.user {
+                fields.insert("user".into(), Value::from(user));
+            }
+            if let Some(timestamp) = edit.timestamp {
+                fields.insert("timestamp".into(), Value::from(timestamp.to_string()));
+            }
+            let edited = edit.edited.unwrap_or(now).to_string();
+            fields.insert("edited".into(), Value::from(edited));
+            let mut echo = fields.clone();
+            echo.insert("uuid".into(), Value::from(uuid.clone()));
+            echo.insert(
+                "channel".into(),
+                edit.channel.clone().map_or(Value::Null, Value::from),
+            );
+            echo.insert("pm_users".into(), json!(edit.pm_users));
+            echo.insert("exclude_users".into(), json!(edit.exclude_users));
+            echo.insert("no_history".into(), Value::Bool(edit.no_history));
+            self.amend(Envelope {
+                node: self.node.clone(),
+                uuid,
+                kind: crate::state::EDIT.into(),
+                channel: edit.channel,
+                user: None,
+                timestamp: now.to_string(),
+                pm_users: edit.pm_users,
+                exclude_users: edit.exclude_users,
+                no_history: true,
+                fields,
+            })?;
+            answer.push(Value::Object(echo));
+        }
+        Ok(Value::Array(answer))
+    }
+
+    /// `DELETE /message` (study §3.6): the message leaves every ring of every node, and a
+    /// `message:delete` frame `{uuid, channel, type}` is delivered like the message. An unknown
+    /// uuid answers 404 as for [`Self::edit_messages`].
+    fn delete_messages(&self, body: &Value) -> Result<Value, ApiError> {
+        let deletions = requests::deletions(body, self.limits.max_messages_per_call)?;
+        self.known_messages(deletions.iter().map(|deletion| deletion.uuid))?;
+        let now = self.now();
+        let mut answer = Vec::with_capacity(deletions.len());
+        for deletion in deletions {
+            let uuid = deletion.uuid.to_string();
+            answer.push(json!({
+                "uuid": uuid,
+                "channel": deletion.channel,
+                "pm_users": deletion.pm_users,
+                "exclude_users": deletion.exclude_users,
+                "no_history": deletion.no_history,
+            }));
+            self.amend(Envelope {
+                node: self.node.clone(),
+                uuid,
+                kind: crate::state::DELETE.into(),
+                channel: deletion.channel,
+                user: None,
+                timestamp: now.to_string(),
+                pm_users: deletion.pm_users,
+                exclude_users: deletion.exclude_users,
+                no_history: true,
+                fields: Map::new(),
+            })?;
+        }
+        Ok(Value::Array(answer))
+    }
+
+    /// 404 unless every uuid names a message this node stores.
+    fn known_messages(
+        &self,
+        uuids: impl Iterator<Item = crate::ids::Uuid>,
+    ) -> Result<(), ApiError> {
+        let state = self.lock();
+        let mut unknown = Map::new();
+        for (index, uuid) in uuids.enumerate() {
+            if !state.has_message(&uuid.to_string()) {
+                unknown.insert(
+                    index.to_string(),
+                    Value::Object(crate::schema::error("uuid", "Unknown message.")),
+                );
+            }
+        }
+        if unknown.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::NotFound(unknown))
+        }
+    }
+
+    fn amend(&self, envelope: Envelope) -> Result<(), ApiError> {
+        self.bus.publish(envelope).map(|_| ()).map_err(|error| {
+            tracing::warn!(%error, "feed bus refused a message amendment");
+            ApiError::Limit("bus unavailable")
+        })
     }
 
     /// The mount a path falls under: (prefix length, auth mode).

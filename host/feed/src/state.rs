@@ -63,6 +63,8 @@ pub(crate) enum ApiError {
     Invalid(Errors),
     /// 503: a configured bound would be exceeded.
     Limit(&'static str),
+    /// 404 with a field-error map: the call names something that does not exist (a message).
+    NotFound(Errors),
 }
 
 impl From<Errors> for ApiError {
@@ -109,6 +111,8 @@ struct Connection {
 
 #[derive(Debug)]
 struct User {
+    /// The user object's id (in `admin.json`).
+    uuid: Uuid,
     state: Map<String, Value>,
     public_keys: Vec<String>,
     connections: BTreeSet<Uuid>,
@@ -219,6 +223,7 @@ impl State {
             .users
             .entry(request.username.clone())
             .or_insert_with(|| User {
+                uuid: Uuid::random(),
                 state: Map::new(),
                 public_keys: Vec::new(),
                 connections: BTreeSet::new(),
@@ -385,6 +390,9 @@ impl State {
 
     /// Stores and delivers a published envelope (from this node or, via the bus, another).
     pub fn deliver(&mut self, envelope: Envelope, now: Timestamp) -> Option<u64> {
+        if envelope.kind == EDIT || envelope.kind == DELETE {
+            return self.deliver_amendment(envelope, now);
+        }
         let mut object = envelope.fields;
         object.insert("uuid".into(), Value::from(envelope.uuid));
         object.insert("type".into(), Value::from(envelope.kind));
@@ -406,11 +414,126 @@ impl State {
         };
         let seq = match envelope.channel {
             Some(name) => self.emit(&name, RecordKind::Message, object, routing, now),
-            None if !routing.pm_users.is_empty() => Some(self.emit_private(object, routing, now)),
+            None if !routing.pm_users.is_empty() => {
+                Some(self.emit_private(RecordKind::Message, object, routing, now))
+            }
             None => None,
         };
         self.reap(now);
         seq
+    }
+
+    /// True when this node still stores the message `uuid` (published through `/message`) in a
+    /// channel's rings or a user's private ring.
+    pub fn has_message(&self, uuid: &str) -> bool {
+        self.channels
+            .values()
+            .any(|channel| channel.holds_message(uuid))
+            || self
+                .users
+                .values()
+                .any(|user| user.private.iter().any(|record| record.is_message(uuid)))
+    }
+
+    /// `message:edit` / `message:delete` (study §3.5, §3.6): the stored copies of the message
+    /// change (an edit overwrites only [`EDITABLE`] keys) or go, then the amendment is delivered
+    /// like a message, to the channel or `pm_users` the caller named.
+    fn deliver_amendment(&mut self, envelope: Envelope, now: Timestamp) -> Option<u64> {
+        let uuid = envelope.uuid;
+        if envelope.kind == EDIT {
+            let mut changes = Map::new();
+            for key in EDITABLE {
+                if let Some(value) = envelope.fields.get(*key) {
+                    changes.insert((*key).to_owned(), value.clone());
+                }
+            }
+            let mut amended: HashMap<u64, Arc<Record>> = HashMap::new();
+            let mut amend = |old: &Arc<Record>| {
+                Arc::clone(
+                    amended
+                        .entry(old.seq)
+                        .or_insert_with(|| old.amended(&changes)),
+                )
+            };
+            for channel in self.channels.values_mut() {
+                channel.amend_message(&uuid, &mut amend);
+            }
+            for user in self.users.values_mut() {
+                for record in &mut user.private {
+                    if record.is_message(&uuid) {
+                        *record = amend(record);
+                    }
+                }
+            }
+        } else {
+            for channel in self.channels.values_mut() {
+                channel.remove_message(&uuid);
+            }
+            for user in self.users.values_mut() {
+                user.private.retain(|record| !record.is_message(&uuid));
+            }
+        }
+        let mut object = envelope.fields;
+        object.insert("uuid".into(), Value::from(uuid));
+        object.insert("type".into(), Value::from(envelope.kind));
+        object.insert(
+            "channel".into(),
+            envelope.channel.clone().map_or(Value::Null, Value::from),
+        );
+        object.insert("node".into(), Value::from(envelope.node));
+        let routing = Routing {
+            pm_users: envelope.pm_users,
+            exclude_users: envelope.exclude_users,
+            subject: None,
+            no_history: true,
+        };
+        let seq = match envelope.channel {
+            Some(name) => self.emit(&name, RecordKind::Amendment, object, routing, now),
+            None if !routing.pm_users.is_empty() => {
+                Some(self.emit_private(RecordKind::Amendment, object, routing, now))
+            }
+            None => None,
+        };
+        self.reap(now);
+        seq
+    }
+
+    /// `admin.json` (study §3.11): counters, channels with history and users, and the users
+    /// that have a connection (public state only).
+    pub fn admin_json(&self, uptime_secs: i64, version: &str) -> Value {
+        let mut names: Vec<String> = self.channels.keys().cloned().collect();
+        names.sort();
+        let channels = self.channels_info(&names, &InfoResolution::everything());
+        let mut connected: Vec<(&String, &User)> = self
+            .users
+            .iter()
+            .filter(|(_, user)| !user.connections.is_empty())
+            .collect();
+        connected.sort_by(|a, b| a.0.cmp(b.0));
+        let users: Vec<Value> = connected
+            .into_iter()
+            .map(|(name, user)| {
+                json!({
+                    "user": name,
+                    "uuid": user.uuid.to_string(),
+                    "state": user.public_state(),
+                    "connections": user.connections.iter().map(Uuid::to_string).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        json!({
+            "remembered_user_count": self.users.len(),
+            "unique_user_count": users.len(),
+            "total_connections": self.connections.len(),
+            "total_channels": self.channels.len(),
+            "total_messages": self.counters.frames_delivered,
+            "total_unique_messages": self.counters.events,
+            "uptime": uptime(uptime_secs),
+            "version": version,
+            "last_seq": self.seq,
+            "channels": channels["channels"],
+            "users": users,
+        })
     }
 
     /// Creates a channel for [`crate::Feed::publish`] if it is missing; false at the channel limit.
@@ -849,6 +972,7 @@ impl State {
     /// A global private message: to every connection of each addressee, kept in their rings.
     fn emit_private(
         &mut self,
+        kind: RecordKind,
         mut object: Map<String, Value>,
         routing: Routing,
         now: Timestamp,
@@ -857,7 +981,7 @@ impl State {
         object
             .entry("node")
             .or_insert_with(|| Value::from(self.node.clone()));
-        let record = Record::new(self.seq, RecordKind::Message, object, routing);
+        let record = Record::new(self.seq, kind, object, routing);
         self.counters.events += 1;
         let addressees: BTreeSet<String> = record.pm_users.iter().cloned().collect();
         for name in addressees {
@@ -892,6 +1016,27 @@ impl State {
     }
 }
 
+/// The `type` of an edit (`PATCH /message`).
+pub(crate) const EDIT: &str = "message:edit";
+
+/// The `type` of a deletion (`DELETE /message`).
+pub(crate) const DELETE: &str = "message:delete";
+
+/// The keys an edit may overwrite in the stored message (channelstream's `MSG_EDITABLE_KEYS`).
+pub(crate) const EDITABLE: &[&str] = &["uuid", "timestamp", "user", "message", "edited"];
+
+/// Python's `str(timedelta)` without fractions: `0:00:54`, `1 day, 2:03:04`, `3 days, 0:00:00`.
+fn uptime(secs: i64) -> String {
+    let secs = secs.max(0);
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    let clock = format!("{}:{:02}:{:02}", rest / 3_600, rest % 3_600 / 60, rest % 60);
+    match days {
+        0 => clock,
+        1 => format!("1 day, {clock}"),
+        days => format!("{days} days, {clock}"),
+    }
+}
+
 /// Queues `record` for a bound connection without waiting; a full or closed queue dooms it.
 fn push(
     connection: &Connection,
@@ -905,5 +1050,15 @@ fn push(
             Ok(()) => counters.frames_delivered += 1,
             Err(_) => doomed.push(*id),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn uptime_is_written_as_python_prints_a_timedelta() {
+        assert_eq!(super::uptime(54), "0:00:54");
+        assert_eq!(super::uptime(86_400 + 3_723), "1 day, 1:02:03");
+        assert_eq!(super::uptime(3 * 86_400), "3 days, 0:00:00");
     }
 }

@@ -124,6 +124,7 @@ impl v02::interstate::mapper::host::Host for CallState {
             &secret,
             &code,
             totp::unix_now(),
+            self.deadline,
         )
         .await;
         Ok(match verdict {

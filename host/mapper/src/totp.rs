@@ -7,7 +7,7 @@
 //! decoded key, so two spellings of one secret share their record) for 90 s, longer than the
 //! three steps a code can match in; a store that cannot record it fails closed (`rejected`).
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, Mac};
 use interstate_protocol::capability::KeyValue;
@@ -42,13 +42,14 @@ pub(crate) fn unix_now() -> u64 {
 }
 
 /// Checks `code` against `secret` at `now` (Unix seconds) for `mapper`, recording a match in
-/// `kv` so that it is accepted once.
+/// `kv` so that it is accepted once; a record not written by `deadline` rejects the code.
 pub(crate) async fn verify(
     mapper: &str,
     kv: &dyn KeyValue,
     secret: &str,
     code: &str,
     now: u64,
+    deadline: Instant,
 ) -> Verdict {
     let Some(key) = base32_decode(secret) else {
         tracing::warn!(
@@ -65,7 +66,14 @@ pub(crate) async fn verify(
         "totp:{}:{step}",
         hex::encode(Sha256::digest(key.as_slice()))
     );
-    match kv.claim_once(&record, REPLAY_TTL_MS).await {
+    let claimed = tokio::time::timeout_at(deadline.into(), kv.claim_once(&record, REPLAY_TTL_MS))
+        .await
+        .unwrap_or_else(|_elapsed| {
+            Err(interstate_protocol::capability::KvError::Unavailable(
+                "no answer before the call's deadline".to_owned(),
+            ))
+        });
+    match claimed {
         Ok(true) => Verdict::Accepted,
         Ok(false) => Verdict::Replayed,
         Err(err) => {

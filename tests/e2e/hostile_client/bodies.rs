@@ -163,9 +163,10 @@ async fn hostile_malformed_xml() {
             "ERR_INVALID_INVALID_MSG_CONTENT",
         ),
         (
+            // Unsupported whether or not a session comes with it (reference §11.1).
             "unknown message",
             envelope("<get-desktops/>").into(),
-            "ERR_MISSING_SESSION",
+            "ERR_UNSUPPORTED_REQUEST",
         ),
     ];
     let slowest = expect_ids(&mut client, &cases).await;

@@ -17,6 +17,9 @@
 //! | `GET /dashboard`, `/dashboard/app.js`, `/dashboard/app.css` | the dashboard ([`dashboard`]) | anyone |
 //! | `POST /dashboard/login`, `/dashboard/logout` | the dashboard's cookie | anyone / operator |
 //! | `/dashboard/api/…` | the admin API and a feed connection, for the dashboard | operator |
+//! | `GET\|POST [/feed\|/channelstream]/admin/admin.json` | channelstream's snapshot ([`compat`]) | cookie, signed or operator; else 302 |
+//! | `GET\|POST [/feed\|/channelstream]/admin/sign_in`, `…/sign_out` | channelstream's admin sign-in | anyone |
+//! | `OPTIONS *` | CORS preflight (`admin.allow_cors`) | anyone |
 //!
 //! `PORT` defaults to `agent.port`; an IPv6 address is written `[v6]` or `[v6]:PORT`. Sessions
 //! are named by their [`crate::events::session_ref`], never by their id.
@@ -32,6 +35,10 @@
 //!   page aimed at 127.0.0.1, could reach it).
 //! - A **reader** call needs the same when a token is set; without a token (which only a loopback
 //!   listener may lack) it is open.
+//! - Signed API calls (the feed's REST routes, and admin calls signed in
+//!   `X-Channelstream-Secret`) must come from `admin.allow_posting_from` when it is set (403
+//!   otherwise, token or not); `admin.enforce_https` answers 406 to plain HTTP; an origin in
+//!   `admin.allow_cors` may call across origins ([`compat`]).
 //! - Every request must name this listener in `Host` (its address, or `localhost`/the loopback
 //!   addresses on a loopback listener, or `server.hostname`) and, if it has an `Origin`, come
 //!   from this listener's own origin. That refuses DNS rebinding (a foreign name resolving to
@@ -69,6 +76,7 @@ use crate::server::deadline::DeadlineBody;
 use crate::store::{SessionKey, parse_agent};
 use crate::verify::parse_fingerprint;
 
+mod compat;
 mod dashboard;
 
 /// Largest admin request body read (the admin API's JSON; the feed has its own limit).
@@ -104,6 +112,8 @@ struct Admin {
     /// `http` or `https`.
     scheme: &'static str,
     cookies: dashboard::Cookies,
+    /// Sign-in cookies signed out on this node ([`compat`]).
+    revoked: compat::Revoked,
 }
 
 /// Who a request is, once authenticated.
@@ -204,6 +214,7 @@ pub async fn run(
         token: token.map(Arc::<str>::from),
         feed: feed.clone(),
         cookies: dashboard::Cookies::default(),
+        revoked: compat::Revoked::default(),
     });
     let cap = Arc::new(ConnectionCap::new(settings.admin_max_connections));
     let server_settings = {
@@ -255,11 +266,61 @@ impl Admin {
         B: hyper::body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        if let Err(refusal) = self.same_origin(request.headers()) {
+        let generation = self.running.broker.current();
+        let settings = &generation.settings;
+        let access = &settings.admin_access;
+        if let Err(refusal) = self.same_host(request.headers()) {
             return refusal;
         }
+        if access.enforce_https
+            && !compat::arrived_over_https(
+                self.scheme,
+                request.headers(),
+                peer.ip(),
+                &settings.server.trusted_proxies,
+            )
+        {
+            return compat::https_required();
+        }
+        if request.method() == Method::OPTIONS {
+            return compat::preflight(access, request.headers());
+        }
+        let listed = compat::cors_allowed(access, request.headers());
+        if !listed && let Err(refusal) = self.same_origin(request.headers()) {
+            return refusal;
+        }
+        let headers = listed.then(|| request.headers().clone());
+        let mut response = self.route(request, peer, access).await;
+        if let Some(headers) = headers {
+            compat::add_cors(&mut response, &headers, true);
+        }
+        response
+    }
+
+    async fn route<B>(
+        &self,
+        request: Request<B>,
+        peer: SocketAddr,
+        access: &interstate_config::AdminAccess,
+    ) -> Response<FeedBody>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let path = request.uri().path().to_owned();
+        if let Some(route) = compat::page_route(&path) {
+            let (parts, body) = request.into_parts();
+            let body = match read_body(body).await {
+                Ok(body) => body,
+                Err(response) => return response,
+            };
+            return self.page(route, access, &parts, &body, peer).await;
+        }
         if under(&path, FEED_PREFIX) || under(&path, COMPAT_PREFIX) {
+            let socket = path.ends_with("/ws");
+            if !socket && !compat::may_post(access, peer.ip()) {
+                return compat::forbidden_address();
+            }
             return self.feed.handle(request).await;
         }
         if path == "/" || path.starts_with("/dashboard") {
@@ -271,6 +332,9 @@ impl Admin {
             Err(response) => return response,
         };
         let caller = self.authenticate(&parts.method, &parts.uri, &parts.headers, &body);
+        if caller == Some(Caller::Signed) && !compat::may_post(access, peer.ip()) {
+            return compat::forbidden_address();
+        }
         let reader_ok = self.token.is_none() || caller.is_some();
         match (&parts.method, path.as_str()) {
             (&Method::GET, "/healthz") if reader_ok => self.healthz().await,
@@ -316,22 +380,31 @@ impl Admin {
         unauthorized()
     }
 
+    /// Refuses a `Host` that is not this listener (DNS rebinding).
+    #[allow(
+        clippy::result_large_err,
+        reason = "the refusal is the response itself"
+    )]
+    fn same_host(&self, headers: &HeaderMap) -> Result<String, Response<FeedBody>> {
+        let host = headers
+            .get(http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_ascii_lowercase);
+        host.filter(|h| self.hosts.contains(h)).ok_or_else(|| {
+            text(
+                StatusCode::MISDIRECTED_REQUEST,
+                "this listener does not serve that Host\n".into(),
+            )
+        })
+    }
+
     /// Refuses a `Host` that is not this listener, and an `Origin` that is not its origin.
     #[allow(
         clippy::result_large_err,
         reason = "the refusal is the response itself"
     )]
     fn same_origin(&self, headers: &HeaderMap) -> Result<(), Response<FeedBody>> {
-        let host = headers
-            .get(http::header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_ascii_lowercase);
-        let Some(host) = host.filter(|h| self.hosts.contains(h)) else {
-            return Err(text(
-                StatusCode::MISDIRECTED_REQUEST,
-                "this listener does not serve that Host\n".into(),
-            ));
-        };
+        let host = self.same_host(headers)?;
         if let Some(origin) = headers.get(http::header::ORIGIN) {
             let expected = format!("{}://{host}", self.scheme);
             let same = origin

@@ -12,6 +12,7 @@
 //!   in a Lua script), so a request racing another one of the same session on another node gets
 //!   [`StoreError::Busy`] at once, and a commit is a compare-and-set on the session's version.
 //! - [`seal`]: the AEAD under which the shared store keeps sessions and passwords.
+//! - [`kv`]: the mappers' key-value store in Redis (the memory store's is `MemoryKv`).
 //! - [`pins`]: the agent certificate pins (trust on first use) a store also keeps, so that every
 //!   node sharing the store trusts the same agent certificates.
 
@@ -24,11 +25,13 @@ use interstate_protocol::{Limits, Session};
 use rand::RngCore;
 use tokio::sync::OwnedMutexGuard;
 
+pub mod kv;
 pub mod memory;
 pub mod pins;
 pub mod redis;
 pub mod seal;
 
+pub use kv::RedisKv;
 pub use memory::MemoryStore;
 pub use pins::{PinStore, parse_agent, pin_key};
 pub use redis::{RedisStore, RedisStoreError};

@@ -533,7 +533,7 @@ impl RedisStore {
     }
 
     /// Runs a command with a deadline.
-    async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
+    pub(crate) async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
         self.with_connection(|mut conn| async move { cmd.query_async(&mut conn).await })
             .await
     }

@@ -375,3 +375,269 @@ async fn case_42_channel_config_creates_and_patches_only_given_keys() {
         json!({"c": {"history_size": ["Not a valid integer."]}})
     );
 }
+
+/// A compat-signed `method` call to `/feed/message`.
+async fn amend(
+    harness: &crate::support::Harness,
+    method: hyper::Method,
+    body: &serde_json::Value,
+) -> (StatusCode, serde_json::Value) {
+    harness
+        .raw(
+            method,
+            "/feed/message",
+            &body.to_string(),
+            Some(&harness.token("/message")),
+        )
+        .await
+}
+
+#[tokio::test]
+async fn case_23_edit_and_delete_messages() {
+    use crate::support::next_event;
+    use hyper::Method;
+    let harness = start().await;
+    let configs = json!({"pub": {"store_history": true, "history_size": 10}});
+    harness
+        .call(
+            "/connect",
+            &json!({"username": "keeper", "channels": ["pub"], "channel_configs": configs}),
+        )
+        .await;
+    let (_, mut socket) = harness.subscriber("watcher", &["pub"]).await;
+    let (status, posted) = harness
+        .call(
+            "/message",
+            &json!([{"user": "sys", "channel": "pub", "message": {"text": "first"}},
+                    {"user": "sys", "channel": "pub", "message": {"text": "second"}}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{posted}");
+    let first = posted[0]["uuid"].as_str().unwrap().to_owned();
+    let second = posted[1]["uuid"].as_str().unwrap().to_owned();
+    for _ in 0..2 {
+        next_event(&mut socket).await.unwrap();
+    }
+
+    // Edit: the answer is the loaded edit, a `message:edit` frame goes out, and the stored
+    // entry changes only in the editable keys.
+    let (status, answer) = amend(
+        &harness,
+        Method::PATCH,
+        &json!([{"uuid": first, "channel": "pub", "message": {"text": "edited"},
+                 "edited": "2026-11-22T01:56:12.022317"}]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(
+        answer,
+        json!([{"uuid": first, "channel": "pub", "message": {"text": "edited"},
+                "edited": "2026-11-22T01:56:12.022317", "pm_users": [], "exclude_users": [],
+                "no_history": false}])
+    );
+    let frame = next_event(&mut socket).await.unwrap();
+    assert_eq!(frame["type"], "message:edit", "{frame}");
+    assert_eq!(frame["uuid"], first.as_str());
+    assert_eq!(frame["channel"], "pub");
+    assert_eq!(frame["message"], json!({"text": "edited"}));
+    assert_eq!(frame["edited"], "2026-11-22T01:56:12.022317");
+    assert!(frame.get("user").is_none(), "only the keys sent: {frame}");
+    let (_, info) = harness
+        .call("/info", &json!({"info": {"channels": ["pub"]}}))
+        .await;
+    let history = info["channels"]["pub"]["history"].as_array().unwrap();
+    assert_eq!(history.len(), 2, "an edit is not a new history entry");
+    let stored = history
+        .iter()
+        .find(|e| e["uuid"] == first.as_str())
+        .unwrap();
+    assert_eq!(stored["message"], json!({"text": "edited"}));
+    assert_eq!(stored["edited"], "2026-11-22T01:56:12.022317");
+    assert_eq!(stored["user"], "sys", "a key the edit did not send is kept");
+    assert_eq!(stored["type"], "message");
+    // Only the editable keys are written into the stored entry.
+    let (status, _) = amend(
+        &harness,
+        Method::PATCH,
+        &json!([{"uuid": first, "channel": "pub", "user": "editor", "extra": 1}]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let frame = next_event(&mut socket).await.unwrap();
+    assert_eq!(
+        frame["extra"], 1,
+        "extra keys travel with the edit: {frame}"
+    );
+    assert!(frame["edited"].is_string(), "edited defaults to now");
+    let (_, info) = harness
+        .call("/info", &json!({"info": {"channels": ["pub"]}}))
+        .await;
+    let stored = info["channels"]["pub"]["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["uuid"] == first.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(stored["user"], "editor");
+    assert!(stored.get("extra").is_none(), "{stored}");
+
+    // Delete: a `message:delete` frame, and the entry is gone from the history and catch-up.
+    let (status, answer) = amend(
+        &harness,
+        Method::DELETE,
+        &json!([{"uuid": second, "channel": "pub"}]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(
+        answer,
+        json!([{"uuid": second, "channel": "pub", "pm_users": [], "exclude_users": [],
+                "no_history": false}])
+    );
+    let frame = next_event(&mut socket).await.unwrap();
+    assert_eq!(frame["type"], "message:delete");
+    assert_eq!(frame["uuid"], second.as_str());
+    assert_eq!(frame["channel"], "pub");
+    let (_, info) = harness
+        .call("/info", &json!({"info": {"channels": ["pub"]}}))
+        .await;
+    let uuids: Vec<_> = info["channels"]["pub"]["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["uuid"].clone())
+        .collect();
+    assert_eq!(uuids, [json!(first)]);
+    let late = harness.mint("late", &["pub"]).await;
+    let mut late = harness.socket(&format!("conn_id={late}&since=0")).await;
+    let mut replayed = Vec::new();
+    while let Some(event) = next_event(&mut late).await {
+        let done = event["type"] == "message:delete";
+        replayed.push(event);
+        if done {
+            break;
+        }
+    }
+    assert!(
+        !replayed
+            .iter()
+            .any(|e| e["type"] == "message" && e["uuid"] == second.as_str()),
+        "the deleted message is not replayed: {replayed:?}"
+    );
+    let edited: Vec<_> = replayed
+        .iter()
+        .filter(|e| e["type"] == "message" && e["uuid"] == first.as_str())
+        .collect();
+    assert_eq!(edited.len(), 1);
+    assert_eq!(
+        edited[0]["user"], "editor",
+        "catch-up replays the edited copy"
+    );
+
+    // Errors: channelstream's 422 shapes, and 404 for a message this feed does not hold (a
+    // deleted one, or a broker event, which is never editable).
+    let (status, body) = amend(&harness, Method::PATCH, &json!({"uuid": first})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body, json!({"_schema": ["Invalid input type."]}));
+    let (status, body) = amend(&harness, Method::PATCH, &json!([{"channel": "pub"}])).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        body,
+        json!({"0": {"uuid": ["Missing data for required field."]}})
+    );
+    let (status, body) = amend(
+        &harness,
+        Method::DELETE,
+        &json!([{"uuid": first, "message": {}}]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body, json!({"0": {"message": ["Unknown field."]}}));
+    let (status, body) = amend(&harness, Method::DELETE, &json!([{"uuid": "nope"}])).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body, json!({"0": {"uuid": ["Not a valid UUID."]}}));
+    let (status, body) = amend(
+        &harness,
+        Method::DELETE,
+        &json!([{"uuid": first, "channel": "pub"}, {"uuid": second, "channel": "pub"}]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body, json!({"1": {"uuid": ["Unknown message."]}}));
+    let (_, info) = harness
+        .call("/info", &json!({"info": {"channels": ["pub"]}}))
+        .await;
+    assert_eq!(
+        info["channels"]["pub"]["history"].as_array().unwrap().len(),
+        1,
+        "a refused call changes nothing"
+    );
+    harness
+        .feed
+        .publish(
+            "pub",
+            interstate_feed::Event::new("session.created", json!({"session_id": "s"})),
+        )
+        .unwrap();
+    let event = next_event(&mut socket).await.unwrap();
+    let (status, _) = amend(
+        &harness,
+        Method::PATCH,
+        &json!([{"uuid": event["uuid"], "channel": "pub", "message": {}}]),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "broker events are not editable"
+    );
+    let (status, body) = amend(&harness, Method::DELETE, &json!([])).await;
+    assert_eq!((status, body), (StatusCode::OK, json!([])));
+}
+
+#[tokio::test]
+async fn case_43_admin_json_counters() {
+    let harness = start().await;
+    let (_, _socket) = harness.subscriber("alice", &["pub"]).await;
+    harness.mint("alice", &["pub"]).await;
+    harness.say("pub", "hello").await;
+    let snapshot = harness.feed.admin_json();
+    for key in [
+        "remembered_user_count",
+        "unique_user_count",
+        "total_connections",
+        "total_channels",
+        "total_messages",
+        "total_unique_messages",
+        "uptime",
+        "version",
+        "channels",
+        "users",
+    ] {
+        assert!(snapshot.get(key).is_some(), "{key} in {snapshot}");
+    }
+    assert_eq!(snapshot["remembered_user_count"], 1);
+    assert_eq!(snapshot["unique_user_count"], 1);
+    assert_eq!(snapshot["total_connections"], 2);
+    assert_eq!(snapshot["total_channels"], 1);
+    assert_eq!(snapshot["total_unique_messages"], 1);
+    assert_eq!(
+        snapshot["total_messages"], 1,
+        "one frame to the bound socket"
+    );
+    assert_eq!(
+        snapshot["uptime"], "0:00:00",
+        "a manual clock that has not moved"
+    );
+    assert_eq!(snapshot["users"][0]["user"], "alice");
+    assert_eq!(
+        snapshot["users"][0]["connections"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(snapshot["users"][0]["uuid"].is_string());
+    assert_eq!(snapshot["channels"]["pub"]["total_connections"], 2);
+}

@@ -9,15 +9,16 @@
 //! ([`AllocStep::Launch`] → [`PendingLaunch::finish`]).
 //!
 //! ```text
-//!            password ──▶ [PendingLogin] ──challenge──▶ Challenged ──dialog──▶ [PendingDialog]
-//!  Anonymous ◀──rejected──────┘ │ │                     ▲   ▲ bad code        │ │ │
-//!      ▲                        │ └─disclaimer─▶ Disclaimed ─accept─▶ [PendingDialog]
-//!      │  update-password ──▶ [PendingPasswordChange] ──changed──▶ (as a login outcome)
-//!      │                        └──accepted──▶ Authenticated ◀────accepted───────┘
-//!      │                                          │    ▲   perform-operation ──▶ [PendingOperation]
-//!      │                          allocate ──▶ [PendingAllocation] ──launch──▶ [PendingLaunch]
-//!      │                                               │ failed                     │ succeeded
-//!      └──────────── bye / new password ─────────── Allocated ◀────────────────────┘
+//!  password ───────▶ [PendingLogin] ─────────┬─ rejected ──▶ Anonymous
+//!  update-password ▶ [PendingPasswordChange] ┤  (changed: with the new password)
+//!  dialog answer ──▶ [PendingDialog] ────────┤─ challenge ─▶ Challenged ─ dialog answer ─┐
+//!  disclaimer ok ──▶ [PendingDialog] ────────┤─ disclaimer ▶ Disclaimed ─ accepted ──────┤
+//!                      │ wrong code:          └─ accepted ──▶ Authenticated               │
+//!                      └─▶ Challenged, the same dialog                                    │
+//!                                                            (▲ each answer goes back up ─┘)
+//!  Authenticated ─ allocate ─▶ [PendingAllocation] ─ launch ─▶ [PendingLaunch] ─▶ Allocated
+//!  Authenticated or Allocated ─ list ─▶ [PendingListing] │ perform-operation ─▶ [PendingOperation]
+//!  (both leave the session where it is);  bye or a new password step ─▶ Anonymous
 //! ```
 //!
 //! The typed password is kept (as a [`Secret`], wiped on drop) from the password step until
