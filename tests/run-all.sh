@@ -29,7 +29,7 @@ run "guest unit tests: Rust mappers (host target)" \
         --target x86_64-unknown-linux-gnu -p interstate-simple-mapper -p interstate-webservice-mapper -p interstate-example-mapper -p interstate-mapper-sdk'
 run "guest unit tests: JavaScript" bash -c 'cd guest-mappers/js && node --test'
 run "guest unit tests: Python" bash -c 'cd guest-mappers/python && python3 -m unittest -q'
-run "guest unit tests: Go" bash -c 'cd guest-mappers/go && go test -v ./mapper/'
+run "guest unit tests: Go" bash -c 'cd guest-mappers/go && go test -v ./mapper/ ./sdk/mapper/'
 run "fuzz smoke" bash tests/fuzz-smoke.sh "${FUZZ_SECONDS:-20}"
 
 # One closing line for every runner above: cargo's "test result" lines, node's "# pass/# fail",

@@ -66,7 +66,13 @@ mkdir -p "$(dirname "$out")"
 tag_list=$(IFS=,; echo "${tags[*]:-}")
 (cd "$here" && "$go" build -buildmode=c-shared -ldflags="-checklinkname=0 -s -w" \
     ${tag_list:+-tags "$tag_list"} -o "$work/core.wasm" "$package")
-"$wasm_tools" component embed --world mapper "$here/../../wit" "$work/core.wasm" -o "$work/embedded.wasm"
+# The Go world: the mapper world plus wasi:http (sdk/wit/mapper-go.wit), with the contract
+# (wit/mapper.wit) and the WASI packages as its dependencies.
+mkdir -p "$work/wit/deps"
+cp "$here/sdk/wit/mapper-go.wit" "$work/wit/"
+cp "$here/sdk/wit/deps/"*.wit "$work/wit/deps/"
+cp "$here/../../wit/mapper.wit" "$work/wit/deps/interstate-mapper.wit"
+"$wasm_tools" component embed --world mapper-go "$work/wit" "$work/core.wasm" -o "$work/embedded.wasm"
 "$wasm_tools" component new "$work/embedded.wasm" \
     --adapt "$here/sdk/wasi_snapshot_preview1.reactor.wasm" -o "$out"
 echo "built $out ($(wc -c <"$out") bytes)"

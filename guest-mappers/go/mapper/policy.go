@@ -1,12 +1,10 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"interstate/sdk/mapper"
 )
@@ -14,27 +12,33 @@ import (
 // maxCodeAttempts is how many wrong codes end a login.
 const maxCodeAttempts = 3
 
-// codePrompt is the prompt of the one-time-code dialog.
-const codePrompt = "Enter the 6-digit code from your authenticator app"
-
-// wrongCodeText is the dialog's error after a wrong code.
-const wrongCodeText = "Wrong code, try again"
+// The texts of the one-time-code dialog (the same in every language's example).
+const (
+	codePrompt       = "Enter the 6-digit code from your authenticator app"
+	wrongCodeText    = "Wrong code, try again"
+	replayedCodeText = "That code was already used, wait for the next one"
+)
 
 // decoyHash is a well-formed ILS hash of a throw-away password, checked for unknown users so
 // that a login with an unknown name costs the same host time as one with a wrong password.
 const decoyHash = "9f70564e7357585cee52b79fa889026721f9eef260bca0ac64a5a549039e919b"
 
-// ExamplePolicy is the example policy: users and groups from the settings, optional TOTP.
-// Edit it, or replace it with your own type implementing mapper.Policy.
+// passwordHashKey is the store key of a user's changed password hash.
+func passwordHashKey(username string) string { return "password-hash:" + username }
+
+// ExamplePolicy is the example policy: users and groups from the settings, an optional
+// disclaimer, optional TOTP, password changes kept in the store, the last desktop listed
+// first, and power operations through an optional power API. Edit it, or replace it with
+// your own type implementing mapper.Policy.
 type ExamplePolicy struct {
 	settings *Settings
-	// now is the wall clock (WASI's in the component); tests replace it.
-	now func() time.Time
+	// host is the broker (mapper.Broker); tests give a fake.
+	host mapper.Host
 }
 
-// NewExamplePolicy returns the policy with the real clock.
+// NewExamplePolicy returns the policy talking to the real broker.
 func NewExamplePolicy() *ExamplePolicy {
-	return &ExamplePolicy{now: time.Now}
+	return &ExamplePolicy{host: mapper.Broker}
 }
 
 // Configure parses and validates the settings.
@@ -55,109 +59,146 @@ func (p *ExamplePolicy) Domains() []string {
 	return p.settings.Domains
 }
 
-// Authenticate checks a password login.
+// Authenticate checks a password login and logs the decision.
 func (p *ExamplePolicy) Authenticate(login mapper.PasswordLogin) (mapper.AuthOutcome, error) {
+	outcome, err := p.authenticate(login)
+	if err != nil {
+		return mapper.AuthOutcome{}, err
+	}
+	logUser(p.host, login.Username, describeAuth(outcome))
+	return outcome, nil
+}
+
+func (p *ExamplePolicy) authenticate(login mapper.PasswordLogin) (mapper.AuthOutcome, error) {
 	settings, err := p.current()
 	if err != nil {
 		return mapper.AuthOutcome{}, err
 	}
 	user, known := settings.Users[login.Username]
 	if !known {
-		mapper.VerifyPassword(login.Password, decoyHash)
-		return p.reject(login.Username, mapper.BadCredentials, "unknown user"), nil
+		p.host.VerifyPassword(login.Password, decoyHash)
+		return mapper.Rejected(mapper.BadCredentials, "unknown user"), nil
 	}
-	if !mapper.VerifyPassword(login.Password, user.PasswordHash) {
-		return p.reject(login.Username, mapper.BadCredentials, "wrong password"), nil
+	hash, changed, err := p.passwordHash(user)
+	if err != nil {
+		return mapper.AuthOutcome{}, err
 	}
-	if user.Disabled {
-		return p.reject(login.Username, mapper.AccessDenied, "account disabled"), nil
+	if !p.host.VerifyPassword(login.Password, hash) {
+		return mapper.Rejected(mapper.BadCredentials, "wrong password"), nil
 	}
-	if len(settings.DesktopsOf(user)) == 0 {
-		return p.reject(login.Username, mapper.NoResources, "no desktops in the user's groups"), nil
+	if refusal, refused := p.refusal(user); refused {
+		return refusal, nil
 	}
-	if user.MFA {
-		logUser(user.Username, "challenge")
-		return challenge(user.Username, 0, ""), nil
+	if user.PasswordExpired && !changed {
+		return mapper.Rejected(mapper.ExpiredPassword, "password expired"), nil
 	}
-	logUser(user.Username, "accepted")
-	return p.accept(user), nil
+	return p.afterPassword(user), nil
 }
 
-// ContinueAuthentication checks the one-time code of a challenged login.
-func (p *ExamplePolicy) ContinueAuthentication(state string, answers []mapper.FieldAnswer, _ mapper.ClientInfo) (mapper.AuthOutcome, error) {
+// refusal is step 3 of a login: a disabled user, or one without desktops, is refused.
+func (p *ExamplePolicy) refusal(user User) (mapper.AuthOutcome, bool) {
+	if user.Disabled {
+		return mapper.Rejected(mapper.AccessDenied, "account disabled"), true
+	}
+	if len(p.settings.DesktopsOf(user)) == 0 {
+		return mapper.Rejected(mapper.NoResources, "no desktops in the user's groups"), true
+	}
+	return mapper.AuthOutcome{}, false
+}
+
+// passwordHash is the hash a password is checked against: the changed one in the store when
+// there is one (changed is then true), else the one in the settings. A store that cannot be
+// read is an error: falling back to the settings would let an old password in.
+func (p *ExamplePolicy) passwordHash(user User) (hash string, changed bool, err error) {
+	stored, found, err := p.host.StoreGet(passwordHashKey(user.Username))
+	if err != nil {
+		return "", false, fmt.Errorf("reading the password hash of %s: %w", strconv.Quote(user.Username), err)
+	}
+	if found {
+		return string(stored), true, nil
+	}
+	return user.PasswordHash, false, nil
+}
+
+// afterPassword is what follows a right password: the disclaimer if there is one, then the
+// code dialog if the user has MFA, then acceptance.
+func (p *ExamplePolicy) afterPassword(user User) mapper.AuthOutcome {
+	if p.settings.Disclaimer != "" {
+		return mapper.ShowDisclaimer(mapper.Disclaimer{
+			Text:  p.settings.Disclaimer,
+			State: disclaimerState(user.Username),
+		})
+	}
+	return p.afterDisclaimer(user)
+}
+
+// afterDisclaimer is the code dialog if the user has MFA, else acceptance.
+func (p *ExamplePolicy) afterDisclaimer(user User) mapper.AuthOutcome {
+	if user.MFA {
+		return codeDialog(user.Username, 0, "")
+	}
+	return p.accept(user)
+}
+
+// ContinueAuthentication goes on after the disclaimer or the code dialog, and logs the
+// decision.
+func (p *ExamplePolicy) ContinueAuthentication(state string, answer mapper.StepAnswer, _ mapper.ClientInfo) (mapper.AuthOutcome, error) {
+	outcome, username, err := p.continueAuthentication(state, answer)
+	if err != nil {
+		return mapper.AuthOutcome{}, err
+	}
+	logUser(p.host, username, describeAuth(outcome))
+	return outcome, nil
+}
+
+func (p *ExamplePolicy) continueAuthentication(state string, answer mapper.StepAnswer) (outcome mapper.AuthOutcome, username string, err error) {
 	settings, err := p.current()
 	if err != nil {
-		return mapper.AuthOutcome{}, err
+		return mapper.AuthOutcome{}, "", err
 	}
-	pending, err := parseState(state)
+	pending, err := parseStepState(state)
 	if err != nil {
-		return mapper.AuthOutcome{}, err
+		return mapper.AuthOutcome{}, "", err
+	}
+	answered := stageDisclaimer
+	if answer.Tag() == mapper.TagDialogAnswer {
+		answered = stageCode
+	}
+	if answered != pending.Stage {
+		return mapper.AuthOutcome{}, "", errors.New("step answer does not match the pending step")
 	}
 	user, known := settings.Users[pending.User]
-	if !known || user.Disabled || !user.MFA || user.TOTPKey == nil {
-		return p.reject(pending.User, mapper.AccessDenied, "user no longer allowed to log in"), nil
+	if !known || user.Disabled || (pending.Stage == stageCode && !user.MFA) {
+		return mapper.Rejected(mapper.AccessDenied, "user no longer allowed to log in"), pending.User, nil
+	}
+	if pending.Stage == stageDisclaimer {
+		return p.afterDisclaimer(user), user.Username, nil
+	}
+
+	dialog := answer.Dialog()
+	if dialog.ButtonId == "cancel" {
+		return mapper.Rejected(mapper.AccessDenied, "code dialog cancelled"), user.Username, nil
 	}
 	code := ""
-	for _, answer := range answers {
-		if answer.Id == "code" {
-			code = answer.Value
+	for _, field := range dialog.Fields {
+		if field.Id == "code" {
+			code = field.Value
 			break
 		}
 	}
-	if VerifyTOTP(user.TOTPKey, code, p.now().Unix()) {
-		logUser(user.Username, "accepted")
-		return p.accept(user), nil
+	verdict := p.host.VerifyTotp(user.TOTPSecret, code)
+	if verdict == mapper.TotpAccepted {
+		return p.accept(user), user.Username, nil
 	}
 	attempts := pending.Attempts + 1
 	if attempts >= maxCodeAttempts {
-		return p.reject(user.Username, mapper.BadCredentials, fmt.Sprintf("%d wrong codes", attempts)), nil
+		return mapper.Rejected(mapper.BadCredentials, fmt.Sprintf("%d wrong codes", attempts)), user.Username, nil
 	}
-	logUser(user.Username, fmt.Sprintf("wrong code (attempt %d of %d)", attempts, maxCodeAttempts))
-	return challenge(user.Username, attempts, wrongCodeText), nil
-}
-
-// ListDesktops lists the desktops of a user, looked up again in the settings: the identity's
-// attributes are not trusted, and the settings may have changed since login.
-func (p *ExamplePolicy) ListDesktops(user mapper.Identity, _ mapper.ClientInfo) ([]mapper.Desktop, error) {
-	entries, err := p.desktopsOf(user.Username)
-	if err != nil {
-		return nil, err
+	errorText := wrongCodeText
+	if verdict == mapper.TotpReplayed {
+		errorText = replayedCodeText
 	}
-	desktops := make([]mapper.Desktop, 0, len(entries))
-	for _, entry := range entries {
-		desktops = append(desktops, mapper.Desktop{
-			Id:          entry.ID,
-			Name:        entry.Name,
-			Hostname:    entry.Hostname,
-			AgentPort:   agentPort(entry),
-			SessionKind: mapper.SessionVDI,
-			State:       mapper.StateUnknown,
-			Operations:  []mapper.Operation{},
-		})
-	}
-	logUser(user.Username, fmt.Sprintf("%d desktop(s)", len(desktops)))
-	return desktops, nil
-}
-
-// Allocate launches the user's desktop with that id, or refuses.
-func (p *ExamplePolicy) Allocate(user mapper.Identity, desktopID string, _ mapper.ClientInfo) (mapper.Allocation, error) {
-	entries, err := p.desktopsOf(user.Username)
-	if err != nil {
-		return mapper.Allocation{}, err
-	}
-	for _, entry := range entries {
-		if entry.ID == desktopID {
-			logUser(user.Username, "launch on "+entry.Hostname)
-			return mapper.LaunchOn(mapper.Launch{
-				Hostname:  entry.Hostname,
-				AgentPort: agentPort(entry),
-				Username:  mapper.None[string](),
-				Domain:    mapper.None[string](),
-			}), nil
-		}
-	}
-	logUser(user.Username, "refused desktop "+strconv.Quote(desktopID))
-	return mapper.Refused(mapper.UnknownDesktop, strconv.Quote(desktopID)+" is not one of the user's desktops"), nil
+	return codeDialog(user.Username, attempts, errorText), user.Username, nil
 }
 
 func (p *ExamplePolicy) current() (*Settings, error) {
@@ -165,19 +206,6 @@ func (p *ExamplePolicy) current() (*Settings, error) {
 		return nil, errors.New("configure was not called")
 	}
 	return p.settings, nil
-}
-
-// desktopsOf is the desktops of a known, enabled user; none otherwise.
-func (p *ExamplePolicy) desktopsOf(username string) ([]DesktopEntry, error) {
-	settings, err := p.current()
-	if err != nil {
-		return nil, err
-	}
-	user, known := settings.Users[username]
-	if !known || user.Disabled {
-		return nil, nil
-	}
-	return settings.DesktopsOf(user), nil
 }
 
 func (p *ExamplePolicy) accept(user User) mapper.AuthOutcome {
@@ -188,56 +216,50 @@ func (p *ExamplePolicy) accept(user User) mapper.AuthOutcome {
 	})
 }
 
-func (p *ExamplePolicy) reject(username string, kind mapper.RejectionKind, reason string) mapper.AuthOutcome {
-	kindNames := map[mapper.RejectionKind]string{
-		mapper.BadCredentials:  "bad-credentials",
-		mapper.ExpiredPassword: "expired-password",
-		mapper.AccessDenied:    "access-denied",
-		mapper.NoResources:     "no-resources",
-	}
-	logUser(username, fmt.Sprintf("rejected (%s: %s)", kindNames[kind], reason))
-	return mapper.Rejected(kind, reason)
+var rejectionNames = map[mapper.RejectionKind]string{
+	mapper.BadCredentials:  "bad-credentials",
+	mapper.ExpiredPassword: "expired-password",
+	mapper.AccessDenied:    "access-denied",
+	mapper.NoResources:     "no-resources",
 }
 
-func agentPort(entry DesktopEntry) mapper.Option[uint16] {
-	if entry.AgentPort == 0 {
-		return mapper.None[uint16]()
+// describeAuth is an outcome as a log line says it (never a password or a code).
+func describeAuth(outcome mapper.AuthOutcome) string {
+	switch outcome.Tag() {
+	case mapper.TagAccepted:
+		return "accepted"
+	case mapper.TagRejected:
+		rejection := outcome.Rejected()
+		return fmt.Sprintf("rejected (%s: %s)", rejectionNames[rejection.Kind], rejection.Reason)
+	case mapper.TagDisclaimer:
+		return "disclaimer"
 	}
-	return mapper.Some(entry.AgentPort)
+	dialog := outcome.Challenge()
+	state, err := parseStepState(dialog.State)
+	switch {
+	case err != nil || state.Attempts == 0:
+		return "code dialog"
+	case dialog.ErrorText == replayedCodeText:
+		return fmt.Sprintf("code dialog again (replayed code, attempt %d of %d)", state.Attempts, maxCodeAttempts)
+	default:
+		return fmt.Sprintf("code dialog again (wrong code, attempt %d of %d)", state.Attempts, maxCodeAttempts)
+	}
 }
 
 // logUser writes one decision line; never pass it a password or a code.
-func logUser(username, message string) {
-	mapper.Log(mapper.Info, fmt.Sprintf("user %s: %s", strconv.Quote(username), message))
+func logUser(host mapper.Host, username, message string) {
+	host.Log(mapper.Info, fmt.Sprintf("user %s: %s", strconv.Quote(username), message))
 }
 
-// challengeState is what the dialog's opaque state carries to the next step.
-type challengeState struct {
-	User     string `json:"user"`
-	Attempts int    `json:"attempts"`
-}
-
-func challenge(username string, attempts int, errorText string) mapper.AuthOutcome {
-	// Marshalling a struct of a string and an int cannot fail.
-	state, _ := json.Marshal(challengeState{User: username, Attempts: attempts})
+func codeDialog(username string, attempts int, errorText string) mapper.AuthOutcome {
 	return mapper.Challenge(mapper.Dialog{
 		Prompt:    codePrompt,
 		ErrorText: errorText,
 		Fields:    []mapper.DialogField{{Id: "code", Label: "Code", Kind: mapper.FieldSecret}},
-		State:     string(state),
+		Buttons: []mapper.DialogButton{
+			{Id: "ok", Label: "Verify", IsDefault: true},
+			{Id: "cancel", Label: "Cancel", IsDefault: false},
+		},
+		State: codeState(username, attempts),
 	})
-}
-
-func parseState(state string) (challengeState, error) {
-	var parsed struct {
-		User     *string `json:"user"`
-		Attempts *int    `json:"attempts"`
-	}
-	if err := json.Unmarshal([]byte(state), &parsed); err != nil {
-		return challengeState{}, errors.New("challenge state is not valid JSON")
-	}
-	if parsed.User == nil || parsed.Attempts == nil || *parsed.Attempts < 0 {
-		return challengeState{}, errors.New("challenge state is malformed")
-	}
-	return challengeState{User: *parsed.User, Attempts: *parsed.Attempts}, nil
 }

@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"encoding/base32"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -11,6 +13,16 @@ import (
 
 // maxIDBytes is the longest desktop id the contract allows.
 const maxIDBytes = 128
+
+// maxDisclaimerBytes is the longest disclaimer the contract allows.
+const maxDisclaimerBytes = 4096
+
+// The bounds and default of min_password_length.
+const (
+	minPasswordLengthLow     = 8
+	minPasswordLengthHigh    = 128
+	defaultMinPasswordLength = 12
+)
 
 // isHostname accepts a host name or an IP address: letters, digits and . _ : -.
 func isHostname(text string) bool {
@@ -43,8 +55,11 @@ type User struct {
 	PasswordHash string
 	Groups       []string
 	MFA          bool
-	TOTPKey      []byte // nil when the user has no TOTP secret
-	Disabled     bool
+	// TOTPSecret is the base32 secret as written (the host decodes it); empty for none.
+	TOTPSecret string
+	Disabled   bool
+	// PasswordExpired: the password is right but must be changed.
+	PasswordExpired bool
 }
 
 // Settings are the validated settings.
@@ -53,6 +68,12 @@ type Settings struct {
 	Groups      map[string][]DesktopEntry
 	Domains     []string
 	LogonDomain string
+	// Disclaimer is shown after every successful password step; empty for none.
+	Disclaimer string
+	// PowerAPI is the power API's base URL (no trailing slash); empty for none.
+	PowerAPI string
+	// MinPasswordLength is the shortest new password change-password accepts.
+	MinPasswordLength int
 }
 
 // DesktopsOf is the union of the user's groups' desktops, in group order, without duplicates.
@@ -97,11 +118,12 @@ func ParseSettings(text string) (*Settings, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := allowKeys(top, "", "users", "groups", "domains", "logon_domain"); err != nil {
+	if err := allowKeys(top, "", "users", "groups", "domains", "logon_domain",
+		"disclaimer", "power_api", "min_password_length"); err != nil {
 		return nil, err
 	}
 
-	settings := &Settings{Users: map[string]User{}}
+	settings := &Settings{Users: map[string]User{}, MinPasswordLength: defaultMinPasswordLength}
 	if settings.Groups, err = parseGroups(valueOr(top, "groups", map[string]any{})); err != nil {
 		return nil, err
 	}
@@ -110,6 +132,30 @@ func ParseSettings(text string) (*Settings, error) {
 	}
 	if settings.LogonDomain, err = str(valueOr(top, "logon_domain", ""), "logon_domain"); err != nil {
 		return nil, err
+	}
+
+	if raw, present := top["disclaimer"]; present {
+		text, ok := raw.(string)
+		if !ok || text == "" || len(text) > maxDisclaimerBytes {
+			return nil, fail("disclaimer", "expected a non-empty string of at most %d bytes", maxDisclaimerBytes)
+		}
+		settings.Disclaimer = text
+	}
+	if raw, present := top["power_api"]; present {
+		text, ok := raw.(string)
+		if !ok || !isBaseURL(text) {
+			return nil, fail("power_api", "expected an http:// or https:// base URL without a trailing slash")
+		}
+		settings.PowerAPI = text
+	}
+	if raw, present := top["min_password_length"]; present {
+		number, ok := raw.(json.Number)
+		length, convErr := number.Int64()
+		if !ok || convErr != nil || length < minPasswordLengthLow || length > minPasswordLengthHigh {
+			return nil, fail("min_password_length", "expected an integer between %d and %d",
+				minPasswordLengthLow, minPasswordLengthHigh)
+		}
+		settings.MinPasswordLength = int(length)
 	}
 
 	rawUsers, ok := top["users"]
@@ -213,7 +259,7 @@ func parseUser(value any, path string, groups map[string][]DesktopEntry) (User, 
 	if err != nil {
 		return user, err
 	}
-	if err := allowKeys(fields, path, "username", "password_hash", "groups", "mfa", "totp_secret", "disabled"); err != nil {
+	if err := allowKeys(fields, path, "username", "password_hash", "groups", "mfa", "totp_secret", "disabled", "password_expired"); err != nil {
 		return user, err
 	}
 	if user.Username, err = nonEmptyString(fields["username"], path+".username"); err != nil {
@@ -236,19 +282,44 @@ func parseUser(value any, path string, groups map[string][]DesktopEntry) (User, 
 	if user.Disabled, err = boolean(valueOr(fields, "disabled", false), path+".disabled"); err != nil {
 		return user, err
 	}
+	if user.PasswordExpired, err = boolean(valueOr(fields, "password_expired", false), path+".password_expired"); err != nil {
+		return user, err
+	}
 	if rawSecret, present := fields["totp_secret"]; present {
 		secret, err := nonEmptyString(rawSecret, path+".totp_secret")
 		if err != nil {
 			return user, err
 		}
-		if user.TOTPKey = Base32Decode(secret); len(user.TOTPKey) == 0 {
+		if !isBase32(secret) {
 			return user, fail(path+".totp_secret", "expected a base32 secret")
 		}
+		user.TOTPSecret = secret
 	}
-	if user.MFA && user.TOTPKey == nil {
+	if user.MFA && user.TOTPSecret == "" {
 		return user, fail(path+".totp_secret", "missing (required when mfa is true)")
 	}
 	return user, nil
+}
+
+// isBase32 accepts what the host's verify-totp decodes: RFC 4648 base32, case, spaces and '='
+// padding ignored, at least one byte.
+func isBase32(secret string) bool {
+	cleaned := strings.ToUpper(strings.NewReplacer(" ", "", "=", "").Replace(secret))
+	key, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(cleaned)
+	return err == nil && len(key) > 0
+}
+
+// isBaseURL accepts an absolute http:// or https:// URL with a host, no user info, query or
+// fragment, and no trailing slash, so that "/machines/..." can be appended to it.
+func isBaseURL(text string) bool {
+	if !strings.HasPrefix(text, "http://") && !strings.HasPrefix(text, "https://") {
+		return false
+	}
+	if strings.HasSuffix(text, "/") || strings.ContainsAny(text, "?# \t\r\n") {
+		return false
+	}
+	parsed, err := url.Parse(text)
+	return err == nil && parsed.Host != "" && parsed.User == nil
 }
 
 func valueOr(fields map[string]any, key string, fallback any) any {

@@ -20,8 +20,13 @@ func TestExampleSettingsParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(s.Users) != 3 || !s.Users["alice"].MFA || !s.Users["carol"].Disabled {
+	if len(s.Users) != 4 || !s.Users["alice"].MFA || s.Users["alice"].TOTPSecret != "JBSWY3DPEHPK3PXP" ||
+		!s.Users["carol"].Disabled || !s.Users["dave"].PasswordExpired || s.Users["bob"].PasswordExpired {
 		t.Errorf("users: %+v", s.Users)
+	}
+	if s.Disclaimer != "This workstation is for authorised studio work only. Sessions may be monitored." ||
+		s.PowerAPI != "" || s.MinPasswordLength != 12 {
+		t.Errorf("disclaimer %q, power_api %q, min_password_length %d", s.Disclaimer, s.PowerAPI, s.MinPasswordLength)
 	}
 	if got := s.DesktopsOf(s.Users["bob"]); len(got) != 2 ||
 		got[0].ID != "ws-art-1-example-com" || got[1].ID != "render-7-example-com" ||
@@ -38,7 +43,7 @@ func TestSettingsErrorsNameTheKey(t *testing.T) {
 	cases := map[string]string{
 		`[]`:                      "settings: expected an object",
 		`{`:                       "settings: not valid JSON",
-		`{"users":[],"colour":1}`: "colour: unknown key (expected one of: users, groups, domains, logon_domain)",
+		`{"users":[],"colour":1}`: "colour: unknown key (expected one of: users, groups, domains, logon_domain, disclaimer, power_api, min_password_length)",
 		`{}`:                      "users: missing (expected a list of users)",
 		`{"users":{}}`:            "users: expected a list of users",
 		`{"users":[` + user + `},` + user + `,"groups":"a"}]}`:                                        "users[1].groups: expected a list of strings",
@@ -58,6 +63,20 @@ func TestSettingsErrorsNameTheKey(t *testing.T) {
 		`{"users":[],"groups":{"a":[{"name":"n","hostname":"H"}],"b":[{"name":"m","hostname":"h"}]}}`: `groups.b[0].hostname: desktop id "h" is already used by groups.a[0]`,
 		`{"users":[],"domains":"EXAMPLE"}`:                                                            "domains: expected a list of strings",
 		`{"users":[],"logon_domain":false}`:                                                           "logon_domain: expected a string",
+		`{"users":[` + user + `,"password_expired":1}]}`:                                              "users[0].password_expired: expected true or false",
+		`{"users":[],"disclaimer":7}`:                                                                 "disclaimer: expected a non-empty string of at most 4096 bytes",
+		`{"users":[],"disclaimer":""}`:                                                                "disclaimer: expected a non-empty string",
+		`{"users":[],"disclaimer":"` + strings.Repeat("é", 2049) + `"}`:                               "disclaimer: expected a non-empty string of at most 4096 bytes",
+		`{"users":[],"power_api":"ftp://power.example"}`:                                              "power_api: expected an http:// or https:// base URL without a trailing slash",
+		`{"users":[],"power_api":"https://power.example/"}`:                                           "power_api: expected an http:// or https:// base URL",
+		`{"users":[],"power_api":"https://"}`:                                                         "power_api: expected an http:// or https:// base URL",
+		`{"users":[],"power_api":"https://power.example/v1?x=1"}`:                                     "power_api: expected an http:// or https:// base URL",
+		`{"users":[],"power_api":"https://user:pw@power.example"}`:                                    "power_api: expected an http:// or https:// base URL",
+		`{"users":[],"power_api":true}`:                                                               "power_api: expected an http:// or https:// base URL",
+		`{"users":[],"min_password_length":7}`:                                                        "min_password_length: expected an integer between 8 and 128",
+		`{"users":[],"min_password_length":129}`:                                                      "min_password_length: expected an integer between 8 and 128",
+		`{"users":[],"min_password_length":12.5}`:                                                     "min_password_length: expected an integer between 8 and 128",
+		`{"users":[],"min_password_length":"12"}`:                                                     "min_password_length: expected an integer between 8 and 128",
 	}
 	for input, want := range cases {
 		_, err := ParseSettings(input)
@@ -76,5 +95,23 @@ func TestDesktopIDIsDerivedFromTheHostname(t *testing.T) {
 		if got := DesktopID(hostname); got != want {
 			t.Errorf("DesktopID(%q) = %q, want %q", hostname, got, want)
 		}
+	}
+}
+
+func TestNewSettingsAccepted(t *testing.T) {
+	s, err := ParseSettings(`{"users":[],"disclaimer":"` + strings.Repeat("x", 4096) + `",` +
+		`"power_api":"https://power.example:8443/api/v1","min_password_length":8}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Disclaimer) != 4096 || s.PowerAPI != "https://power.example:8443/api/v1" || s.MinPasswordLength != 8 {
+		t.Errorf("%+v", s)
+	}
+	if s, err := ParseSettings(`{"users":[],"power_api":"http://10.0.0.1","min_password_length":128}`); err != nil ||
+		s.PowerAPI != "http://10.0.0.1" || s.MinPasswordLength != 128 {
+		t.Errorf("%v %+v", err, s)
+	}
+	if _, err := ParseSettings(`{"users":[{"username":"u","password_hash":"h","mfa":true,"totp_secret":"jbsw y3dp ehpk 3pxp===="}]}`); err != nil {
+		t.Errorf("a secret in lower case, with spaces and padding: %v", err)
 	}
 }

@@ -56,11 +56,15 @@ func (p *StressPolicy) Authenticate(login mapper.PasswordLogin) (mapper.AuthOutc
 	return mapper.Rejected(mapper.BadCredentials, digest(login.Username, login.Password)), nil
 }
 
-// ContinueAuthentication rejects with the digest of the state and the answers' values.
-func (p *StressPolicy) ContinueAuthentication(state string, answers []mapper.FieldAnswer, _ mapper.ClientInfo) (mapper.AuthOutcome, error) {
+// ContinueAuthentication rejects with the digest of the state, the answers' values and the
+// button (a disclaimer answer adds nothing to the state).
+func (p *StressPolicy) ContinueAuthentication(state string, answer mapper.StepAnswer, _ mapper.ClientInfo) (mapper.AuthOutcome, error) {
 	parts := []string{state}
-	for _, answer := range answers {
-		parts = append(parts, answer.Value)
+	if answer.Tag() == mapper.TagDialogAnswer {
+		for _, field := range answer.Dialog().Fields {
+			parts = append(parts, field.Value)
+		}
+		parts = append(parts, answer.Dialog().ButtonId)
 	}
 	return mapper.Rejected(mapper.AccessDenied, digest(parts...)), nil
 }
@@ -85,4 +89,14 @@ func (p *StressPolicy) ListDesktops(user mapper.Identity, _ mapper.ClientInfo) (
 // Allocate refuses with the digest of the user name and the desktop id.
 func (p *StressPolicy) Allocate(user mapper.Identity, desktopID string, _ mapper.ClientInfo) (mapper.Allocation, error) {
 	return mapper.Refused(mapper.UnknownDesktop, digest(user.Username, desktopID)), nil
+}
+
+// Operate refuses with the digest of the user name and the desktop id.
+func (p *StressPolicy) Operate(user mapper.Identity, desktopID string, _ mapper.Operation, _ mapper.ClientInfo) (mapper.OperationOutcome, error) {
+	return mapper.OperationRefused(digest(user.Username, desktopID)), nil
+}
+
+// ChangePassword refuses with the digest of the user name and both passwords.
+func (p *StressPolicy) ChangePassword(change mapper.PasswordChange) (mapper.PasswordChangeOutcome, error) {
+	return mapper.PasswordRejected(mapper.WrongPassword, digest(change.Username, change.OldPassword, change.NewPassword)), nil
 }

@@ -1,5 +1,5 @@
 // Package mapper is the Go face of the Interstate mapper contract (wit/mapper.wit, package
-// interstate:mapper@0.1.0). A mapper is a type implementing Policy, registered once with
+// interstate:mapper@0.2.0). A mapper is a type implementing Policy, registered once with
 // Register from an init function of package main. The generated bindings, the export glue and
 // the GC workaround live next to this package in sdk/ and need no editing.
 //
@@ -8,6 +8,11 @@
 // in your Policy value and nothing else between calls. A returned error fails the one request
 // (use it for bugs and upstream outages); a refused user is an AuthOutcome made with
 // Rejected. Never log a password or a one-time code.
+//
+// What the broker offers (log, password hashes, TOTP, the key-value store, the directory and
+// outgoing HTTP) is in host.go: package functions (Log, VerifyTotp, StoreGet, HTTPDo...) and
+// the same set as the Host interface (Broker is the real one), so that a policy can take a
+// Host and its unit tests can give it a fake.
 package mapper
 
 import (
@@ -25,13 +30,22 @@ type Policy interface {
 	Domains() []string
 	// Authenticate checks a password login.
 	Authenticate(login PasswordLogin) (AuthOutcome, error)
-	// ContinueAuthentication continues a login that returned Challenge, with the dialog's
-	// state and the user's answers.
-	ContinueAuthentication(state string, answers []FieldAnswer, client ClientInfo) (AuthOutcome, error)
+	// ContinueAuthentication continues a login that returned Challenge or Disclaimer: state
+	// is that step's state, answer what the user did (a DialogAnswer, or the disclaimer
+	// accepted; switch on answer.Tag() with TagDialogAnswer and TagDisclaimerAccepted).
+	ContinueAuthentication(state string, answer StepAnswer, client ClientInfo) (AuthOutcome, error)
 	// ListDesktops lists the desktops of an accepted user.
 	ListDesktops(user Identity, client ClientInfo) ([]Desktop, error)
 	// Allocate decides how to connect user to the desktop with desktopID.
 	Allocate(user Identity, desktopID string, client ClientInfo) (Allocation, error)
+	// Operate performs op on the desktop with desktopID, one the same user listed with op
+	// among its Operations (the broker checks both first). Answer OperationUnsupported() when
+	// the policy offers no operations.
+	Operate(user Identity, desktopID string, op Operation, client ClientInfo) (OperationOutcome, error)
+	// ChangePassword changes a password the client asked to change (after a login was
+	// Rejected with ExpiredPassword). Answer PasswordChangeUnsupported() when the policy
+	// cannot change passwords. Never log either password.
+	ChangePassword(change PasswordChange) (PasswordChangeOutcome, error)
 }
 
 var registered Policy
@@ -56,10 +70,14 @@ type (
 	Rejection     = types.Rejection
 	FieldKind     = types.FieldKind
 	DialogField   = types.DialogField
+	DialogButton  = types.DialogButton
 	Dialog        = types.Dialog
+	Disclaimer    = types.Disclaimer
 	AuthOutcome   = types.AuthOutcome
 	PasswordLogin = types.PasswordLogin
 	FieldAnswer   = types.FieldAnswer
+	DialogAnswer  = types.DialogAnswer
+	StepAnswer    = types.StepAnswer
 	SessionKind   = types.SessionKind
 	DesktopState  = types.DesktopState
 	Operation     = types.Operation
@@ -68,6 +86,12 @@ type (
 	Launch        = types.Launch
 	RefusalKind   = types.RefusalKind
 	Allocation    = types.Allocation
+
+	OperationOutcome      = types.OperationOutcome
+	PasswordChange        = types.PasswordChange
+	PasswordRejectionKind = types.PasswordRejectionKind
+	PasswordRejection     = types.PasswordRejection
+	PasswordChangeOutcome = types.PasswordChangeOutcome
 )
 
 // The contract's enums.
@@ -97,18 +121,37 @@ const (
 	UnknownDesktop = types.RefusalKind_UnknownDesktop
 	NoLicense      = types.RefusalKind_NoLicense
 	Unavailable    = types.RefusalKind_Unavailable
+
+	WrongPassword   = types.PasswordRejectionKind_WrongPassword
+	WeakPassword    = types.PasswordRejectionKind_WeakPassword
+	TooManyAttempts = types.PasswordRejectionKind_TooManyAttempts
+	DirectoryError  = types.PasswordRejectionKind_DirectoryError
 )
 
-// The variants' tags, for switching on AuthOutcome.Tag() and Allocation.Tag().
+// The variants' tags, for switching on AuthOutcome.Tag(), StepAnswer.Tag(),
+// Allocation.Tag(), OperationOutcome.Tag() and PasswordChangeOutcome.Tag().
 const (
-	TagAccepted  = types.AuthOutcome_Accepted
-	TagRejected  = types.AuthOutcome_Rejected
-	TagChallenge = types.AuthOutcome_Challenge
+	TagAccepted   = types.AuthOutcome_Accepted
+	TagRejected   = types.AuthOutcome_Rejected
+	TagChallenge  = types.AuthOutcome_Challenge
+	TagDisclaimer = types.AuthOutcome_Disclaimer
+
+	TagDialogAnswer       = types.StepAnswer_Dialog
+	TagDisclaimerAccepted = types.StepAnswer_DisclaimerAccepted
 
 	TagLaunch   = types.Allocation_Launch
 	TagDirect   = types.Allocation_Direct
 	TagTryAgain = types.Allocation_TryAgain
 	TagRefused  = types.Allocation_Refused
+
+	TagOperationDone        = types.OperationOutcome_Done
+	TagOperationTryAgain    = types.OperationOutcome_TryAgain
+	TagOperationRefused     = types.OperationOutcome_Refused
+	TagOperationUnsupported = types.OperationOutcome_Unsupported
+
+	TagPasswordChanged     = types.PasswordChangeOutcome_Changed
+	TagPasswordRejected    = types.PasswordChangeOutcome_Rejected
+	TagPasswordUnsupported = types.PasswordChangeOutcome_Unsupported
 )
 
 // Accepted lets the user in.
@@ -124,6 +167,58 @@ func Rejected(kind RejectionKind, reason string) AuthOutcome {
 // Challenge asks the user for another step, shown as a dialog.
 func Challenge(dialog Dialog) AuthOutcome {
 	return types.MakeAuthOutcomeChallenge(dialog)
+}
+
+// ShowDisclaimer asks the user to accept a notice first; state comes back to
+// ContinueAuthentication with the answer TagDisclaimerAccepted.
+func ShowDisclaimer(disclaimer Disclaimer) AuthOutcome {
+	return types.MakeAuthOutcomeDisclaimer(disclaimer)
+}
+
+// DialogAnswered builds the step answer of a dialog (for tests: the broker builds the real ones).
+func DialogAnswered(answer DialogAnswer) StepAnswer {
+	return types.MakeStepAnswerDialog(answer)
+}
+
+// DisclaimerAccepted builds the step answer of an accepted disclaimer (for tests).
+func DisclaimerAccepted() StepAnswer {
+	return types.MakeStepAnswerDisclaimerAccepted()
+}
+
+// OperationDone: done, or accepted by the power API; detail goes to the log.
+func OperationDone(detail string) OperationOutcome {
+	return types.MakeOperationOutcomeDone(detail)
+}
+
+// OperationTryAgain: started but not finished; the user is told to try again in a moment.
+func OperationTryAgain(detail string) OperationOutcome {
+	return types.MakeOperationOutcomeTryAgain(detail)
+}
+
+// OperationRefused: refused, or the power API failed; detail goes to the log.
+func OperationRefused(detail string) OperationOutcome {
+	return types.MakeOperationOutcomeRefused(detail)
+}
+
+// OperationUnsupported: this policy cannot perform the operation on this desktop.
+func OperationUnsupported() OperationOutcome {
+	return types.MakeOperationOutcomeUnsupported()
+}
+
+// PasswordChanged: the password was changed and the login goes on as next says (Accepted,
+// Challenge, ShowDisclaimer, or Rejected to ask for the password again).
+func PasswordChanged(next AuthOutcome) PasswordChangeOutcome {
+	return types.MakePasswordChangeOutcomeChanged(next)
+}
+
+// PasswordRejected: the password was not changed; reason goes to the log only.
+func PasswordRejected(kind PasswordRejectionKind, reason string) PasswordChangeOutcome {
+	return types.MakePasswordChangeOutcomeRejected(PasswordRejection{Kind: kind, Reason: reason})
+}
+
+// PasswordChangeUnsupported: this policy cannot change passwords.
+func PasswordChangeUnsupported() PasswordChangeOutcome {
+	return types.MakePasswordChangeOutcomeUnsupported()
 }
 
 // LaunchOn asks the broker to launch the session on the desktop's agent.

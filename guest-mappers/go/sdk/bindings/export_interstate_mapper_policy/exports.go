@@ -70,10 +70,10 @@ func Authenticate(login interstate_mapper_types.PasswordLogin) witTypes.Result[i
 }
 
 // ContinueAuthentication forwards to Policy.ContinueAuthentication.
-func ContinueAuthentication(state string, answers []interstate_mapper_types.FieldAnswer, client interstate_mapper_types.ClientInfo) witTypes.Result[interstate_mapper_types.AuthOutcome, string] {
+func ContinueAuthentication(state string, answer interstate_mapper_types.StepAnswer, client interstate_mapper_types.ClientInfo) witTypes.Result[interstate_mapper_types.AuthOutcome, string] {
 	defer gcOn()()
 	return call("continue-authentication", func(p mapper.Policy) (interstate_mapper_types.AuthOutcome, error) {
-		return p.ContinueAuthentication(state, answers, client)
+		return p.ContinueAuthentication(state, answer, client)
 	})
 }
 
@@ -90,5 +90,21 @@ func Allocate(user interstate_mapper_types.Identity, desktopID string, client in
 	defer gcOn()()
 	return call("allocate", func(p mapper.Policy) (interstate_mapper_types.Allocation, error) {
 		return p.Allocate(user, desktopID, client)
+	})
+}
+
+// Operate forwards to Policy.Operate.
+func Operate(user interstate_mapper_types.Identity, desktopID string, op interstate_mapper_types.Operation, client interstate_mapper_types.ClientInfo) witTypes.Result[interstate_mapper_types.OperationOutcome, string] {
+	defer gcOn()()
+	return call("operate", func(p mapper.Policy) (interstate_mapper_types.OperationOutcome, error) {
+		return p.Operate(user, desktopID, op, client)
+	})
+}
+
+// ChangePassword forwards to Policy.ChangePassword.
+func ChangePassword(change interstate_mapper_types.PasswordChange) witTypes.Result[interstate_mapper_types.PasswordChangeOutcome, string] {
+	defer gcOn()()
+	return call("change-password", func(p mapper.Policy) (interstate_mapper_types.PasswordChangeOutcome, error) {
+		return p.ChangePassword(change)
 	})
 }
