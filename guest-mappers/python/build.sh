@@ -1,13 +1,22 @@
 #!/usr/bin/env bash
 # Builds the Python example mapper into a wasm component with componentize-py.
 #
-#   ./build.sh [OUT.wasm]        default: dist/mapper-py.wasm
+#   ./build.sh [OUT.wasm]                default: dist/mapper-py.wasm
+#   ./build.sh --directory [OUT.wasm]    the directory example (directory_app.py),
+#                                        default: dist/directory-py.wasm
 #
 # Needs componentize-py 0.25.1 on PATH (see requirements.txt).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-out="${1:-$here/dist/mapper-py.wasm}"
+app=app
+default=mapper-py.wasm
+if [[ "${1:-}" == "--directory" ]]; then
+    app=directory_app
+    default=directory-py.wasm
+    shift
+fi
+out="${1:-$here/dist/$default}"
 case "$out" in /*) ;; *) out="$PWD/$out" ;; esac
 
 if ! command -v componentize-py >/dev/null 2>&1; then
@@ -21,4 +30,4 @@ fi
 mkdir -p "$(dirname "$out")"
 cd "$here"
 # WASI stays linked (no --stub-wasi): the TOTP check reads the wall clock.
-componentize-py -d ../../wit -w mapper componentize app -p . -o "$out"
+componentize-py -d ../../wit -w mapper componentize "$app" -p . -o "$out"
