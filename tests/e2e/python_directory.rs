@@ -75,7 +75,8 @@ async fn a_nested_group_member_logs_in_lists_and_allocates_and_a_wrong_password_
     let desktop = element_text(&text, "resource-id").expect("a resource id");
     assert_eq!(desktop, agent.addr.ip().to_string().replace('.', "-"));
 
-    // Not one of hers (before the real allocation, which ends the login).
+    // An id she was not listed (the host refuses it without asking the mapper); asked before the
+    // real allocation, after which the session allows no other.
     let other = alice.send(&msg::allocate("ws-not-hers")).await;
     assert_eq!(result_id(&other), "ALLOC_FAILED_INVALID_PARAMETER");
     let alloc = alice.send(&msg::allocate(&desktop)).await;
