@@ -1,13 +1,22 @@
 #!/usr/bin/env bash
 # Builds the Python example mapper into a wasm component with componentize-py.
 #
-#   ./build.sh [OUT.wasm]        default: dist/mapper-py.wasm
+#   ./build.sh [OUT.wasm]                default: dist/mapper-py.wasm
+#   ./build.sh --directory [OUT.wasm]    the directory example (directory_app.py),
+#                                        default: dist/directory-py.wasm
 #
 # Needs componentize-py 0.25.1 on PATH (see requirements.txt).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-out="${1:-$here/dist/mapper-py.wasm}"
+app=app
+default=mapper-py.wasm
+if [[ "${1:-}" == "--directory" ]]; then
+    app=directory_app
+    default=directory-py.wasm
+    shift
+fi
+out="${1:-$here/dist/$default}"
 case "$out" in /*) ;; *) out="$PWD/$out" ;; esac
 
 if ! command -v componentize-py >/dev/null 2>&1; then
@@ -20,8 +29,13 @@ fi
 
 mkdir -p "$(dirname "$out")"
 cd "$here"
-# The world wit/world.wit: interstate:mapper/mapper@0.2.0 from the repository's wit/, plus
-# wasi:http/outgoing-handler from the WASI 0.2.12 WIT vendored in wit/deps/.
-# WASI stays linked (no --stub-wasi): operate calls the power API over wasi:http.
-componentize-py -d ../../wit -d wit -w interstate:example-mapper-py/mapper-py \
-    componentize app -p . -o "$out"
+if [[ $app == app ]]; then
+    # The world wit/world.wit: interstate:mapper/mapper@0.2.0 from the repository's wit/, plus
+    # wasi:http/outgoing-handler from the WASI 0.2.12 WIT vendored in wit/deps/.
+    # WASI stays linked (no --stub-wasi): operate calls the power API over wasi:http.
+    componentize-py -d ../../wit -d wit -w interstate:example-mapper-py/mapper-py \
+        componentize app -p . -o "$out"
+else
+    # The directory example needs the mapper world only (its directory is the host's).
+    componentize-py -d ../../wit -w mapper componentize "$app" -p . -o "$out"
+fi

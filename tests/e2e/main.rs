@@ -21,6 +21,7 @@ mod operator_nodes;
 mod operator_slow;
 mod pool;
 mod probe;
+mod python_directory;
 mod ratelimit;
 mod redis_store;
 mod reload;

@@ -32,6 +32,9 @@ pub enum Guest {
     Webservice,
     /// `guest-mappers/pool-rust`: the floating pool (the host's store).
     PoolRust,
+    /// `guest-mappers/python`, `build.sh --directory`: the directory example (the host's
+    /// `directory`).
+    PythonDirectory,
 }
 
 impl Guest {
@@ -48,6 +51,7 @@ impl Guest {
             Guest::GoStress => "go-stress",
             Guest::Webservice => "webservice",
             Guest::PoolRust => "pool-rust",
+            Guest::PythonDirectory => "python-directory",
         }
     }
 
@@ -82,6 +86,12 @@ impl Guest {
             Guest::Python => Recipe::Script {
                 dir: "python",
                 args: &[],
+                skip: &["dist", "__pycache__", "tests"],
+                hint: "componentize-py (PyPI)",
+            },
+            Guest::PythonDirectory => Recipe::Script {
+                dir: "python",
+                args: &["--directory"],
                 skip: &["dist", "__pycache__", "tests"],
                 hint: "componentize-py (PyPI)",
             },
@@ -120,7 +130,7 @@ pub struct Built {
 /// Builds `guest` (or finds it in the cache) and returns the component. Blocks; panics with
 /// the build's output when it fails.
 pub fn build(guest: Guest) -> &'static Built {
-    static BUILT: [OnceLock<Built>; 7] = [const { OnceLock::new() }; 7];
+    static BUILT: [OnceLock<Built>; 8] = [const { OnceLock::new() }; 8];
     BUILT[guest.index()].get_or_init(|| build_now(guest))
 }
 
