@@ -9,6 +9,7 @@ mod agent_tofu;
 mod conformance;
 mod conversation;
 mod dashboard;
+mod directory_mapper;
 mod failures;
 mod flow;
 mod hostile_client;

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use interstate_protocol::capability::{DirectoryFailure, DirectoryFailureKind};
-use ldap3::{Ldap, LdapConnAsync, LdapConnSettings};
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, StdStream};
 
 use crate::profile::Profile;
 
@@ -101,6 +101,47 @@ impl Servers {
     }
 }
 
+/// `host:port` of an `ldap://` or `ldaps://` URL, with the scheme's port when none is given.
+fn host_port(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let default = match scheme.to_ascii_lowercase().as_str() {
+        "ldap" => 389,
+        "ldaps" => 636,
+        _ => return None,
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.is_empty() {
+        return None;
+    }
+    let has_port = match authority.rfind(']') {
+        Some(end) => authority[end..].contains(':'),
+        None => authority.contains(':'),
+    };
+    Some(if has_port {
+        authority.to_owned()
+    } else {
+        format!("{authority}:{default}")
+    })
+}
+
+/// A TCP connection to `url`'s server with Nagle's algorithm off. ldap3 does not set
+/// `TCP_NODELAY`, and an LDAP exchange over TLS writes small segments back to back: Nagle then
+/// holds one until the server's delayed ACK, about 40 ms per operation even on loopback.
+async fn tcp(url: &str, timeout: Duration) -> Result<std::net::TcpStream, LdapError> {
+    let io = |kind, text: &str| LdapError::from(std::io::Error::new(kind, text.to_owned()));
+    let target = host_port(url).ok_or_else(|| {
+        io(
+            std::io::ErrorKind::InvalidInput,
+            "not an ldap:// or ldaps:// URL",
+        )
+    })?;
+    let stream = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(target))
+        .await
+        .map_err(|_| io(std::io::ErrorKind::TimedOut, "the TCP connection timed out"))??;
+    stream.set_nodelay(true)?;
+    Ok(stream.into_std()?)
+}
+
 /// Opens a connection to the first server of `profile` that answers, spawning its driver.
 pub async fn open(
     profile: &Profile,
@@ -112,13 +153,25 @@ pub async fn open(
         let Some(url) = profile.servers.get(index) else {
             continue;
         };
-        let mut settings = LdapConnSettings::new()
-            .set_conn_timeout(profile.timeout)
-            .set_starttls(profile.starttls && url.starts_with("ldap://"));
+        let mut settings =
+            LdapConnSettings::new().set_starttls(profile.starttls && url.starts_with("ldap://"));
         if let Some(tls) = &profile.tls {
             settings = settings.set_config(tls.clone());
         }
-        match LdapConnAsync::with_settings(settings, url).await {
+        let attempt = async {
+            let started = Instant::now();
+            let stream = tcp(url, profile.timeout).await?;
+            // One deadline for the whole connection: TLS gets what the TCP connect left.
+            let left = profile
+                .timeout
+                .saturating_sub(started.elapsed())
+                .max(Duration::from_millis(1));
+            let settings = settings
+                .set_conn_timeout(left)
+                .set_std_stream(StdStream::Tcp(stream));
+            LdapConnAsync::with_settings(settings, url).await
+        };
+        match attempt.await {
             Ok((conn, ldap)) => {
                 servers.mark(index, false);
                 Counters::add(&counters.connections);
@@ -147,4 +200,32 @@ pub async fn open(
             errors.join("; ")
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_port;
+
+    #[test]
+    fn host_port_takes_the_url_port_or_the_schemes() {
+        assert_eq!(
+            host_port("ldaps://127.0.0.1:1636").as_deref(),
+            Some("127.0.0.1:1636")
+        );
+        assert_eq!(
+            host_port("ldap://dc1.corp.example/").as_deref(),
+            Some("dc1.corp.example:389")
+        );
+        assert_eq!(
+            host_port("LDAPS://dc1.corp.example").as_deref(),
+            Some("dc1.corp.example:636")
+        );
+        assert_eq!(host_port("ldaps://[::1]").as_deref(), Some("[::1]:636"));
+        assert_eq!(
+            host_port("ldap://[::1]:1389/dc=x").as_deref(),
+            Some("[::1]:1389")
+        );
+        assert_eq!(host_port("http://example.org"), None);
+        assert_eq!(host_port("ldap://"), None);
+    }
 }
