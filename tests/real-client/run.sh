@@ -15,8 +15,11 @@
 # free loopback port), sealed under a fresh key file: the same flows through the shared store.
 #
 # Per mapper: the example program's password flow ("Connected Successfully."), then login.exe
-# for a password user; for the example mappers also alice's MFA login with the right TOTP code,
-# and with a wrong code then the right one. Closes with "N passed, N failed".
+# for a password user; for the example mappers (contract 0.2) bob through the disclaimer,
+# alice's MFA login (disclaimer, then the code dialog with its buttons) with the right TOTP code,
+# and with a wrong code then the right one; and, with probe2.exe (PROBE2, default
+# ../shared/tools/real-client/probe2.c), bob's power-up that answers "try again" then succeeds
+# against a fake power API on 127.0.0.1. Closes with "N passed, N failed".
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -52,6 +55,12 @@ trap cleanup EXIT
 export WINEPREFIX=${WINEPREFIX:-$work/wineprefix} WINEDEBUG=-all
 cp "$dlls"/broker_client.dll "$dlls"/wolfssl.dll "$dlls"/broker_client_example.exe "$work/"
 x86_64-w64-mingw32-gcc -O1 -Wall -o "$work/login.exe" tests/real-client/login.c
+probe2=${PROBE2:-$root/../shared/tools/real-client/probe2.c}
+if [[ -f $probe2 ]]; then
+    x86_64-w64-mingw32-gcc -O1 -o "$work/probe2.exe" "$probe2"
+else
+    echo "note: $probe2 is missing: the operation checks are skipped" >&2
+fi
 
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
 cargo build -q -p interstate-cli
@@ -63,6 +72,32 @@ for agent in 127.0.0.2 127.0.0.3; do
     "$interstate" bench --fake-agent "$agent:60443" >"$work/agent-$agent.log" 2>&1 &
     pids+=($!)
 done
+
+# A fake power API for the example mappers' operate: GET /machines/M answers its state, a POST
+# of power-up boots it by the next GET.
+power_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+python3 - "$power_port" >"$work/power.log" 2>&1 <<'EOF' &
+import http.server, json, sys
+states = {}
+class Power(http.server.BaseHTTPRequestHandler):
+    def answer(self, status, body):
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+    def do_GET(self):
+        machine = self.path.removeprefix("/machines/")
+        self.answer(200, {"state": states.get(machine, "stopped")})
+    def do_POST(self):
+        machine, _, action = self.path.removeprefix("/machines/").rpartition("/")
+        if action == "power-up":
+            states[machine] = "running"
+        self.answer(202, {})
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Power).serve_forever()
+EOF
+pids+=($!)
 
 passed=0
 failed=0
@@ -175,18 +210,35 @@ EOF
         dir=guest-mappers/$case
         [[ $case == rust ]] && dir=guest-mappers/example-rust
         bash "$dir/build.sh" "$work/mapper-$case.wasm" >"$work/$case-build.log" 2>&1
-        python3 - "$dir/example.settings.json" "$work/mapper-$case.wasm" "$work/$case.json" <<'EOF'
+        python3 - "$dir/example.settings.json" "$work/mapper-$case.wasm" "$work/$case" "$power_port" <<'EOF'
 import json, sys
 settings = json.load(open(sys.argv[1]))
 for n, desktops in enumerate(settings["groups"].values()):
     for desktop in desktops:
         desktop["hostname"] = "127.0.0.%d" % (2 + n % 2)
         desktop.pop("agent_port", None)
-json.dump({"mapper": {"plugin": sys.argv[2], "settings": settings}}, open(sys.argv[3], "w"))
+power = "http://127.0.0.1:%s" % sys.argv[4]
+settings["power_api"] = power
+mapper = {"plugin": sys.argv[2], "settings": settings, "allowed_hosts": [power]}
+json.dump({"mapper": mapper}, open(sys.argv[3] + ".json", "w"))
+# The example program answers password steps only: a copy without the disclaimer.
+plain = dict(settings)
+del plain["disclaimer"]
+json.dump({"mapper": dict(mapper, settings=plain)}, open(sys.argv[3] + "-plain.json", "w"))
 EOF
-        serve "$case" "$work/$case.json"
+        serve "$case-plain" "$work/$case-plain.json"
         example "$case" bob bob-pw EXAMPLE
-        login "$case: login.exe bob (password)" bob bob-pw EXAMPLE
+        serve "$case" "$work/$case.json"
+        login "$case: login.exe bob (disclaimer, password)" bob bob-pw EXAMPLE
+        check "$case: the disclaimer was shown" "$work/$case: login.exe bob (disclaimer, password).log" "LOGIN: disclaimer 'This workstation"
+        if [[ -f $work/probe2.exe ]]; then
+            (cd "$work" && timeout 120 "$wine" probe2.exe "127.0.0.1:$port" bob EXAMPLE bob-pw ops:2,2 \
+                >"$work/$case-ops.log" 2>&1) || true
+            check "$case: bob's desktops offer power up" "$work/$case-ops.log" "op 2 allowed rc=0 val=1"
+            check "$case: power up answers try again first" "$work/$case-ops.log" "OP_FAILED_TO_EXECUTE"
+            check "$case: power up then succeeds" "$work/$case-ops.log" "perform_desktop_operation(id='127-0-0-2', op=2) rc=0"
+            check "$case: the session goes on after the operations" "$work/$case-ops.log" "request_desktop_list (after ops) rc=0"
+        fi
         login "$case: login.exe alice (password, right TOTP code)" alice alice-pw EXAMPLE "$(totp)"
         login "$case: login.exe alice (password, wrong code, right code)" alice alice-pw EXAMPLE \
             "$(wrong_code),$(totp)"
