@@ -26,7 +26,7 @@ run() {
 run "cargo test (workspace)" cargo test --workspace --locked --no-fail-fast
 run "guest unit tests: Rust mappers (host target)" \
     bash -c 'cd guest-mappers && CARGO_TARGET_DIR="$CARGO_TARGET_DIR/guests-host" cargo test --locked \
-        --target x86_64-unknown-linux-gnu -p interstate-simple-mapper -p interstate-webservice-mapper -p interstate-example-mapper -p interstate-mapper-sdk'
+        --target x86_64-unknown-linux-gnu -p interstate-simple-mapper -p interstate-webservice-mapper -p interstate-example-mapper -p interstate-pool-mapper -p interstate-directory-mapper -p interstate-mapper-sdk'
 run "guest unit tests: JavaScript" bash -c 'cd guest-mappers/js && node --test'
 run "guest unit tests: Python" bash -c 'cd guest-mappers/python && python3 -m unittest -q'
 run "guest unit tests: Go" bash -c 'cd guest-mappers/go && go test -v ./mapper/ ./sdk/mapper/'
