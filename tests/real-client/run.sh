@@ -239,9 +239,16 @@ EOF
             check "$case: power up then succeeds" "$work/$case-ops.log" "perform_desktop_operation(id='127-0-0-2', op=2) rc=0"
             check "$case: the session goes on after the operations" "$work/$case-ops.log" "request_desktop_list (after ops) rc=0"
         fi
-        login "$case: login.exe alice (password, right TOTP code)" alice alice-pw EXAMPLE "$(totp)"
+        code=$(totp)
+        login "$case: login.exe alice (disclaimer, password, right TOTP code)" alice alice-pw EXAMPLE "$code"
+        # The same code again: the host's verify-totp accepts a code once per time step.
+        (cd "$work" && timeout 120 "$wine" login.exe "127.0.0.1:$port" alice EXAMPLE alice-pw \
+            "$code" >"$work/$case-replayed.log" 2>&1) || true
+        check "$case: a replayed code is refused" "$work/$case-replayed.log" \
+            "error-text='That code was already used, wait for the next one'"
+        # The code of the next time step (within the one step of drift the host allows) is unspent.
         login "$case: login.exe alice (password, wrong code, right code)" alice alice-pw EXAMPLE \
-            "$(wrong_code),$(totp)"
+            "$(wrong_code),$(totp 1)"
         check "$case: the wrong code re-prompted with its error text" \
             "$work/$case: login.exe alice (password, wrong code, right code).log" "error-text='Wrong code, try again'"
         wrong=$(wrong_code)

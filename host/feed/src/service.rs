@@ -459,7 +459,13 @@ pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response<FeedBo
 
 /// The first value of query parameter `name`, percent-decoded.
 pub(crate) fn query_param(query: Option<&str>, name: &str) -> Option<String> {
-    query?.split('&').find_map(|pair| {
+    form_value(query?, name)
+}
+
+/// The first value of `name` in `application/x-www-form-urlencoded` text (a query string or a
+/// form body): `+` is a space, `%XX` a byte; `None` when absent or not UTF-8 once decoded.
+pub fn form_value(encoded: &str, name: &str) -> Option<String> {
+    encoded.split('&').find_map(|pair| {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         (percent_decode(key)? == name).then(|| percent_decode(value))?
     })

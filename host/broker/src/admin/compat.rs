@@ -520,35 +520,7 @@ fn sign_in_form(status: StatusCode, message: Option<&str>) -> Response<FeedBody>
 
 /// The first value of `name` in a form-encoded body (`+` is a space, `%XX` a byte).
 fn form_field(body: &[u8], name: &str) -> Option<String> {
-    let text = std::str::from_utf8(body).ok()?;
-    text.split('&').find_map(|pair| {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        (form_decode(key)? == name).then(|| form_decode(value))?
-    })
-}
-
-fn form_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        match bytes[index] {
-            b'%' => {
-                let hex = text.get(index + 1..index + 3)?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                index += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                index += 1;
-            }
-            byte => {
-                out.push(byte);
-                index += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
+    interstate_feed::service::form_value(std::str::from_utf8(body).ok()?, name)
 }
 
 #[cfg(test)]
