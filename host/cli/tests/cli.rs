@@ -206,7 +206,7 @@ fn mapper_check_logs_in_and_fails_loudly() {
         "{text}\n{}",
         String::from_utf8_lossy(&ok.stderr)
     );
-    assert!(text.contains("0.1"), "reports the world version: {text}");
+    assert!(text.contains("0.2"), "reports the world version: {text}");
     assert!(
         text.contains("a.example.com") || text.contains('A'),
         "{text}"

@@ -36,7 +36,7 @@ async fn logs_in_with_an_ils_hash_and_refuses_the_rest() {
         .await
         .unwrap();
     assert_eq!(mapper.domains(), vec!["EXAMPLE", "LAB"]);
-    assert_eq!(mapper.info().world_version, "0.1.0");
+    assert_eq!(mapper.info().world_version, "0.2.0");
 
     let mut ok = login("alice", PASSWORD);
     ok.domain = "LAB".to_owned();
@@ -185,14 +185,14 @@ async fn loads_the_built_component_from_a_file() {
         from_file
             .info()
             .exports
-            .contains(&"interstate:mapper/policy@0.1.0".to_owned())
+            .contains(&"interstate:mapper/policy@0.2.0".to_owned())
     );
     assert!(
         from_file
             .info()
             .imports
             .iter()
-            .any(|i| i.starts_with("interstate:mapper/host@0.1.0"))
+            .any(|i| i.starts_with("interstate:mapper/host@0.2.0"))
     );
     let outcome = from_file
         .authenticate(&login("alice", PASSWORD))
@@ -218,7 +218,7 @@ async fn check_reports_version_configure_login_and_desktops() {
     .unwrap();
     let text = report.to_string();
     for expected in [
-        "interstate:mapper/policy@0.1.0",
+        "interstate:mapper/policy@0.2.0",
         "configure   ok",
         "EXAMPLE, LAB",
         "accepted as \"alice\"",
