@@ -18,8 +18,8 @@
 # for a password user; for the example mappers (contract 0.2) bob through the disclaimer,
 # alice's MFA login (disclaimer, then the code dialog with its buttons) with the right TOTP code,
 # and with a wrong code then the right one; and, with probe2.exe (PROBE2, default
-# ../shared/tools/real-client/probe2.c), bob's power-up that answers "try again" then succeeds
-# against a fake power API on 127.0.0.1. Closes with "N passed, N failed".
+# ../shared/tools/real-client/probe2.c), bob's power-down, then a power-up that answers "try
+# again" then succeeds, against a fake power API on 127.0.0.1. Closes with "N passed, N failed".
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -94,6 +94,8 @@ class Power(http.server.BaseHTTPRequestHandler):
         machine, _, action = self.path.removeprefix("/machines/").rpartition("/")
         if action == "power-up":
             states[machine] = "running"
+        elif action == "power-down":
+            states[machine] = "stopped"
         self.answer(202, {})
 http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Power).serve_forever()
 EOF
@@ -232,7 +234,7 @@ EOF
         login "$case: login.exe bob (disclaimer, password)" bob bob-pw EXAMPLE
         check "$case: the disclaimer was shown" "$work/$case: login.exe bob (disclaimer, password).log" "LOGIN: disclaimer 'This workstation"
         if [[ -f $work/probe2.exe ]]; then
-            (cd "$work" && timeout 120 "$wine" probe2.exe "127.0.0.1:$port" bob EXAMPLE bob-pw ops:2,2 \
+            (cd "$work" && timeout 120 "$wine" probe2.exe "127.0.0.1:$port" bob EXAMPLE bob-pw ops:1,2,2 \
                 >"$work/$case-ops.log" 2>&1) || true
             check "$case: bob's desktops offer power up" "$work/$case-ops.log" "op 2 allowed rc=0 val=1"
             check "$case: power up answers try again first" "$work/$case-ops.log" "OP_FAILED_TO_EXECUTE"
