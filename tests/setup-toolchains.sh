@@ -53,7 +53,7 @@ else
 fi
 if command -v slapd >/dev/null 2>&1 && command -v ldapadd >/dev/null 2>&1 \
     && [[ -f /usr/lib/ldap/ppolicy.so ]]; then
-    step "debian: slapd $(slapd -VV 2>&1 | grep -o 'slapd [0-9.]*' | head -n 1) already installed"
+    step "debian: $(slapd -VV 2>&1 | grep -o 'slapd [0-9.]*' | head -n 1) already installed"
 else
     apt_install slapd "slapd ldap-utils"
 fi
