@@ -3,6 +3,7 @@
 //! failure is a `refused("power API: ...")`, never an `err`: the user gets a clean "could not"
 //! and the session goes on.
 
+use interstate_mapper_sdk::http::percent_encode;
 use interstate_mapper_sdk::types::{Operation, OperationOutcome};
 use serde_json::Value;
 
@@ -15,20 +16,6 @@ pub fn operation_name(op: Operation) -> &'static str {
         Operation::PowerDown => "power-down",
         Operation::PowerUp => "power-up",
     }
-}
-
-/// Percent-encodes every byte outside RFC 3986's unreserved set, so that a host name is one
-/// path segment (`::ffff:127.0.0.2` becomes `%3A%3Affff%3A127.0.0.2`).
-pub fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// Performs `op` on the machine `hostname` through the power API at `api`.

@@ -400,6 +400,21 @@ fn describe_error(host: &str, origin: &str, error: &ErrorCode) -> HttpError {
     }
 }
 
+/// Percent-encodes every byte outside RFC 3986's unreserved set, so that a value (a host name,
+/// a user name) is exactly one path segment: it can never add a segment, a query or a fragment
+/// (`::ffff:127.0.0.2` becomes `%3A%3Affff%3A127.0.0.2`).
+pub fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests fail loudly")]

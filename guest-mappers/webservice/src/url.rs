@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use interstate_mapper_sdk::http::percent_encode;
+
 /// The scheme of an upstream URL.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scheme {
@@ -144,20 +146,6 @@ impl fmt::Display for Url {
         };
         write!(f, "{scheme}://{}{path}", self.authority)
     }
-}
-
-/// Percent-encodes every byte outside RFC 3986's unreserved set, so that a user name can
-/// never add a path segment, a query or a fragment.
-pub fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {

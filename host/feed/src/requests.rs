@@ -178,30 +178,7 @@ pub(crate) struct Message {
 const RESERVED: &[&str] = &["seq", "node", "type", "catchup", "edited"];
 
 pub(crate) fn messages(body: &Value, max_messages: usize) -> Result<Vec<Message>, Errors> {
-    let Value::Array(items) = body else {
-        return Err(schema::error("_schema", schema::INVALID_TYPE));
-    };
-    if items.len() > max_messages {
-        return Err(schema::error(
-            "_schema",
-            &format!("At most {max_messages} messages per call."),
-        ));
-    }
-    let mut out = Vec::with_capacity(items.len());
-    let mut errors = Map::new();
-    for (index, item) in items.iter().enumerate() {
-        match message(item) {
-            Ok(parsed) => out.push(parsed),
-            Err(inner) => {
-                errors.insert(index.to_string(), Value::Object(inner));
-            }
-        }
-    }
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        Err(errors)
-    }
+    each(body, max_messages, message)
 }
 
 fn message(item: &Value) -> Result<Message, Errors> {

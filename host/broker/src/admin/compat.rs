@@ -289,14 +289,7 @@ fn ticket_user(secret: &str, value: &str, revoked: &Revoked) -> Option<String> {
 
 /// The `auth_tkt` cookie of the request.
 fn cookie_value(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
-        .map(|(_, value)| value.trim_matches('"'))
+    super::request_cookie(headers, COOKIE).map(|value| value.trim_matches('"'))
 }
 
 impl Admin {

@@ -185,14 +185,7 @@ fn digest(value: &str) -> [u8; 32] {
 
 /// The value of the `interstate_admin` cookie.
 fn cookie_value(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
-        .map(|(_, value)| value)
+    super::request_cookie(headers, COOKIE)
 }
 
 /// A static asset with the security headers every dashboard answer carries.

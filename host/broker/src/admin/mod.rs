@@ -76,6 +76,18 @@ use crate::server::deadline::DeadlineBody;
 use crate::store::{SessionKey, parse_agent};
 use crate::verify::parse_fingerprint;
 
+/// The value of cookie `name` in the request (the first one, when sent twice).
+fn request_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
 mod compat;
 mod dashboard;
 

@@ -5,7 +5,6 @@
 //! enforces), `mapper_done`, then what the operator is told ([`super::report`]), then the
 //! step's `finish`.
 
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use interstate_protocol::policy::{
@@ -52,10 +51,6 @@ impl Exchange<'_> {
                 Err(which) => {
                     debug!(user = %loggable(&user), limited = ?which, "dialog answer refused: too many failures");
                     self.report_rate_limited(session_ref, Some(&user), which);
-                    self.broker
-                        .stats
-                        .rate_limited
-                        .fetch_add(1, Ordering::Relaxed);
                     return Ok(pending.refuse(session, self.now));
                 }
             }
@@ -109,10 +104,6 @@ impl Exchange<'_> {
             Err(which) => {
                 debug!(user = %loggable(&user), limited = ?which, "password change refused: too many failures");
                 self.report_password_change_limited(session_ref, &user, which);
-                self.broker
-                    .stats
-                    .rate_limited
-                    .fetch_add(1, Ordering::Relaxed);
                 self.generation.mapper.spend_like_a_password_check().await;
                 let refused = Ok(PasswordChangeOutcome::Rejected(PasswordRejection {
                     kind: PasswordRejectionKind::TooManyAttempts,

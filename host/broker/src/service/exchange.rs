@@ -337,10 +337,6 @@ impl Exchange<'_> {
                 // Per refusal at debug only: the audit log sums a locked-out address's refusals.
                 debug!(user = %loggable(&login.username), limited = ?which, "authentication refused: too many failures");
                 self.report_rate_limited(session, username, which);
-                self.broker
-                    .stats
-                    .rate_limited
-                    .fetch_add(1, Ordering::Relaxed);
                 // Cost what a wrong password costs, so that timing does not reveal the lock-out.
                 self.generation.mapper.spend_like_a_password_check().await;
                 return Ok(Ok(rate_limited(which)));

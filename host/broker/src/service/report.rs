@@ -5,6 +5,7 @@
 //! Everything here is handed outcomes, names and counts, never a password, a dialog answer, a
 //! connect tag or a raw session id (sessions go out as [`session_ref`]).
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use interstate_protocol::policy::{
@@ -132,8 +133,12 @@ impl Exchange<'_> {
         }
     }
 
-    /// A login was refused by the failure limits.
+    /// A login was refused by the failure limits: counted, and told to metrics, audit and feed.
     pub(super) fn report_rate_limited(&self, session: &str, user: Option<&str>, which: Limit) {
+        self.broker
+            .stats
+            .rate_limited
+            .fetch_add(1, Ordering::Relaxed);
         let limit = format!("{which:?}");
         self.broker.metrics().login("rate_limited");
         self.broker
